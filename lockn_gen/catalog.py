@@ -1,0 +1,235 @@
+"""The model catalog: real files (repo, name, folder, size, quant) and the presets built from them.
+
+Plain Python (no ComfyUI import). The data lives in ``catalog.toml`` beside this module; users add
+or override files and presets in TOML files of the same shape (``LOCKN_GEN_CATALOG``, a list of
+paths separated by the OS path separator, or ``user_catalog_paths`` given by the caller).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+BUILTIN_PATH = Path(__file__).with_name("catalog.toml")
+HF_ENDPOINT_DEFAULT = "https://huggingface.co"
+FORMATS = ("safetensors", "gguf")
+# ComfyUI model folders a catalog file may name.
+FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "vae",
+           "latent_upscale_models", "loras", "upscale_models")
+
+
+class CatalogError(ValueError):
+    """A catalog file is malformed; the message names the file, the entry and the fix."""
+
+
+def check_relative_name(name: str, what: str = "file name") -> str:
+    """Refuse a model file name that could leave the model folders (``..``, absolute, drive, NUL).
+
+    Returns the name unchanged when it is safe. Forward slashes (sub-folders inside a model
+    folder) are allowed, as ComfyUI lists them that way.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what} is empty")
+    if "\x00" in name:
+        raise ValueError(f"{what} {name!r} contains a NUL byte")
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        raise ValueError(f"{what} {name!r} is an absolute path; give a name relative to the model folder")
+    if any(part == ".." for part in PurePosixPath(norm).parts):
+        raise ValueError(f"{what} {name!r} leaves the model folder ('..' is not allowed)")
+    return name
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str                 # file name in the ComfyUI model folder
+    family: str
+    kind: str                 # role the file plays (diffusion_model, text_encoder, vae, ...)
+    repo: str                 # Hugging Face repo id; "" when no public source is known
+    path: str                 # path inside the repo
+    folder: str               # ComfyUI model folder
+    size: int                 # bytes (see size_exact)
+    format: str               # safetensors | gguf
+    quant: str
+    license: str = ""
+    sha256: str = ""
+    size_exact: bool = False
+    confirmed: bool = True
+    note: str = ""
+    revision: str = "main"
+    source: str = "builtin"   # which catalog file defined it
+
+    def url(self, endpoint: str | None = None) -> str:
+        """Direct download URL (a `resolve` URL, never a `blob` page)."""
+        if not self.repo:
+            return ""
+        base = (endpoint or os.environ.get("HF_ENDPOINT") or HF_ENDPOINT_DEFAULT).rstrip("/")
+        return f"{base}/{self.repo}/resolve/{self.revision}/{self.path}"
+
+    def size_gb(self) -> float:
+        return self.size / 1e9
+
+    def editor_model_entry(self) -> dict:
+        """An entry for a workflow node's ``properties.models`` (ComfyUI frontend's missing-models dialog)."""
+        entry = {"name": self.name, "url": self.url(HF_ENDPOINT_DEFAULT), "directory": self.folder}
+        if self.sha256:
+            entry.update(hash=self.sha256, hash_type="SHA256")
+        return entry
+
+
+@dataclass(frozen=True)
+class Family:
+    id: str
+    display_name: str
+    mode: str                 # image | video | music
+    roles: tuple[str, ...]
+    defaults: dict = field(default_factory=dict)
+    template: str = ""
+
+
+@dataclass(frozen=True)
+class Preset:
+    id: str
+    family: str
+    label: str
+    components: dict          # role -> file name (required)
+    optional: dict = field(default_factory=dict)   # role -> file name (used when present)
+    defaults: dict = field(default_factory=dict)
+    quality: int = 0
+    source: str = "builtin"
+
+    def settings(self, catalog: "Catalog") -> dict:
+        """The family's template settings with this preset's overrides."""
+        return {**catalog.families[self.family].defaults, **self.defaults}
+
+
+class Catalog:
+    def __init__(self, families: dict[str, Family], files: dict[str, FileEntry], presets: dict[str, Preset]):
+        self.families = families
+        self.files = files
+        self.presets = presets
+
+    # ---- queries -------------------------------------------------------------------------
+    def preset(self, preset_id: str) -> Preset:
+        try:
+            return self.presets[preset_id]
+        except KeyError:
+            known = ", ".join(sorted(self.presets))
+            raise KeyError(f"unknown preset {preset_id!r}; known presets: {known}") from None
+
+    def presets_for(self, family: str) -> list[Preset]:
+        return sorted((p for p in self.presets.values() if p.family == family), key=lambda p: p.id)
+
+    def file(self, name: str) -> FileEntry | None:
+        return self.files.get(name) or self.files.get(PurePosixPath(name.replace("\\", "/")).name)
+
+    def preset_files(self, preset_id: str, include_optional: bool = False) -> dict[str, FileEntry]:
+        """role -> FileEntry for a preset (optional roles too when asked)."""
+        p = self.preset(preset_id)
+        roles = dict(p.components)
+        if include_optional:
+            roles.update(p.optional)
+        return {role: self.files[name] for role, name in roles.items()}
+
+    def preset_bytes(self, preset_id: str) -> int:
+        """Bytes of the preset's distinct required files (a file used for two roles counts once)."""
+        return sum(f.size for f in {f.name: f for f in self.preset_files(preset_id).values()}.values())
+
+    def editor_models(self, preset_id: str, include_optional: bool = False) -> list[dict]:
+        seen, out = set(), []
+        for f in self.preset_files(preset_id, include_optional).values():
+            if f.name not in seen and f.repo:
+                seen.add(f.name)
+                out.append(f.editor_model_entry())
+        return out
+
+
+# ---- loading -----------------------------------------------------------------------------------
+def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -> None:
+    for fid, f in (doc.get("families") or {}).items():
+        try:
+            families[fid] = Family(id=fid, display_name=f["display_name"], mode=f["mode"],
+                                   roles=tuple(f["roles"]), defaults=dict(f.get("defaults", {})),
+                                   template=f.get("template", ""))
+        except KeyError as e:
+            raise CatalogError(f"{source}: family {fid!r} lacks {e.args[0]!r}") from None
+    for name, f in (doc.get("files") or {}).items():
+        where = f"{source}: file {name!r}"
+        try:
+            check_relative_name(name)
+        except ValueError as e:
+            raise CatalogError(f"{where}: {e}") from None
+        missing = [k for k in ("family", "kind", "folder", "size", "format", "quant") if k not in f]
+        if missing:
+            raise CatalogError(f"{where} lacks {', '.join(missing)}; every file needs family, kind, folder, size, format, quant")
+        if f["format"] not in FORMATS:
+            raise CatalogError(f"{where}: format {f['format']!r} is not one of {FORMATS}")
+        if f["folder"] not in FOLDERS:
+            raise CatalogError(f"{where}: folder {f['folder']!r} is not a ComfyUI model folder ({', '.join(FOLDERS)})")
+        sha = str(f.get("sha256", "")).lower()
+        if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            raise CatalogError(f"{where}: sha256 {sha!r} is not 64 hex digits")
+        if f.get("path"):
+            try:
+                check_relative_name(f["path"], "repo path")
+            except ValueError as e:
+                raise CatalogError(f"{where}: {e}") from None
+        files[name] = FileEntry(
+            name=name, family=f["family"], kind=f["kind"], repo=f.get("repo", ""), path=f.get("path", "") or name,
+            folder=f["folder"], size=int(f["size"]), format=f["format"], quant=str(f["quant"]),
+            license=f.get("license", ""), sha256=sha, size_exact=bool(f.get("size_exact", False)),
+            confirmed=bool(f.get("confirmed", True)), note=f.get("note", ""),
+            revision=f.get("revision", "main"), source=source)
+    for pid, p in (doc.get("presets") or {}).items():
+        where = f"{source}: preset {pid!r}"
+        if "family" not in p or "components" not in p:
+            raise CatalogError(f"{where} needs 'family' and 'components'")
+        presets[pid] = Preset(id=pid, family=p["family"], label=p.get("label", pid),
+                              components=dict(p["components"]), optional=dict(p.get("optional", {})),
+                              defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), source=source)
+
+
+def _validate(families: dict, files: dict, presets: dict) -> None:
+    for f in files.values():
+        if f.family not in families:
+            raise CatalogError(f"{f.source}: file {f.name!r} names unknown family {f.family!r} (known: {', '.join(families)})")
+    for p in presets.values():
+        where = f"{p.source}: preset {p.id!r}"
+        fam = families.get(p.family)
+        if fam is None:
+            raise CatalogError(f"{where} names unknown family {p.family!r} (known: {', '.join(families)})")
+        for role, name in {**p.components, **p.optional}.items():
+            if role not in fam.roles:
+                raise CatalogError(f"{where}: role {role!r} is not a {fam.display_name} role ({', '.join(fam.roles)})")
+            if name not in files:
+                raise CatalogError(f"{where}: role {role!r} names {name!r}, which no catalog file describes; add a [files.\"{name}\"] entry")
+
+
+def user_catalog_paths() -> list[Path]:
+    raw = os.environ.get("LOCKN_GEN_CATALOG", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+
+
+def load(extra_paths: list[os.PathLike | str] | None = None, include_env: bool = True) -> Catalog:
+    """The built-in catalog, then each extra TOML file in order (later entries override by id)."""
+    families: dict[str, Family] = {}
+    files: dict[str, FileEntry] = {}
+    presets: dict[str, Preset] = {}
+    with open(BUILTIN_PATH, "rb") as fh:
+        _parse(tomllib.load(fh), "builtin", families, files, presets)
+    paths = list(extra_paths or [])
+    if include_env:
+        paths += user_catalog_paths()
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as e:
+            raise CatalogError(f"{path}: not valid TOML ({e}); fix the file or remove it") from None
+        _parse(doc, str(path), families, files, presets)
+    _validate(families, files, presets)
+    return Catalog(families, files, presets)

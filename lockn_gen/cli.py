@@ -1,0 +1,45 @@
+"""`lockn-gen` command line: model downloads, the residency plan, and workflow submission.
+
+Each sub-command lives in its own module with `add_arguments(parser)` and `main(args) -> int`;
+this file only wires them up (imports are lazy so `lockn-gen --help` is instant).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command -> (module, help)
+COMMANDS = {
+    "models": ("lockn_gen.hub", "list, check and download (pull) the catalog's model files"),
+    "plan": ("lockn_gen.planner", "print what fits on the GPU, what swaps, and the presets to use"),
+    "run": ("lockn_gen.client", "submit a workflow to ComfyUI servers, follow it, download outputs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lockn-gen", description="LockN Gen command line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    mod = importlib.import_module(args._module)
+    try:
+        return int(mod.main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
