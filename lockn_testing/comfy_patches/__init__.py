@@ -1,0 +1,234 @@
+"""Test-only ComfyUI patches for LockN Gen's tiny random-weight models.
+
+Loaded as a custom-node folder ONLY in test and demo processes (the test server's extra custom
+nodes, the in-process harness, the demo). Product code never depends on it.
+
+ComfyUI 0.20.1 hard-codes the sizes of some components (text encoders, two VAEs, two fields of
+the ACE-Step 1.5 DiT) instead of reading them from the weights. Tiny files therefore carry a marker
+tensor (``lockn_tiny_marker``: UTF-8 JSON as uint8 bytes, written by lockn_testing.tiny) that says
+which sizes to use. Every patch below is keyed on that marker: a load whose state dict has no marker
+runs ComfyUI's code unchanged, so real files never take a patched path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+
+import torch
+
+MARKER_KEY = "lockn_tiny_marker"
+NODE_CLASS_MAPPINGS: dict = {}          # a custom-node folder must define this (no nodes here)
+_active: list[dict] = []                # patch specs of the tiny load in progress (a stack)
+
+
+def read_marker(sd) -> dict | None:
+    """The tiny factory's marker in a state dict (safetensors uint8 or GGUF float), else None."""
+    if not isinstance(sd, dict) or MARKER_KEY not in sd:
+        return None
+    t = sd[MARKER_KEY]
+    raw = bytes(torch.as_tensor(t).detach().float().round().to(torch.uint8).flatten().tolist())
+    return json.loads(raw.decode("utf-8"))
+
+
+def _patch_spec(*state_dicts) -> dict:
+    spec: dict = {}
+    for sd in state_dicts:
+        m = read_marker(sd)
+        if m:
+            for k, v in m.get("patch", {}).items():
+                spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) else v
+    return spec
+
+
+class _Active:
+    """Makes a tiny file's patch spec visible to the factories below for the duration of a load."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __enter__(self):
+        _active.append(self.spec)
+
+    def __exit__(self, *exc):
+        _active.pop()
+
+
+def _current(key):
+    return _active[-1].get(key) if _active else None
+
+
+# ---- 1. text encoders: detection and config --------------------------------------------------------
+# Reason: detect_te_model picks the class by exact full-size widths (sd.py ~1282), and the only config
+# hook, model_options["<name>_model_config"] (sd1_clip.py ~105), is never set by CLIPLoader.
+def _patch_text_encoders():
+    import comfy.sd
+
+    orig_detect = comfy.sd.detect_te_model
+    orig_load = comfy.sd.load_text_encoder_state_dicts
+
+    @functools.wraps(orig_detect)
+    def detect_te_model(sd):
+        m = read_marker(sd)
+        te = (m or {}).get("patch", {}).get("te_model")
+        return comfy.sd.TEModel[te] if te else orig_detect(sd)
+
+    @functools.wraps(orig_load)
+    def load_text_encoder_state_dicts(state_dicts=[], embedding_directory=None, clip_type=comfy.sd.CLIPType.STABLE_DIFFUSION, model_options={}, **kw):
+        spec = _patch_spec(*state_dicts)
+        if not spec:
+            return orig_load(state_dicts, embedding_directory=embedding_directory, clip_type=clip_type, model_options=model_options, **kw)
+        mo = dict(model_options)
+        for name, cfg in spec.get("model_config", {}).items():
+            mo[f"{name}_model_config"] = cfg
+        with _Active(spec):
+            return orig_load(state_dicts, embedding_directory=embedding_directory, clip_type=clip_type, model_options=mo, **kw)
+
+    comfy.sd.detect_te_model = detect_te_model
+    comfy.sd.load_text_encoder_state_dicts = load_text_encoder_state_dicts
+
+
+# ---- 2. Gemma 3 12B (LTX-2) and Qwen3 0.6B / 1.7B (ACE-Step 1.5) config classes ------------------------
+# Reason: their dataclasses hard-code class attributes (head_dim, the SigLIP vision tower) that no
+# config dict can change; the tiny file's marker names a smaller variant.
+def _tiny_config_class(orig, fields: dict, attrs: dict):
+    annotated = {f.name: f.type for f in dataclasses.fields(orig)}
+    ns = {"__annotations__": {k: annotated[k] for k in fields if k in annotated}}
+    ns.update({k: v for k, v in fields.items() if k in annotated})
+    cls = dataclasses.dataclass(type("Tiny" + orig.__name__, (orig,), ns))
+    for k, v in {**{k: v for k, v in fields.items() if k not in annotated}, **attrs}.items():
+        setattr(cls, k, v)
+    return cls
+
+
+def _patch_config_classes():
+    import comfy.text_encoders.llama as llama
+
+    for name in ("Gemma3_12B_Config", "Qwen3_06B_ACE15_Config", "Qwen3_2B_ACE15_lm_Config"):
+        orig = getattr(llama, name)
+
+        def factory(*a, _orig=orig, _name=name, **kw):
+            cfg = (_current("configs") or {}).get(_name)
+            if not cfg:
+                return _orig(*a, **kw)
+            cls = _tiny_config_class(_orig, cfg.get("fields", {}), cfg.get("attrs", {}))
+            kw = {k: v for k, v in kw.items() if k not in cfg.get("fields", {})}
+            return cls(*a, **kw)
+
+        factory.__wrapped__ = orig
+        setattr(llama, name, factory)
+
+
+# ---- 3. LTX-2 text projection ------------------------------------------------------------------------
+# Reason: lt.py builds the Gemma->LTX projection as Linear(3840 * 49, 3840) regardless of the weights.
+def _patch_ltx_projection():
+    import comfy.text_encoders.lt as lt
+
+    Orig = lt.LTXAVTEModel
+
+    class LTXAVTEModel(Orig):
+        def __init__(self, dtype_llama=None, device="cpu", dtype=None, text_projection_type="single_linear", model_options={}):
+            proj = _current("ltx_projection")
+            if not proj:
+                return super().__init__(dtype_llama=dtype_llama, device=device, dtype=dtype,
+                                        text_projection_type=text_projection_type, model_options=model_options)
+            torch.nn.Module.__init__(self)
+            self.dtypes = {dtype, dtype_llama}
+            self.compat_mode = False
+            self.text_projection_type = text_projection_type
+            self.gemma3_12b = lt.Gemma3_12BModel(device=device, dtype=dtype_llama, model_options=model_options, layer="all", layer_idx=None)
+            ops = self.gemma3_12b.operations
+            if text_projection_type == "single_linear":
+                self.text_embedding_projection = ops.Linear(proj["in_dim"], proj["out_dim"], bias=False, dtype=dtype, device=device)
+            else:
+                self.text_embedding_projection = lt.DualLinearProjection(proj["in_dim"], proj["video_dim"], proj["audio_dim"], dtype=dtype, device=device, operations=ops)
+
+    lt.LTXAVTEModel = LTXAVTEModel
+
+
+# ---- 4. ACE-Step 1.5 text encoder routing -------------------------------------------------------------
+# Reason: ACE15TEModel.load_sd sends a file to the 0.6B encoder only if its width is exactly 1024.
+def _patch_ace_routing():
+    import comfy.text_encoders.ace15 as ace15
+
+    orig = ace15.ACE15TEModel.load_sd
+
+    @functools.wraps(orig)
+    def load_sd(self, sd):
+        hidden = _current("ace_te_hidden")
+        w = sd.get("model.layers.0.post_attention_layernorm.weight")
+        if hidden and w is not None and w.shape[0] == hidden:
+            return self.qwen3_06b.load_sd(sd)
+        return orig(self, sd)
+
+    ace15.ACE15TEModel.load_sd = load_sd
+
+
+# ---- 5. ACE-Step 1.5 DiT: fsq_dim and text_hidden_dim ------------------------------------------------
+# Reason: supported_models.ACEStep15 fixes fsq_dim 2048 and text width 1024; model_detection infers
+# neither, so the smallest unpatched DiT has 321M parameters.
+def _patch_diffusion_loader():
+    import comfy.sd
+    import comfy.supported_models as sm
+
+    orig = comfy.sd.load_diffusion_model_state_dict
+
+    @functools.wraps(orig)
+    def load_diffusion_model_state_dict(sd, model_options={}, *a, **kw):
+        spec = _patch_spec(sd)
+        if MARKER_KEY in sd:
+            sd.pop(MARKER_KEY)
+        extra = spec.get("ace_dit")
+        if not extra:
+            return orig(sd, model_options, *a, **kw)
+        saved = sm.ACEStep15.unet_extra_config
+        sm.ACEStep15.unet_extra_config = {**saved, **extra}
+        try:
+            return orig(sd, model_options, *a, **kw)
+        finally:
+            sm.ACEStep15.unet_extra_config = saved
+
+    comfy.sd.load_diffusion_model_state_dict = load_diffusion_model_state_dict
+
+
+# ---- 6. ACE-Step 1.5 VAE -----------------------------------------------------------------------------
+# Reason: sd.py builds the Oobleck audio VAE with 128 channels (169M parameters) whatever the weights say.
+def _patch_vae():
+    import comfy.sd
+
+    OrigOobleck = comfy.sd.AudioOobleckVAE
+
+    def AudioOobleckVAE(**config):
+        return OrigOobleck(**{**config, **(_current("oobleck") or {})})
+
+    comfy.sd.AudioOobleckVAE = AudioOobleckVAE
+    orig_init = comfy.sd.VAE.__init__
+
+    @functools.wraps(orig_init)
+    def __init__(self, sd=None, *a, **kw):
+        spec = _patch_spec(sd) if sd is not None else {}
+        if sd is not None and MARKER_KEY in sd:
+            sd = {k: v for k, v in sd.items() if k != MARKER_KEY}
+        with _Active(spec):
+            orig_init(self, sd, *a, **kw)
+
+    comfy.sd.VAE.__init__ = __init__
+
+
+def install():
+    import comfy.sd
+
+    if getattr(comfy.sd, "_lockn_tiny_patches", False):
+        return
+    _patch_text_encoders()
+    _patch_config_classes()
+    _patch_ltx_projection()
+    _patch_ace_routing()
+    _patch_diffusion_loader()
+    _patch_vae()
+    comfy.sd._lockn_tiny_patches = True
+    logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker)")
+
+
+install()

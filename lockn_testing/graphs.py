@@ -1,0 +1,124 @@
+"""The official ComfyUI template graphs (../shared/MODELS.md) as API prompts, at tiny sizes.
+
+Node lists and settings follow the templates shipped with ComfyUI 0.20.1 (comfyui-workflow-templates
+0.9.73: image_flux2_text_to_image, video_wan2_2_14B_i2v, video_ltx2_t2v / _i2v first stage,
+audio_ace_step_1_5_split); only sizes, lengths and step counts are shrunk so they run on a CPU.
+`loader="gguf"` swaps the diffusion-model loader for ComfyUI-GGUF's UnetLoaderGGUF.
+"""
+from __future__ import annotations
+
+WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部")
+
+
+def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=1027111520328378, prefix="flux2"):
+    if loader == "gguf":
+        unet = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"flux2-dev-{quant}.gguf"}}
+    else:
+        unet = {"class_type": "UNETLoader", "inputs": {"unet_name": "flux2_dev_fp8mixed.safetensors", "weight_dtype": "default"}}
+    return {
+        "12": unet,
+        "38": {"class_type": "CLIPLoader", "inputs": {"clip_name": "mistral_3_small_flux2_fp8.safetensors", "type": "flux2", "device": "default"}},
+        "10": {"class_type": "VAELoader", "inputs": {"vae_name": "flux2-vae.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["38", 0], "text": "high fashion, vintage couture, street photography, luxury fashion shoot, neo brutalist architecture, pastel paints"}},
+        "26": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["6", 0], "guidance": 4.0}},
+        "22": {"class_type": "BasicGuider", "inputs": {"model": ["12", 0], "conditioning": ["26", 0]}},
+        "47": {"class_type": "EmptyFlux2LatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "48": {"class_type": "Flux2Scheduler", "inputs": {"steps": steps, "width": width, "height": height}},
+        "16": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "25": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
+        "13": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["25", 0], "guider": ["22", 0], "sampler": ["16", 0], "sigmas": ["48", 0], "latent_image": ["47", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["13", 0], "vae": ["10", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": prefix}},
+    }
+
+
+def wan22_i2v(image="start.png", loader="core", quant="Q4_K_M", width=32, height=32, length=5, steps=4, split=2,
+              fps=16.0, prefix="video/wan22"):
+    if loader == "gguf":
+        hi = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"Wan2.2-I2V-A14B-HighNoise-{quant}.gguf"}}
+        lo = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"Wan2.2-I2V-A14B-LowNoise-{quant}.gguf"}}
+    else:
+        hi = {"class_type": "UNETLoader", "inputs": {"unet_name": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}}
+        lo = {"class_type": "UNETLoader", "inputs": {"unet_name": "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}}
+    return {
+        "95": hi, "96": lo,
+        "104": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["95", 0], "shift": 5.0}},
+        "103": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["96", 0], "shift": 5.0}},
+        "84": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan", "device": "default"}},
+        "93": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["84", 0], "text": "The white dragon warrior stands still, eyes full of determination and strength."}},
+        "89": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["84", 0], "text": WAN_NEGATIVE}},
+        "90": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
+        "97": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "98": {"class_type": "WanImageToVideo", "inputs": {"positive": ["93", 0], "negative": ["89", 0], "vae": ["90", 0], "width": width, "height": height, "length": length, "batch_size": 1, "start_image": ["97", 0]}},
+        "86": {"class_type": "KSamplerAdvanced", "inputs": {"model": ["104", 0], "add_noise": "enable", "noise_seed": 264244520398999, "steps": steps, "cfg": 3.5, "sampler_name": "euler", "scheduler": "simple", "positive": ["98", 0], "negative": ["98", 1], "latent_image": ["98", 2], "start_at_step": 0, "end_at_step": split, "return_with_leftover_noise": "enable"}},
+        "85": {"class_type": "KSamplerAdvanced", "inputs": {"model": ["103", 0], "add_noise": "disable", "noise_seed": 0, "steps": steps, "cfg": 3.5, "sampler_name": "euler", "scheduler": "simple", "positive": ["98", 0], "negative": ["98", 1], "latent_image": ["86", 0], "start_at_step": split, "end_at_step": 10000, "return_with_leftover_noise": "disable"}},
+        "87": {"class_type": "VAEDecode", "inputs": {"samples": ["85", 0], "vae": ["90", 0]}},
+        "94": {"class_type": "CreateVideo", "inputs": {"images": ["87", 0], "fps": fps}},
+        "108": {"class_type": "SaveVideo", "inputs": {"video": ["94", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}},
+    }
+
+
+def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, steps=2, prefix="video/ltx2"):
+    """LTX-2 text (or image) to video with its own audio: the first stage of the official templates."""
+    if loader == "gguf":
+        models = {
+            "1": {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "ltx-2-19b-dev-Q4_K_M.gguf"}},
+            "2": {"class_type": "VAELoader", "inputs": {"vae_name": "LTX2_video_vae_bf16.safetensors"}},
+            "60": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "gemma_3_12B_it_fp4_mixed.safetensors", "clip_name2": "ltx-2-19b-embeddings_connector_dev_bf16.safetensors", "type": "ltxv", "device": "default"}},
+            "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": "LTX2_audio_vae_bf16.safetensors"}},
+        }
+        model, vae = ["1", 0], ["2", 0]
+    else:
+        ck = "ltx-2-19b-dev-fp8.safetensors"
+        models = {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ck}},
+            "60": {"class_type": "LTXAVTextEncoderLoader", "inputs": {"text_encoder": "gemma_3_12B_it_fp4_mixed.safetensors", "ckpt_name": ck, "device": "default"}},
+            "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": ck}},
+        }
+        model, vae = ["1", 0], ["1", 2]
+    g = {
+        **models,
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["60", 0], "text": "A close-up shot of a puppet that sings in the rain, the camera pans slowly."}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["60", 0], "text": "blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles"}},
+        "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0], "frame_rate": float(fps)}},
+        "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": width, "height": height, "length": length, "batch_size": 1}},
+        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": length, "frame_rate": fps, "batch_size": 1, "audio_vae": ["48", 0]}},
+        "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
+        "9": {"class_type": "LTXVScheduler", "inputs": {"steps": steps, "max_shift": 2.05, "base_shift": 0.95, "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
+        "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": 10}},
+        "47": {"class_type": "CFGGuider", "inputs": {"model": model, "positive": ["22", 0], "negative": ["22", 1], "cfg": 4.0}},
+        "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0], "sampler": ["8", 0], "sigmas": ["9", 0], "latent_image": ["56", 0]}},
+        "94": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
+        "95": {"class_type": "VAEDecode", "inputs": {"samples": ["94", 0], "vae": vae}},
+        "96": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["94", 1], "audio_vae": ["48", 0]}},
+        "97": {"class_type": "CreateVideo", "inputs": {"images": ["95", 0], "audio": ["96", 0], "fps": float(fps)}},
+        "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}},
+    }
+    if image:   # image to video: LTXVPreprocess + LTXVImgToVideoInplace on the empty latent
+        g["98"] = {"class_type": "LoadImage", "inputs": {"image": image}}
+        g["99"] = {"class_type": "LTXVPreprocess", "inputs": {"image": ["98", 0], "img_compression": 33}}
+        g["107"] = {"class_type": "LTXVImgToVideoInplace", "inputs": {"vae": vae, "image": ["99", 0], "latent": ["43", 0], "strength": 1.0, "bypass": False}}
+        g["56"]["inputs"]["video_latent"] = ["107", 0]
+    return g
+
+
+def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace15"):
+    unet = ({"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "acestep_v1.5_turbo-Q8_0.gguf"}} if loader == "gguf"
+            else {"class_type": "UNETLoader", "inputs": {"unet_name": "acestep_v1.5_turbo.safetensors", "weight_dtype": "default"}})
+    return {
+        "104": unet,
+        "105": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "qwen_0.6b_ace15.safetensors", "clip_name2": "qwen_1.7b_ace15.safetensors", "type": "ace", "device": "default"}},
+        "106": {"class_type": "VAELoader", "inputs": {"vae_name": "ace_1.5_vae.safetensors"}},
+        "78": {"class_type": "ModelSamplingAuraFlow", "inputs": {"model": ["104", 0], "shift": 3.0}},
+        "94": {"class_type": "TextEncodeAceStepAudio1.5", "inputs": {
+            "clip": ["105", 0], "tags": "K-Pop: a slick, maximalist K-pop track", "lyrics": "[Verse]\nla la la\nlet it breathe",
+            "seed": 31, "bpm": 190, "duration": seconds, "timesignature": "4", "language": "en", "keyscale": "E minor",
+            "generate_audio_codes": True, "cfg_scale": 2.0, "temperature": 0.85, "top_p": top_p, "top_k": 0, "min_p": 0.0}},
+        "47": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["94", 0]}},
+        "98": {"class_type": "EmptyAceStep1.5LatentAudio", "inputs": {"seconds": seconds, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {"model": ["78", 0], "seed": 31, "steps": steps, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple", "positive": ["94", 0], "negative": ["47", 0], "latent_image": ["98", 0], "denoise": 1.0}},
+        "18": {"class_type": "VAEDecodeAudio", "inputs": {"samples": ["3", 0], "vae": ["106", 0]}},
+        "107": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["18", 0], "filename_prefix": prefix, "quality": "V0"}},
+    }

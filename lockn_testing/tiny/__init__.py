@@ -1,0 +1,77 @@
+"""Tiny random-weight models with the REAL architectures, named like the real files.
+
+`ensure()` returns a models folder laid out like ComfyUI's (diffusion_models/, text_encoders/, vae/,
+checkpoints/, latent_upscale_models/), generating it once per version of the factory and of
+ComfyUI and reusing it afterwards. Generation runs in a child process (it imports ComfyUI) and writes
+to a temporary folder renamed into place only when complete, so an interrupted run never leaves a
+half set that looks finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FAMILIES = ("flux2", "wan22", "ltx2", "ace15")
+SEED = 0
+_SOURCES = [*sorted(HERE.glob("*.py")), HERE.parent / "gguf_writer.py", HERE.parent / "kquants.py",
+            HERE.parent / "comfy_patches" / "__init__.py", HERE.parent / "comfy_boot.py"]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LOCKN_TINY_CACHE", Path.home() / ".cache" / "lockn-gen" / "tiny"))
+
+
+def cache_key(python: str = sys.executable) -> str:
+    """Changes when the factory's code, ComfyUI's version or torch's version changes."""
+    h = hashlib.sha256()
+    for p in _SOURCES:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    from lockn_testing.comfy_boot import COMFYUI_PATH
+    for f in ("comfyui_version.py",):
+        fp = Path(COMFYUI_PATH) / f
+        h.update(fp.read_bytes() if fp.exists() else b"?")
+    h.update(f"seed={SEED}".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure(python: str = sys.executable, quiet: bool = False) -> Path:
+    """The models folder of the tiny set, generated if missing. Returns `<cache>/<key>/models`."""
+    final = cache_root() / cache_key()
+    if (final / "COMPLETE").is_file():
+        return final / "models"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f"{final.name}.partial-{os.getpid()}"
+    t0 = time.time()
+    cmd = [python, "-m", "lockn_testing.tiny", "--out", str(tmp / "models")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"tiny-model generation failed ({' '.join(cmd)}):\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}")
+    (tmp / "COMPLETE").write_text(f"generated in {time.time() - t0:.1f}s\n")
+    try:
+        os.replace(tmp, final)
+    except OSError:          # another process finished first: use its set
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not quiet:
+        print(f"tiny models generated in {time.time() - t0:.1f}s: {final / 'models'}", file=sys.stderr)
+    return final / "models"
+
+
+def generate(out: str, families=FAMILIES, seed: int = SEED) -> dict:
+    """Write every tiny file under `out` (call inside a process where ComfyUI is booted)."""
+    import importlib
+    written = {}
+    for fam in families:
+        mod = importlib.import_module(f"lockn_testing.tiny.{fam}")
+        t = time.time()
+        files = mod.build(out, seed=seed)
+        written.update(files)
+        print(f"{fam}: {len(files)} files in {time.time() - t:.1f}s", flush=True)
+    return written

@@ -1,0 +1,99 @@
+"""Tiny Flux.2 [dev]: diffusion model (safetensors + GGUF Q4_K_M/Q5_K_M/Q8_0), Mistral text encoder, VAE.
+
+Sizes ComfyUI 0.20.1 infers from the Flux.2 weights: hidden (img_in), context width (txt_in), block
+counts, guidance embedding; head_dim 128, mlp ratio 3, theta 2000 and 128 latent channels are fixed.
+The hidden size is 256 so that the K-quants (256-wide blocks) really apply to the attention and MLP
+weights of the GGUF files.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from lockn_testing.tiny.common import (init_state, link_or_copy, save_safetensors, tekken_json,
+                                       with_marker)
+
+
+HIDDEN = 256
+TE_HIDDEN = 64
+TE_LAYERS = 30          # Flux2 TE reads the hidden states of layers 10, 20 and 30
+GGUF_QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0")
+
+DIT = "flux2_dev_fp8mixed.safetensors"
+GGUF = "flux2-dev-{q}.gguf"
+TE = "mistral_3_small_flux2_fp8.safetensors"
+TE_ALIASES = ("mistral_3_small_flux2_fp4_mixed.safetensors",)
+VAE = "flux2-vae.safetensors"
+
+
+def dit_config(context_in_dim: int) -> dict:
+    # Mirrors the hard-coded flux2 branch of comfy/model_detection.py.
+    return dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None,
+                context_in_dim=context_in_dim, hidden_size=HIDDEN, mlp_ratio=3.0, num_heads=HIDDEN // 128,
+                depth=1, depth_single_blocks=1, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1,
+                qkv_bias=False, guidance_embed=True, txt_ids_dims=[3], global_modulation=True,
+                mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0)
+
+
+def linear_weight_names(module: torch.nn.Module) -> set[str]:
+    return {f"{n}.weight" for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def build(root: str, seed: int = 0) -> dict:
+    import comfy.ldm.flux.model
+    import comfy.model_detection
+    import comfy.ops
+    import comfy.text_encoders.llama
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    from lockn_testing.gguf_writer import write_gguf
+
+    ops = comfy.ops.disable_weight_init
+    out = {}
+
+    # text encoder: ComfyUI's Mistral3Small24B class at a tiny width, tekken tokenizer embedded
+    tekken, vocab = tekken_json()
+    te_cfg = dict(vocab_size=vocab, hidden_size=TE_HIDDEN, intermediate_size=2 * TE_HIDDEN,
+                  num_hidden_layers=TE_LAYERS, num_attention_heads=1, num_key_value_heads=1,
+                  max_position_embeddings=8192, final_norm=False)
+    te = init_state(comfy.text_encoders.llama.Mistral3Small24B(te_cfg, torch.float32, "cpu", ops), seed + 1)
+    sd = te.state_dict()
+    sd["tekken_model"] = torch.frombuffer(bytearray(tekken), dtype=torch.uint8).clone()
+    sd = with_marker(sd, "flux2", "text_encoder",
+                     {"te_model": "MISTRAL3_24B_PRUNED_FLUX2", "model_config": {"mistral3_24b": te_cfg}})
+    p = save_safetensors(sd, os.path.join(root, "text_encoders", TE), dtype=torch.bfloat16)
+    out[TE] = p
+    for alias in TE_ALIASES:
+        out[alias] = link_or_copy(p, os.path.join(root, "text_encoders", alias))
+
+    # diffusion model
+    cfg = dit_config(context_in_dim=3 * TE_HIDDEN)
+    dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=ops, **cfg), seed + 2)
+    linear = linear_weight_names(dit)
+    sd = dit.state_dict()
+    # BFL checkpoints name QK-norm weights "*_norm.scale"; Flux.process_unet_state_dict maps them back.
+    sd = {(k[:-len(".weight")] + ".scale" if k.endswith("_norm.weight") else k): v for k, v in sd.items()}
+    det = comfy.model_detection.detect_unet_config(sd, "")
+    for k, v in cfg.items():
+        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny Flux.2 DiT, built with {v!r}"
+    sd = {k: v.to(torch.bfloat16) for k, v in sd.items()}       # the GGUF files quantize these same values
+    out[DIT] = save_safetensors(with_marker(sd, "flux2", "diffusion_model"), os.path.join(root, "diffusion_models", DIT))
+    for q in GGUF_QUANTS:
+        name = GGUF.format(q=q)
+        write_gguf(os.path.join(root, "diffusion_models", name), {k: v.float() for k, v in sd.items()},
+                   arch="flux", ftype=q, quantizable=linear)
+        out[name] = os.path.join(root, "diffusion_models", name)
+
+    # VAE: decode-only (the encoder's width is hard-coded at 128 in sd.py; text-to-image never encodes)
+    dd = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+          "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
+          "batch_norm_latent": True}
+    vae = init_state(AutoencoderKL(ddconfig=dd, embed_dim=32, decoder_ddconfig=dict(dd, ch=32)), seed + 3)
+    sd = {k: v for k, v in vae.state_dict().items() if not k.startswith(("encoder.", "quant_conv."))}
+    out[VAE] = save_safetensors(with_marker(sd, "flux2", "vae"), os.path.join(root, "vae", VAE),
+                                dtype=torch.bfloat16, keep_fp32=("bn.",))
+    return out
+
+
+
