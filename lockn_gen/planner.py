@@ -1,0 +1,512 @@
+"""Residency planner: what fits on the GPU next to the local LLMs, what swaps through system RAM,
+how long a mode switch takes, and which presets to use (`lockn-gen plan`).
+
+Plain Python (no ComfyUI, no torch). Sizes are GB = 1e9 bytes, as in the catalog.
+
+How a run uses the GPU (ComfyUI's behaviour when memory is short): a preset's files work in stages,
+prompt encoding (text encoder, LM), sampling (the diffusion model; Wan2.2's two experts one after
+the other) and decoding (VAE). Against the GPU budget (total - used by others - reserve) a preset is
+  resident  all its files plus the largest working memory fit: it loads once per mode switch;
+  staged    only one stage at a time fits: every run loads and evicts its stages;
+  streamed  even the largest stage does not fit: ComfyUI loads it partly and copies the rest from
+            RAM on every step (estimated with no overlap of copy and compute, so pessimistic);
+  no        the working memory alone exceeds the budget.
+Across modes the planner pins on the GPU the presets that save the most swap time without pushing
+another preset into a worse class above; the rest swap through system RAM (from disk if RAM is short).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import catalog as catalog_mod
+
+GB = 1e9
+MODES = ("image", "video", "music")
+TARGETS = ("quality", "speed")
+
+# The RTX Pro 6000 workstation this pack is built for.
+DEFAULT_GPU_GB = 96.0       # RTX Pro 6000 Blackwell
+DEFAULT_USED_GB = 74.0      # the local LLMs kept on the GPU
+DEFAULT_RESERVE_GB = 2.0    # CUDA context, allocator slack, display
+# Assumption: PCIe 5.0 x16 is ~63 GB/s per direction in theory and pinned cudaMemcpy reaches ~50 GB/s;
+# model loads copy tensor by tensor, often from pageable memory, so plan with about half of that.
+DEFAULT_BANDWIDTH_GBPS = 25.0
+DEFAULT_DISK_GBPS = 3.0     # assumption: one PCIe 4.0 NVMe drive, sequential read
+DEFAULT_RAM_GB = 128.0      # used only when /proc/meminfo cannot be read and --ram-gb is not given
+
+
+# ---- estimates ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FamilyEstimate:
+    """ESTIMATES for one family at its template settings (catalog `defaults`), not measurements."""
+    text_gb: float       # working memory while encoding the prompt (activations, LM cache)
+    denoise_gb: float    # while sampling: latents, activations, attention
+    decode_gb: float     # VAE decode of the whole image / clip / song, untiled
+    step_s: float        # seconds per sampling step of the reference model on the anchor GPU
+    ref_params_b: float  # parameters (billions) of that reference model
+    fixed_s: float       # per run, besides sampling: prompt encoding, decode (ACE: LM planning)
+    quality_rank: int    # preference between families of one mode when target = quality
+    anchor: str          # the public figure step_s comes from (shared/MODELS.md)
+
+
+FAMILY_ESTIMATES = {
+    "flux2": FamilyEstimate(1.0, 3.0, 2.5, 0.46, 32.0, 3.0, 1,
+                            "Flux.2-dev BF16 1024x1024, 50 steps: 23.4 s on an H100 80 GB"),
+    "wan22": FamilyEstimate(1.0, 5.0, 6.0, 10.0, 14.0, 15.0, 2,
+                            "Wan2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe"),
+    "ltx2": FamilyEstimate(1.5, 4.0, 4.0, 1.63, 19.0, 6.0, 1,
+                           "LTX-2 I2V one stage 768x512x121, 40 steps: 65.1 s on an H100 NVL"),
+    "ace15": FamilyEstimate(1.5, 1.0, 2.0, 0.2, 2.0, 30.0, 1,
+                            "ACE-Step 1.5 turbo 8 steps: <2 s per song on an A100 (official); "
+                            "~100 s per song reported in ComfyUI with the LM on (fixed_s)"),
+}
+DEFAULT_ESTIMATE = FamilyEstimate(1.0, 4.0, 4.0, 1.0, 10.0, 5.0, 0, "none (family not in the table)")
+
+# quant name prefix -> (bits per weight, relative speed on Blackwell). ESTIMATES: fp8/bf16 safetensors
+# run at 1.0; GGUF dequantizes every layer on every step: fp8mixed 44.3 s vs Q4_K_M 88.4 s for the same
+# Flux.2 image (MODELS.md), so 0.5 for all GGUF quants (Q8_0's cheaper dequant is unmeasured).
+QUANTS = [("q8_0", 8.5, 0.5), ("q6_k", 6.56, 0.5), ("q5_k", 5.69, 0.5), ("q4_k", 4.85, 0.5),
+          ("q3_k", 3.91, 0.5), ("q2_k", 3.35, 0.5), ("fp8", 8.0, 1.0), ("fp4", 4.5, 1.0),
+          ("bf16", 16.0, 1.0), ("fp16", 16.0, 1.0), ("fp32", 32.0, 1.0)]
+FORMAT_DEFAULTS = {"gguf": (8.0, 0.5), "safetensors": (16.0, 1.0)}
+
+STAGE_OF_ROLE = {"text_encoder": "text", "lm": "text", "text_projection": "text",
+                 "diffusion_model": "denoise", "checkpoint": "denoise", "upscaler": "denoise",
+                 "high_noise": "denoise_high", "low_noise": "denoise_low",
+                 "vae": "decode", "audio_vae": "decode"}
+TRANSFORMER_KINDS = ("diffusion_model", "checkpoint", "high_noise", "low_noise")
+
+
+def quant_info(fmt: str, quant: str) -> tuple[float, float]:
+    """(bits per weight, relative speed) of a file format and quant (estimates, see QUANTS)."""
+    q = quant.lower()
+    for prefix, bits, speed in QUANTS:
+        if q.startswith(prefix):
+            return bits, (0.5 if fmt == "gguf" else speed)
+    return FORMAT_DEFAULTS.get(fmt, (16.0, 1.0))
+
+
+def speed_factor(fmt: str, quant: str) -> float:
+    return quant_info(fmt, quant)[1]
+
+
+def _working_gb(est: FamilyEstimate, stage: str) -> float:
+    return {"text": est.text_gb, "decode": est.decode_gb}.get(stage, est.denoise_gb)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+class PlanError(ValueError):
+    """Bad planner input (unknown preset, impossible machine figures); the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    gpu_gb: float = DEFAULT_GPU_GB
+    used_gb: float = DEFAULT_USED_GB
+    reserve_gb: float = DEFAULT_RESERVE_GB
+    bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS
+    disk_gbps: float = DEFAULT_DISK_GBPS
+    ram_gb: float = DEFAULT_RAM_GB
+    ram_source: str = "given"
+
+    @property
+    def budget_gb(self) -> float:
+        return self.gpu_gb - self.used_gb - self.reserve_gb
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(round(self.budget_gb * GB))
+
+
+@dataclass
+class PresetPlan:
+    id: str
+    family: str
+    mode: str
+    label: str
+    quality: int
+    files: dict[str, int]                # distinct file name -> bytes
+    stages: dict[str, list[str]]         # stage -> file names
+    stage_bytes: dict[str, int]          # stage -> its files + its working memory
+    weight_bytes: int
+    working_bytes: int                   # the largest stage working memory (estimate)
+    all_loaded_bytes: int                # weights + working: everything on the GPU at once
+    largest_stage_bytes: int
+    fit: str                             # resident | staged | streamed | no
+    gpu_peak_bytes: int                  # what the GPU holds at the peak while this mode runs
+    steps: int
+    speed_factor: float
+    stream_bytes_per_run: int            # copied from RAM during sampling when streamed
+    reload_s_per_run: float              # staged/streamed: stages loaded and evicted every run
+    est_run_s: float | None              # estimate, anchor-GPU seconds; None when it cannot run
+    unconfirmed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Choice:
+    mode: str
+    preset: str | None
+    reason: str
+
+
+@dataclass
+class Switch:
+    from_preset: str
+    to_preset: str
+    load_bytes: int                      # host -> GPU
+    evict_bytes: int                     # GPU -> host (copied back to RAM)
+    disk_bytes: int                      # read from disk first (not held in RAM)
+    seconds: float
+
+
+@dataclass
+class Plan:
+    machine: Machine
+    target: str | None
+    presets: list[PresetPlan]
+    choices: list[Choice]
+    gpu_resident: list[str]              # pinned on the GPU for the whole cycle
+    swapped: list[str]                   # swap through system RAM
+    all_fit: bool
+    all_at_once_bytes: int               # distinct weights of every preset + the largest working memory
+    ram_needed_bytes: int
+    ram_fits: bool
+    disk_files: list[str]                # files RAM cannot hold: they reload from disk
+    switches: list[Switch]               # one cycle image -> video -> music -> image, steady state
+    cycle_s: float
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["machine"]["budget_gb"] = round(self.machine.budget_gb, 3)
+        return d
+
+
+# ---- per preset ---------------------------------------------------------------------------------
+def preset_plan(catalog, preset_id: str, machine: Machine) -> PresetPlan:
+    try:
+        p = catalog.preset(preset_id)
+    except KeyError as e:
+        raise PlanError(e.args[0]) from None
+    est = FAMILY_ESTIMATES.get(p.family, DEFAULT_ESTIMATE)
+    role_files = catalog.preset_files(preset_id)
+    files = {f.name: f for f in role_files.values()}
+    stages: dict[str, list[str]] = {}
+    for role, f in role_files.items():
+        names = stages.setdefault(STAGE_OF_ROLE.get(role, "denoise"), [])
+        if f.name not in names:
+            names.append(f.name)
+    work = {s: int(_working_gb(est, s) * GB) for s in stages}
+    stage_bytes = {s: sum(files[n].size for n in names) + work[s] for s, names in stages.items()}
+    weight = catalog.preset_bytes(preset_id)
+    working = max(work.values())
+    all_loaded, largest = weight + working, max(stage_bytes.values())
+    budget = machine.budget_bytes
+    fit = ("resident" if all_loaded <= budget else "staged" if largest <= budget
+           else "streamed" if working < budget else "no")
+
+    steps = int(p.settings(catalog).get("steps", 20))
+    denoise = [s for s in stages if s.startswith("denoise")] or ["denoise"]
+    stream = 0
+    if fit == "streamed":
+        for s, need in stage_bytes.items():
+            times = steps / len(denoise) if s in denoise else 1
+            stream += int(max(0, need - budget) * times)
+    params, speed = 0.0, 1.0
+    for s in denoise:
+        ts = [files[n] for n in stages.get(s, []) if files[n].kind in TRANSFORMER_KINDS]
+        params = max(params, sum(f.size * 8 / quant_info(f.format, f.quant)[0] for f in ts) / GB)
+        speed = min([speed] + [speed_factor(f.format, f.quant) for f in ts])
+    ratio = params / est.ref_params_b if params else 1.0
+    bw = machine.bandwidth_gbps * GB
+    reload_s = 2 * weight / bw if fit in ("staged", "streamed") else 0.0
+    run_s = est.fixed_s + steps * est.step_s * ratio / speed + reload_s + stream / bw
+    peak = {"resident": all_loaded, "staged": largest, "streamed": budget, "no": largest}[fit]
+    return PresetPlan(
+        id=p.id, family=p.family, mode=catalog.families[p.family].mode, label=p.label, quality=p.quality,
+        files={n: f.size for n, f in files.items()}, stages=stages, stage_bytes=stage_bytes,
+        weight_bytes=weight, working_bytes=working, all_loaded_bytes=all_loaded, largest_stage_bytes=largest,
+        fit=fit, gpu_peak_bytes=peak, steps=steps, speed_factor=speed, stream_bytes_per_run=stream,
+        reload_s_per_run=reload_s, est_run_s=None if fit == "no" else round(run_s, 2),
+        unconfirmed=sorted(n for n, f in files.items() if not f.confirmed))
+
+
+# ---- selection ----------------------------------------------------------------------------------
+def _gb(b: float) -> str:
+    return f"{b / GB:.1f}"
+
+
+def choose_presets(catalog, machine: Machine | None = None, target: str = "quality",
+                   modes=MODES) -> list[Choice]:
+    """Per mode, the preset that meets the target within the GPU budget, with the reason.
+
+    quality: the best family of the mode (Wan2.2 before LTX-2 for video), then the highest `quality`
+    rank whose largest stage fits the budget (no per-step streaming); smaller quants as it shrinks.
+    speed: the lowest estimated time per run, streaming and reloads included; ties go to the smaller.
+    Presets with a file that has no public download are left out. When nothing fits, the fastest
+    preset that can run at all (streamed) is taken and the reason says so.
+    """
+    machine = machine or Machine()
+    if target not in TARGETS:
+        raise PlanError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    _check_machine(machine)
+    budget, out = machine.budget_gb, []
+    for mode in modes:
+        cands = [preset_plan(catalog, p.id, machine) for p in sorted(catalog.presets.values(), key=lambda p: p.id)
+                 if catalog.families[p.family].mode == mode
+                 and all(f.repo for f in catalog.preset_files(p.id).values())]
+        fits = [c for c in cands if c.fit in ("resident", "staged")]
+        runnable = [c for c in cands if c.est_run_s is not None]
+        if not runnable:
+            out.append(Choice(mode, None, f"no {mode} preset can run in a {budget:.1f} GB budget"))
+            continue
+        fast = sorted(runnable, key=lambda c: (c.est_run_s, c.weight_bytes, -c.quality))
+        if target == "quality" and fits:
+            rank = lambda c: (FAMILY_ESTIMATES.get(c.family, DEFAULT_ESTIMATE).quality_rank, c.quality)
+            best = max(fits, key=lambda c: (*rank(c), -c.est_run_s))
+            reason = (f"highest quality that fits: rank {best.quality}, largest stage "
+                      f"{_gb(best.largest_stage_bytes)} GB of {budget:.1f} GB ({best.fit})")
+            better = [c for c in cands if rank(c) > rank(best)]
+            if better:
+                reason += "; too big: " + ", ".join(f"{c.id} needs {_gb(c.largest_stage_bytes)} GB"
+                                                    for c in sorted(better, key=rank, reverse=True)[:3])
+        elif target == "speed":
+            best = fast[0]
+            reason = f"fastest estimate: {best.est_run_s:.0f} s/run ({best.fit}"
+            reason += f", copies {_gb(best.stream_bytes_per_run)} GB per run)" if best.stream_bytes_per_run else ")"
+            if len(fast) > 1:
+                reason += f"; next {fast[1].id} {fast[1].est_run_s:.0f} s"
+        else:
+            best = fast[0]
+            reason = (f"no {mode} preset fits {budget:.1f} GB even one stage at a time; fastest that can run: "
+                      f"{best.est_run_s:.0f} s/run, copying {_gb(best.stream_bytes_per_run)} GB from RAM per run")
+        out.append(Choice(mode, best.id, reason))
+    return out
+
+
+# ---- the plan -----------------------------------------------------------------------------------
+def _check_machine(m: Machine) -> None:
+    for name in ("gpu_gb", "bandwidth_gbps", "disk_gbps"):
+        if getattr(m, name) <= 0:
+            raise PlanError(f"{name} must be > 0 (got {getattr(m, name)})")
+    for name in ("used_gb", "reserve_gb", "ram_gb"):
+        if getattr(m, name) < 0:
+            raise PlanError(f"{name} must be >= 0 (got {getattr(m, name)})")
+
+
+def _mode_key(mode: str) -> tuple:
+    return (MODES.index(mode), "") if mode in MODES else (len(MODES), mode)
+
+
+def _valid_pins(pins: list[PresetPlan], others: list[PresetPlan], budget: int) -> bool:
+    """Pinned presets stay whole on the GPU without pushing any other preset into a worse class."""
+    pinned = {n: s for p in pins for n, s in p.files.items()}
+    base = sum(pinned.values())
+    if any(base + p.working_bytes > budget for p in pins):
+        return False
+    for p in others:
+        if p.fit == "resident":
+            extra = sum(s for n, s in p.files.items() if n not in pinned) + p.working_bytes
+            if base + extra > budget:
+                return False
+        elif p.fit == "staged":
+            if base + p.largest_stage_bytes > budget:
+                return False
+        elif pins:
+            return False
+    return True
+
+
+def _ram_tiers(sizes: dict[str, int], ram_bytes: int) -> tuple[set, set]:
+    """Files kept in RAM (largest first, as many bytes as fit) and files left on disk."""
+    ram, used = set(), 0
+    for name, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        if used + size <= ram_bytes:
+            ram.add(name)
+            used += size
+    return ram, set(sizes) - ram
+
+
+def _simulate(order: list[PresetPlan], pins: set, budget: int, ram: set, m: Machine) -> list[Switch]:
+    """Two passes of the cycle (the second is the steady state); evict least recently used first."""
+    if len(order) < 2:
+        return []
+    size = {n: s for p in order for n, s in p.files.items()}
+    pinned = {n for p in order if p.id in pins for n in p.files}
+    base = sum(size[n] for n in pinned)
+    gpu: dict[str, int] = {}          # unpinned file -> last use
+    bw, disk_bw, clock, out = m.bandwidth_gbps * GB, m.disk_gbps * GB, 0, []
+    for rnd in range(2):
+        for i in [*range(1, len(order)), 0]:      # order[0] is the first mode: the cycle ends back there
+            p = order[i]
+            clock += 1
+            need = set(p.files) - pinned
+            loaded, evicted = set(), []
+            if p.id in pins or p.fit == "resident":
+                loaded = need - set(gpu)
+                for n in sorted(gpu, key=gpu.get):
+                    if base + sum(size[k] for k in set(gpu) | loaded) + p.working_bytes <= budget:
+                        break
+                    if n not in need:
+                        evicted.append(n)
+                        del gpu[n]
+                gpu.update({n: clock for n in need})
+            else:                     # staged / streamed: everything else goes, its stages pass through
+                evicted = list(gpu) + sorted(need)
+                loaded, gpu = need, {}
+            load = sum(size[n] for n in loaded)
+            evict = sum(size[n] for n in evicted if n in ram)
+            disk = sum(size[n] for n in loaded if n not in ram)
+            if rnd == 1:
+                out.append(Switch(order[i - 1].id, p.id, load, evict, disk,
+                                  round((load + evict) / bw + disk / disk_bw, 3)))
+    return out
+
+
+def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None = None,
+         target: str | None = "quality", modes=MODES) -> Plan:
+    """Plan the given presets (or, with none, the ones `choose_presets` picks for the target)."""
+    machine = machine or Machine()
+    _check_machine(machine)
+    choices: list[Choice] = []
+    if not preset_ids:
+        choices = choose_presets(catalog, machine, target or "quality", modes)
+        preset_ids = [c.preset for c in choices if c.preset]
+    else:
+        target = None
+    pps = sorted((preset_plan(catalog, pid, machine) for pid in dict.fromkeys(preset_ids)),
+                 key=lambda p: _mode_key(p.mode))
+    budget = machine.budget_bytes
+    sizes = {n: s for p in pps for n, s in p.files.items()}
+    all_at_once = sum(sizes.values()) + max((p.working_bytes for p in pps), default=0)
+
+    best = None
+    subsets = (itertools.chain.from_iterable(itertools.combinations(pps, k) for k in range(len(pps), -1, -1))
+               if len(pps) <= 10 else [tuple(pps), ()])
+    for pins in subsets:
+        others = [p for p in pps if p not in pins]
+        if not _valid_pins(list(pins), others, budget):
+            continue
+        pinned_files = {n for p in pins for n in p.files}
+        ram, disk = _ram_tiers({n: s for n, s in sizes.items() if n not in pinned_files},
+                               int(machine.ram_gb * GB))
+        switches = _simulate(pps, {p.id for p in pins}, budget, ram, machine)
+        cost = round(sum(s.seconds for s in switches), 6)
+        key = (cost, -sum(sizes[n] for n in pinned_files))
+        if best is None or key < best[0]:
+            best = (key, pins, ram, disk, switches)
+    _, pins, ram, disk, switches = best
+    pinned_ids = [p.id for p in pins]
+    ram_needed = sum(sizes[n] for n in ram | disk)
+
+    notes = []
+    if pps and len(pins) < len(pps):
+        notes.append(f"everything on the GPU at once needs {_gb(all_at_once)} GB, the budget is "
+                     f"{machine.budget_gb:.1f} GB: free {_gb(all_at_once - budget)} GB more to stop swapping")
+    for p in pps:
+        if p.fit == "staged":
+            notes.append(f"{p.id}: only one stage at a time fits; every run moves its "
+                         f"{_gb(p.weight_bytes)} GB in and out ({p.reload_s_per_run:.1f} s)")
+        elif p.fit == "streamed":
+            notes.append(f"{p.id}: its largest stage needs {_gb(p.largest_stage_bytes)} GB; ComfyUI loads it "
+                         f"partly and copies {_gb(p.stream_bytes_per_run)} GB from RAM per run")
+        elif p.fit == "no":
+            notes.append(f"{p.id}: cannot run: its working memory alone exceeds the budget")
+    if disk:
+        notes.append(f"RAM holds {machine.ram_gb:.1f} of the {_gb(ram_needed)} GB to swap; these reload "
+                     f"from disk each time: {', '.join(sorted(disk))}")
+    unconfirmed = sorted({n for p in pps for n in p.unconfirmed})
+    if unconfirmed:
+        notes.append("sizes not confirmed on the hub: " + ", ".join(unconfirmed))
+    return Plan(machine=machine, target=target, presets=pps, choices=choices, gpu_resident=pinned_ids,
+                swapped=[p.id for p in pps if p.id not in pinned_ids], all_fit=bool(pps) and len(pins) == len(pps),
+                all_at_once_bytes=all_at_once, ram_needed_bytes=ram_needed, ram_fits=not disk,
+                disk_files=sorted(disk), switches=switches, cycle_s=round(sum(s.seconds for s in switches), 3),
+                notes=notes)
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
+def format_plan(p: Plan) -> str:
+    m = p.machine
+    lines = [f"LockN Gen residency plan" + (f" (target: {p.target})" if p.target else ""),
+             f"GPU {m.gpu_gb:.1f} GB - {m.used_gb:.1f} used by others - {m.reserve_gb:.1f} reserve = "
+             f"{m.budget_gb:.1f} GB budget; host->GPU {m.bandwidth_gbps:.1f} GB/s; disk {m.disk_gbps:.1f} GB/s; "
+             f"RAM {m.ram_gb:.1f} GB ({m.ram_source})", ""]
+    rows = [["mode", "preset", "weights GB", "all loaded", "largest stage", "GPU peak", "fit", "speed", "est s/run"]]
+    for pp in p.presets:
+        rows.append([pp.mode, pp.id, _gb(pp.weight_bytes), _gb(pp.all_loaded_bytes), _gb(pp.largest_stage_bytes),
+                     _gb(pp.gpu_peak_bytes), pp.fit, f"{pp.speed_factor:.2f}",
+                     "-" if pp.est_run_s is None else f"{pp.est_run_s:.0f}"])
+    lines += _table(rows)
+    if p.choices:
+        lines += ["", "Chosen:"] + [f"  {c.mode}: {c.preset or '(none)'}: {c.reason}" for c in p.choices]
+    lines += ["", "On the GPU all cycle: " + (", ".join(p.gpu_resident) or "(nothing)"),
+              "Swap through RAM: " + (", ".join(p.swapped) or "(nothing)")
+              + ("  -- everything fits at once" if p.all_fit else ""),
+              f"RAM: {_gb(p.ram_needed_bytes)} GB to hold of {m.ram_gb:.1f} GB: "
+              + ("fits" if p.ram_fits else f"short, {len(p.disk_files)} file(s) reload from disk")]
+    if p.switches:
+        lines += ["", "Mode switches (cycle " + " -> ".join([s.from_preset for s in p.switches]
+                                                            + [p.switches[-1].to_preset]) + "):"]
+        rows = [["from", "to", "load GB", "evict GB", "disk GB", "seconds"]]
+        rows += [[s.from_preset, s.to_preset, _gb(s.load_bytes), _gb(s.evict_bytes), _gb(s.disk_bytes),
+                  f"{s.seconds:.2f}"] for s in p.switches]
+        lines += ["  " + r for r in _table(rows)] + [f"  cycle total: {p.cycle_s:.2f} s"]
+    if p.notes:
+        lines += ["", "Notes:"] + [f"  - {n}" for n in p.notes]
+    lines += ["", "Working memory, speed factors and s/run are estimates (planner.FAMILY_ESTIMATES, QUANTS); "
+              "s/run is anchor-GPU (H100-class) seconds, for comparing presets."]
+    return "\n".join(lines)
+
+
+# ---- command line -------------------------------------------------------------------------------
+def available_ram_gb() -> tuple[float, str]:
+    """MemAvailable from /proc/meminfo in GB, or the documented default when it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / GB, "/proc/meminfo MemAvailable"
+    except (OSError, ValueError, IndexError):
+        pass
+    return DEFAULT_RAM_GB, "default"
+
+
+def add_arguments(parser) -> None:
+    a = parser.add_argument
+    a("--gpu-gb", type=float, default=DEFAULT_GPU_GB, help="GPU memory, GB (default: %(default)s, RTX Pro 6000)")
+    a("--used-gb", type=float, default=DEFAULT_USED_GB, help="GPU memory other processes use, e.g. the LLMs (default: %(default)s)")
+    a("--reserve-gb", type=float, default=DEFAULT_RESERVE_GB, help="GPU memory to leave free (default: %(default)s)")
+    a("--bandwidth-gbps", type=float, default=DEFAULT_BANDWIDTH_GBPS, help="host->GPU copy speed, GB/s (default: %(default)s, practical PCIe 5.0 x16)")
+    a("--disk-gbps", type=float, default=DEFAULT_DISK_GBPS, help="disk read speed, GB/s (default: %(default)s, NVMe)")
+    a("--ram-gb", type=float, default=None, help="system RAM free for model copies, GB (default: MemAvailable)")
+    a("--preset", action="append", default=[], metavar="P", help="a preset to plan (repeatable); none: choose for --target")
+    a("--target", choices=TARGETS, default="quality", help="what to choose presets for (default: %(default)s)")
+    a("--json", action="store_true", help="print the plan as JSON")
+    a("--catalog", action="append", default=[], metavar="FILE", help="extra catalog TOML file (repeatable)")
+
+
+def main(args) -> int:
+    try:
+        for path in args.catalog:
+            if not Path(path).is_file():
+                raise PlanError(f"catalog file {path} not found")
+        cat = catalog_mod.load(args.catalog)
+        ram, source = (args.ram_gb, "given") if args.ram_gb is not None else available_ram_gb()
+        machine = Machine(args.gpu_gb, args.used_gb, args.reserve_gb, args.bandwidth_gbps, args.disk_gbps,
+                          ram, source)
+        result = plan(cat, args.preset or None, machine, target=args.target)
+    except (PlanError, catalog_mod.CatalogError) as e:
+        print(f"lockn-gen plan: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_plan(result))
+    return 0

@@ -1,0 +1,232 @@
+"""A real ComfyUI server (main.py --cpu) in a subprocess on a free loopback port, isolated from the
+user's install: its own base directory (models, custom_nodes, input, output, user, temp), with the
+pack, ComfyUI-GGUF and the test patches linked into its custom_nodes. Stopped by process group,
+also when a test fails (use it as a context manager or call stop())."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from lockn_testing.harness import PATCHES_DIR, REPO, comfyui_path, gguf_node_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, models_root: str | os.PathLike, base_dir: str | os.PathLike | None = None,
+                 extra_args: tuple[str, ...] = (), extra_model_dirs: tuple[str, ...] = (),
+                 with_pack: bool = True, with_gguf: bool = True, python: str | None = None, env: dict | None = None):
+        self.base = Path(base_dir or tempfile.mkdtemp(prefix="lockn-comfy-"))
+        self.models_root = Path(models_root)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = tuple(extra_args)
+        self.extra_model_dirs = tuple(extra_model_dirs)
+        self.python = python or str(comfyui_path() / ".venv" / "bin" / "python")
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.base / "comfyui.log"
+        nodes = {"lockn_test_patches": PATCHES_DIR}
+        if with_gguf:
+            nodes["ComfyUI-GGUF"] = gguf_node_dir()
+        if with_pack:
+            nodes["lockn-gen"] = REPO
+        self.custom_nodes = nodes
+
+    # ---- layout ---------------------------------------------------------------------------------
+    def _prepare(self):
+        for sub in ("custom_nodes", "input", "output", "temp", "user"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        models = self.base / "models"
+        if not models.exists():
+            models.symlink_to(self.models_root, target_is_directory=True)
+        for name, target in self.custom_nodes.items():
+            link = self.base / "custom_nodes" / name
+            if not link.exists():
+                link.symlink_to(target, target_is_directory=True)
+
+    def _command(self) -> list[str]:
+        cmd = [self.python, str(comfyui_path() / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch", "--base-directory", str(self.base)]
+        if self.extra_model_dirs:
+            cfg = self.base / "extra_model_paths.yaml"
+            lines = []
+            for i, d in enumerate(self.extra_model_dirs):
+                lines.append(f"extra{i}:")
+                lines.append(f"  base_path: {d}")
+                for folder in ("checkpoints", "diffusion_models", "text_encoders", "vae", "latent_upscale_models", "loras"):
+                    lines.append(f"  {folder}: {folder}")
+            cfg.write_text("\n".join(lines) + "\n")
+            cmd += ["--extra-model-paths-config", str(cfg)]
+        return cmd + list(self.extra_args)
+
+    # ---- life cycle -----------------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> "ComfyServer":
+        self._prepare()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self._command(), cwd=str(comfyui_path()), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} during start-up; log:\n{self.log_tail()}")
+            try:
+                self.get("/system_stats", timeout=2)
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not answer on {self.url} within {timeout:.0f}s; log:\n{self.log_tail()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_tail(self, n: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    # ---- HTTP -----------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body=None, timeout: float = 30):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), e.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def get(self, path, timeout: float = 30):
+        status, body = self.request("GET", path, timeout=timeout)
+        if status >= 400:
+            raise urllib.error.HTTPError(self.url + path, status, str(body), None, None)
+        return body
+
+    def post(self, path, body, timeout: float = 30):
+        return self.request("POST", path, body, timeout=timeout)
+
+    def output_path(self, item: dict) -> Path:
+        """Where a history output entry ({filename, subfolder, type}) lies on disk."""
+        return self.base / item.get("type", "output") / item.get("subfolder", "") / item["filename"]
+
+    # ---- running prompts over the websocket -----------------------------------------------------
+    def run(self, prompt: dict, timeout: float = 300, client_id: str | None = None) -> "RunResult":
+        """Queue a prompt and follow it over the websocket. Raises PromptError on a refused prompt
+        or an execution error (with the server's message)."""
+        import websocket  # websocket-client
+
+        client_id = client_id or uuid.uuid4().hex
+        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={client_id}", timeout=timeout)
+        try:
+            status, body = self.post("/prompt", {"prompt": prompt, "client_id": client_id})
+            if status != 200:
+                raise PromptError(f"prompt refused ({status}): {json.dumps(body)[:4000]}", body)
+            pid = body["prompt_id"]
+            res = RunResult(pid)
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                msg = ws.recv()
+                if not isinstance(msg, str):
+                    continue                      # binary previews
+                m = json.loads(msg)
+                t, d = m.get("type"), m.get("data", {})
+                res.messages.append(m)
+                if d.get("prompt_id") not in (None, pid):
+                    continue
+                if t == "executing" and d.get("node") is not None:
+                    res.executed.append(d["node"])
+                elif t == "execution_cached":
+                    res.cached.extend(d.get("nodes", []))
+                elif t == "execution_error":
+                    res.error = d
+                elif t == "execution_interrupted":
+                    res.interrupted = True
+                elif t == "executing" and d.get("node") is None and d.get("prompt_id") == pid:
+                    break
+            else:
+                raise TimeoutError(f"prompt {pid} did not finish in {timeout}s; log:\n{self.log_tail()}")
+        finally:
+            ws.close()
+        hist = self.get(f"/history/{pid}").get(pid, {})
+        res.outputs = hist.get("outputs", {})
+        res.status = hist.get("status", {})
+        if res.error:
+            raise PromptError(f"node {res.error.get('node_id')} ({res.error.get('node_type')}) failed: "
+                              f"{res.error.get('exception_message')}", res.error, res)
+        return res
+
+    def output_files(self, res: "RunResult", node_id: str | None = None) -> list[Path]:
+        files = []
+        for nid, out in res.outputs.items():
+            if node_id is not None and nid != node_id:
+                continue
+            for key in ("images", "audio", "video", "gifs"):
+                for item in out.get(key, []) or []:
+                    if isinstance(item, dict) and "filename" in item:
+                        files.append(self.output_path(item))
+        return files
+
+
+class RunResult:
+    def __init__(self, prompt_id):
+        self.prompt_id = prompt_id
+        self.executed: list[str] = []
+        self.cached: list[str] = []
+        self.messages: list[dict] = []
+        self.outputs: dict = {}
+        self.status: dict = {}
+        self.error: dict | None = None
+        self.interrupted = False
+
+
+class PromptError(RuntimeError):
+    def __init__(self, message, detail=None, result=None):
+        super().__init__(message)
+        self.detail = detail
+        self.result = result
+
+
+if __name__ == "__main__":   # manual use: python -m lockn_testing.harness.server MODELS_ROOT
+    with ComfyServer(sys.argv[1]) as s:
+        print(s.url, s.base)
+        input("press enter to stop")

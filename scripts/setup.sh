@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# LockN Gen set-up: find (or install) ComfyUI, make its Python environment have what the pack and its
+# tests need, make sure ComfyUI-GGUF is there. Idempotent: a second run checks and does nothing.
+#
+#   COMFYUI_PATH   the ComfyUI folder (default ~/comfy/ComfyUI, comfy-cli's default workspace)
+#   LOCKN_SETUP_TEST=1   also install the test tools (pytest, playwright, Debian chromium)
+#
+# It never changes the user's ComfyUI beyond: creating $COMFYUI_PATH/.venv if missing, installing
+# missing packages (or transformers<5.15, which ComfyUI 0.20.1's Flux.2 tokenizer needs) into it, and
+# adding ComfyUI-GGUF to custom_nodes when it is missing.
+set -euo pipefail
+
+COMFYUI_PATH=${COMFYUI_PATH:-$HOME/comfy/ComfyUI}
+COMFYUI_REPO=https://github.com/comfyanonymous/ComfyUI.git
+COMFYUI_COMMIT=aa9d2fc713664e9ffe37763f4c9240c0c3eda667          # ComfyUI 0.20.1, 2026-05-10
+GGUF_REPO=https://github.com/city96/ComfyUI-GGUF.git
+GGUF_COMMIT=6ea2651e7df66d7585f6ffee804b20e92fb38b8a             # 2026-01-12 (LTX-2 metadata, Gemma 3)
+PACK=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf '[lockn-gen setup] %s\n' "$*" >&2; }
+die() { printf '\n[lockn-gen setup] ERROR: %s\n\n' "$*" >&2; exit 2; }
+
+# ---- 1. ComfyUI --------------------------------------------------------------------------------------
+if [ ! -f "$COMFYUI_PATH/main.py" ]; then
+  say "no ComfyUI at $COMFYUI_PATH; installing ComfyUI 0.20.1 the way users do (git clone + checkout)"
+  if ! { git clone -q "$COMFYUI_REPO" "$COMFYUI_PATH" && git -C "$COMFYUI_PATH" checkout -q "$COMFYUI_COMMIT"; } 2>/dev/null; then
+    rm -rf "$COMFYUI_PATH" 2>/dev/null || true
+    die "ComfyUI is missing and could not be installed (no network?).
+  Looked for: $COMFYUI_PATH/main.py
+  Provide it in one of these ways, then run this again:
+    - point COMFYUI_PATH at an existing ComfyUI 0.20.1 folder (export COMFYUI_PATH=/path/to/ComfyUI), or
+    - git clone $COMFYUI_REPO $COMFYUI_PATH && git -C $COMFYUI_PATH checkout $COMFYUI_COMMIT, or
+    - comfy --workspace=$COMFYUI_PATH install   (comfy-cli)
+  Its Python environment is expected at \$COMFYUI_PATH/.venv (created here if missing)."
+  fi
+fi
+[ -f "$COMFYUI_PATH/requirements.txt" ] || die "$COMFYUI_PATH has main.py but no requirements.txt: not a ComfyUI folder?"
+
+# ---- 2. ComfyUI-GGUF ---------------------------------------------------------------------------------
+GGUF_DIR=$COMFYUI_PATH/custom_nodes/ComfyUI-GGUF
+if [ ! -f "$GGUF_DIR/nodes.py" ]; then
+  say "ComfyUI-GGUF missing in $COMFYUI_PATH/custom_nodes; installing city96/ComfyUI-GGUF"
+  if ! { git clone -q "$GGUF_REPO" "$GGUF_DIR" && git -C "$GGUF_DIR" checkout -q "$GGUF_COMMIT"; } 2>/dev/null; then
+    rm -rf "$GGUF_DIR" 2>/dev/null || true
+    die "ComfyUI-GGUF is missing and could not be installed (no network?).
+  Looked for: $GGUF_DIR/nodes.py
+  Provide it: git clone $GGUF_REPO $GGUF_DIR && git -C $GGUF_DIR checkout $GGUF_COMMIT
+  (city96's main of 2026-01-12 or later: it passes GGUF metadata on, which LTX-2 needs)."
+  fi
+fi
+if ! grep -q 'extra.get("metadata"' "$GGUF_DIR/nodes.py" || ! grep -qi 'gemma3' "$GGUF_DIR/loader.py"; then
+  die "ComfyUI-GGUF in $GGUF_DIR is older than 2026-01-12 (no GGUF metadata pass-through / Gemma 3).
+  Update it: git -C $GGUF_DIR pull   (or check out $GGUF_COMMIT)."
+fi
+
+# ---- 3. Python environment ---------------------------------------------------------------------------
+PY=$COMFYUI_PATH/.venv/bin/python
+if [ ! -x "$PY" ]; then
+  say "creating $COMFYUI_PATH/.venv"
+  python3 -m venv "$COMFYUI_PATH/.venv" || die "could not create a virtual environment with python3 -m venv"
+fi
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+stamp=$COMFYUI_PATH/.venv/.lockn-gen-setup
+want=$(cat "$COMFYUI_PATH/requirements.txt" "$GGUF_DIR/requirements.txt" "$PACK/requirements.txt" "$PACK/scripts/setup.sh" \
+       $([ "${LOCKN_SETUP_TEST:-0}" = 1 ] && echo "$PACK/requirements-test.txt") | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import torch, torchaudio, torchvision, comfy_aimdo, gguf, huggingface_hub, websocket" 2>/dev/null; then
+  say "Python environment up to date ($PY)"
+else
+  if ! "$PY" -c "import torch" 2>/dev/null; then
+    say "installing torch 2.9.1 / torchvision 0.24.1 / torchaudio 2.9 (the tested versions; several GB)"
+    "${PIP[@]}" torch==2.9.1 torchvision==0.24.1 || die "pip could not install torch 2.9.1 / torchvision 0.24.1"
+    "${PIP[@]}" torch==2.9.1 'torchaudio==2.9.*' || die "pip could not install torchaudio 2.9"
+  else
+    tv=$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")
+    [ "$tv" = "2.9.1" ] || say "note: torch $tv found; LockN Gen is tested with 2.9.1 (leaving yours in place)"
+    "$PY" -c "import torchaudio" 2>/dev/null || "${PIP[@]}" "torch==$tv" "torchaudio==${tv%.*}.*" || die "pip could not install a torchaudio matching torch $tv"
+  fi
+  say "installing ComfyUI's, ComfyUI-GGUF's and LockN Gen's requirements"
+  "${PIP[@]}" -r "$COMFYUI_PATH/requirements.txt" -r "$GGUF_DIR/requirements.txt" -r "$PACK/requirements.txt" 'transformers<5.15' \
+    || die "pip could not install the requirements (see the messages above)"
+  if [ "${LOCKN_SETUP_TEST:-0}" = 1 ]; then
+    "${PIP[@]}" -r "$PACK/requirements-test.txt" || die "pip could not install the test requirements"
+  fi
+  echo "$want" > "$stamp"
+fi
+tf=$("$PY" -c "import transformers; print(transformers.__version__)")
+"$PY" - "$tf" <<'EOF' || { say "transformers $tf breaks ComfyUI 0.20.1's Flux.2 tokenizer; installing transformers<5.15"; "${PIP[@]}" 'transformers<5.15'; }
+import sys
+major, minor = (int(x) for x in sys.argv[1].split(".")[:2])
+sys.exit(0 if (major, minor) < (5, 15) else 1)
+EOF
+
+# ---- 4. test tools (browser) --------------------------------------------------------------------------
+if [ "${LOCKN_SETUP_TEST:-0}" = 1 ]; then
+  "$PY" -c "import pytest, playwright" 2>/dev/null || "${PIP[@]}" -r "$PACK/requirements-test.txt"
+  if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      say "installing Debian chromium for the editor tests"
+      (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }) \
+        || die "could not install chromium (apt-get install chromium); the editor tests need /usr/bin/chromium"
+    else
+      die "the editor tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium"
+    fi
+  fi
+fi
+echo "$PY"

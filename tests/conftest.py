@@ -1,0 +1,89 @@
+"""Shared fixtures: the tiny model set, a real ComfyUI server, ComfyUI in-process.
+
+Integration tests carry the `comfy` marker. With LOCKN_REQUIRE_COMFY=1 (set by .ci/run) a skipped
+`comfy` test fails the run instead: CI must run them, not skip them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lockn_testing.harness import comfyui_path  # noqa: E402
+
+
+def comfy_available() -> str | None:
+    """None when ComfyUI (with its venv and ComfyUI-GGUF) is usable, else what is missing."""
+    root = comfyui_path()
+    if not (root / "main.py").is_file():
+        return f"no ComfyUI at {root} (COMFYUI_PATH)"
+    if not (root / "custom_nodes" / "ComfyUI-GGUF" / "nodes.py").is_file():
+        return f"no ComfyUI-GGUF in {root / 'custom_nodes'}"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and os.environ.get("LOCKN_REQUIRE_COMFY") == "1" and item.get_closest_marker("comfy"):
+        rep.outcome = "failed"
+        rep.longrepr = f"ComfyUI integration test skipped, which CI does not allow: {rep.longrepr}"
+
+
+def _require_comfy():
+    missing = comfy_available()
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """The tiny real-architecture model set (generated once, cached)."""
+    _require_comfy()
+    from lockn_testing import tiny
+    return tiny.ensure(python=str(comfyui_path() / ".venv" / "bin" / "python"))
+
+
+@pytest.fixture(scope="session")
+def start_image() -> Path:
+    """A small RGB picture to start image-to-video graphs from."""
+    import numpy as np
+    from PIL import Image
+    d = Path(tempfile.mkdtemp(prefix="lockn-img-"))
+    p = d / "start.png"
+    Image.fromarray((np.random.RandomState(0).rand(48, 40, 3) * 255).astype("uint8")).save(p)
+    yield p
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tiny_models, start_image):
+    """One real ComfyUI server (main.py --cpu) with the pack, ComfyUI-GGUF and the test patches."""
+    from lockn_testing.harness.server import ComfyServer
+    srv = ComfyServer(tiny_models)
+    try:
+        srv.start()
+        shutil.copy(start_image, srv.base / "input" / "start.png")
+        yield srv
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def comfy_inproc(tiny_models, start_image, tmp_path_factory):
+    """ComfyUI imported into the test process (CPU), with the pack, ComfyUI-GGUF and the test patches."""
+    from lockn_testing.harness.inprocess import InProcessComfy
+    scratch = tmp_path_factory.mktemp("comfy-inproc")
+    (scratch / "input").mkdir(exist_ok=True)
+    shutil.copy(start_image, scratch / "input" / "start.png")
+    return InProcessComfy(str(tiny_models), str(scratch))

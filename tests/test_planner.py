@@ -1,0 +1,207 @@
+"""The residency planner and `lockn-gen plan`, checked against the real catalog sizes."""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockn_gen import catalog as catalog_mod
+from lockn_gen import planner
+from lockn_gen.planner import GB, Machine, PlanError, choose_presets, format_plan, plan, preset_plan
+
+QUALITY_STACK = ["flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-turbo"]
+RTX = Machine(ram_gb=256)                                  # the RTX Pro 6000 defaults: 96 - 74 - 2 = 20 GB
+BIG = Machine(gpu_gb=192, used_gb=0, ram_gb=256)           # 190 GB budget, nothing else on the GPU
+BW = planner.DEFAULT_BANDWIDTH_GBPS * GB
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return catalog_mod.load(include_env=False)
+
+
+def by_mode(choices):
+    return {c.mode: c for c in choices}
+
+
+def run_cli(capsys, *argv):
+    parser = argparse.ArgumentParser()
+    planner.add_arguments(parser)
+    rc = planner.main(parser.parse_args(list(argv)))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+# ---- per preset ---------------------------------------------------------------------------------
+def test_preset_bytes_and_fit_use_the_real_file_sizes(cat):
+    assert RTX.budget_gb == pytest.approx(20.0)
+    flux = preset_plan(cat, "flux2-dev-q8_0", RTX)
+    assert flux.weight_bytes == 35_000_000_000 + 18_030_000_000 + 336_000_000
+    assert flux.largest_stage_bytes == 35_000_000_000 + 3 * 10**9      # diffusion model + sampling estimate
+    assert flux.fit == "streamed" and flux.stream_bytes_per_run > 0
+    assert flux.gpu_peak_bytes == RTX.budget_bytes
+    wan = preset_plan(cat, "wan22-i2v-a14b-q8_0", RTX)
+    assert wan.weight_bytes == 2 * 15_400_000_000 + 6_740_000_000 + 254_000_000
+    # the two experts are separate stages: the largest stage holds one expert, not both
+    assert wan.largest_stage_bytes == 15_400_000_000 + 5 * 10**9
+    fp8 = preset_plan(cat, "wan22-i2v-a14b-fp8", RTX)
+    assert fp8.fit == "staged" and fp8.reload_s_per_run == pytest.approx(2 * fp8.weight_bytes / BW)
+    big = preset_plan(cat, "flux2-dev-q8_0", BIG)
+    assert big.fit == "resident" and big.gpu_peak_bytes == big.weight_bytes + 3 * 10**9
+    assert big.stream_bytes_per_run == 0 and big.reload_s_per_run == 0
+
+
+def test_speed_factor_gguf_half_of_safetensors(cat):
+    assert planner.speed_factor("gguf", "Q4_K_M") == 0.5
+    assert planner.speed_factor("gguf", "Q8_0") == 0.5
+    assert planner.speed_factor("safetensors", "fp8mixed") == 1.0
+    assert planner.speed_factor("safetensors", "bf16") == 1.0
+    q8, fp8 = preset_plan(cat, "flux2-dev-q8_0", BIG), preset_plan(cat, "flux2-dev-fp8mixed", BIG)
+    assert (q8.speed_factor, fp8.speed_factor) == (0.5, 1.0)
+    assert fp8.est_run_s < q8.est_run_s * 0.7          # same model size, GGUF about twice as slow
+
+
+# ---- the plan -----------------------------------------------------------------------------------
+def test_quality_stack_does_not_fit_next_to_the_llms_and_swaps(cat):
+    p = plan(cat, QUALITY_STACK, RTX)
+    assert not p.all_fit and p.gpu_resident == []
+    assert set(p.swapped) == set(QUALITY_STACK)
+    assert p.all_at_once_bytes > RTX.budget_bytes
+    assert [(s.from_preset, s.to_preset) for s in p.switches] == [
+        ("flux2-dev-q8_0", "wan22-i2v-a14b-q8_0"), ("wan22-i2v-a14b-q8_0", "ace15-turbo"),
+        ("ace15-turbo", "flux2-dev-q8_0")]
+    into_flux = p.switches[2]
+    assert into_flux.load_bytes == preset_plan(cat, "flux2-dev-q8_0", RTX).weight_bytes
+    for s in p.switches:
+        assert s.disk_bytes == 0
+        assert s.seconds == pytest.approx((s.load_bytes + s.evict_bytes) / BW, abs=1e-3)
+        assert s.load_bytes > 0
+    assert p.cycle_s == pytest.approx(sum(s.seconds for s in p.switches), abs=1e-3)
+    faster = plan(cat, QUALITY_STACK, Machine(ram_gb=256, bandwidth_gbps=50))
+    assert faster.cycle_s == pytest.approx(p.cycle_s / 2, rel=1e-3)
+
+
+def test_everything_fits_on_a_192_gb_gpu(cat):
+    p = plan(cat, QUALITY_STACK, BIG)
+    assert p.all_fit and p.swapped == [] and sorted(p.gpu_resident) == sorted(QUALITY_STACK)
+    assert p.cycle_s == 0 and all(s.load_bytes == s.evict_bytes == 0 for s in p.switches)
+    assert all(pp.fit == "resident" for pp in p.presets)
+
+
+def test_pins_what_saves_swap_time(cat):
+    # 96 - 51 - 2 = 43 GB: the Wan2.2 Q4_K_M stack (26.3 GB) stays, the two small ones swap beside it
+    stack = ["flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-turbo"]
+    p = plan(cat, stack, Machine(used_gb=51, ram_gb=256))
+    assert p.gpu_resident == ["wan22-i2v-a14b-q4_k_m"]
+    assert p.swapped == ["flux2-klein-4b", "ace15-turbo"] and not p.all_fit
+    into_wan = next(s for s in p.switches if s.to_preset == "wan22-i2v-a14b-q4_k_m")
+    assert into_wan.load_bytes == 0
+    assert 0 < p.cycle_s < 2 * 26.29 / planner.DEFAULT_BANDWIDTH_GBPS
+
+
+def test_short_ram_reloads_from_disk(cat):
+    p = plan(cat, QUALITY_STACK, Machine(ram_gb=30))
+    assert not p.ram_fits and p.disk_files
+    distinct = {n: s for pp in p.presets for n, s in pp.files.items()}
+    assert p.ram_needed_bytes == sum(distinct.values())
+    assert any(s.disk_bytes > 0 for s in p.switches)
+    for s in p.switches:
+        assert s.seconds == pytest.approx((s.load_bytes + s.evict_bytes) / BW + s.disk_bytes / (3 * GB), abs=1e-3)
+    assert p.cycle_s > plan(cat, QUALITY_STACK, RTX).cycle_s
+    assert any("reload from disk" in n for n in p.notes)
+
+
+def test_unknown_preset_names_the_known_ones(cat):
+    with pytest.raises(PlanError, match="known presets:.*flux2-dev-q8_0"):
+        plan(cat, ["flux3-imaginary"], RTX)
+
+
+# ---- choosing presets ---------------------------------------------------------------------------
+def test_quality_picks_wan_a14b_and_flux_q8_when_they_fit(cat):
+    c = by_mode(choose_presets(cat, BIG, "quality"))
+    assert c["image"].preset == "flux2-dev-q8_0"
+    assert c["video"].preset == "wan22-i2v-a14b-q8_0"
+    assert c["music"].preset.startswith("ace15-") and "turbo" in c["music"].preset
+    p = plan(cat, machine=BIG, target="quality")
+    assert p.all_fit and p.target == "quality" and len(p.choices) == 3
+
+
+def test_quality_degrades_to_smaller_quants_and_says_why(cat):
+    c = by_mode(choose_presets(cat, Machine(used_gb=64, ram_gb=256), "quality"))      # 30 GB budget
+    assert c["image"].preset == "flux2-dev-q5_k_m"
+    assert "flux2-dev-q8_0 needs 38.0 GB" in c["image"].reason
+    assert c["video"].preset == "wan22-i2v-a14b-q8_0"
+    c = by_mode(choose_presets(cat, RTX, "quality"))                                   # 20 GB budget
+    assert c["video"].preset == "wan22-i2v-a14b-fp8"
+    assert "wan22-i2v-a14b-q8_0 needs 20.4 GB" in c["video"].reason
+    assert c["image"].preset == "flux2-klein-4b"
+    c = by_mode(choose_presets(cat, Machine(gpu_gb=24, used_gb=10, ram_gb=64), "quality"))  # 12 GB
+    assert c["video"].preset and "no video preset fits" in c["video"].reason
+
+
+@pytest.mark.parametrize("machine", [RTX, Machine(used_gb=0, ram_gb=256), BIG])
+def test_speed_picks_ltx2_distilled_and_a_small_flux(cat, machine):
+    c = by_mode(choose_presets(cat, machine, "speed"))
+    assert c["video"].preset == "ltx2-19b-distilled-fp8"
+    image = cat.presets[c["image"].preset]
+    assert image.family == "flux2" and image.quality <= cat.presets["flux2-dev-q5_k_m"].quality
+    assert c["music"].preset == "ace15-turbo"
+    assert "fastest estimate" in c["video"].reason
+
+
+def test_unknown_target_is_refused(cat):
+    with pytest.raises(PlanError, match="quality, speed"):
+        choose_presets(cat, RTX, "cheapest")
+
+
+# ---- rendering and CLI --------------------------------------------------------------------------
+def test_format_and_json(cat):
+    p = plan(cat, QUALITY_STACK, RTX)
+    text = format_plan(p)
+    assert "20.0 GB budget" in text and "Swap through RAM: flux2-dev-q8_0" in text
+    assert f"cycle total: {p.cycle_s:.2f} s" in text
+    d = json.loads(json.dumps(p.to_dict(), allow_nan=False))
+    assert d["machine"]["budget_gb"] == 20.0 and d["all_fit"] is False
+    assert [x["id"] for x in d["presets"]] == QUALITY_STACK
+
+
+def test_cli_default_prints_the_rtx_pro_6000_table(capsys):
+    rc, out, _ = run_cli(capsys, "--ram-gb", "256")
+    assert rc == 0
+    assert "GPU 96.0 GB - 74.0 used by others - 2.0 reserve = 20.0 GB budget" in out
+    assert "mode" in out and "largest stage" in out and "Chosen:" in out
+    for preset in ("flux2-klein-4b", "wan22-i2v-a14b-fp8", "ace15-xl-turbo"):
+        assert preset in out
+
+
+def test_cli_json_and_options(capsys, tmp_path):
+    rc, out, _ = run_cli(capsys, "--gpu-gb", "192", "--used-gb", "0", "--json", "--target", "speed")
+    d = json.loads(out)
+    assert rc == 0 and d["all_fit"] is True and d["cycle_s"] == 0 and d["target"] == "speed"
+    if Path("/proc/meminfo").is_file():
+        assert d["machine"]["ram_source"] == "/proc/meminfo MemAvailable" and d["machine"]["ram_gb"] > 0
+    extra = tmp_path / "mine.toml"
+    extra.write_text('[presets."my-klein"]\nfamily = "flux2"\nquality = 1\ncomponents = { diffusion_model = '
+                     '"flux-2-klein-4b-fp8.safetensors", text_encoder = "qwen_3_4b.safetensors", '
+                     'vae = "flux2-vae.safetensors" }\n')
+    rc, out, _ = run_cli(capsys, "--catalog", str(extra), "--preset", "my-klein", "--preset", "ace15-turbo",
+                         "--bandwidth-gbps", "10", "--disk-gbps", "1", "--ram-gb", "100", "--json")
+    d = json.loads(out)
+    assert rc == 0 and [p["id"] for p in d["presets"]] == ["my-klein", "ace15-turbo"]
+    assert d["machine"]["bandwidth_gbps"] == 10 and d["target"] is None
+
+
+def test_cli_errors(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, "--preset", "nope")
+    assert rc == 2 and out == ""
+    assert "unknown preset 'nope'" in err and "known presets:" in err and "ltx2-19b-distilled-fp8" in err
+    rc, _, err = run_cli(capsys, "--catalog", str(tmp_path / "missing.toml"))
+    assert rc == 2 and "missing.toml not found" in err
+
+
+def test_planner_imports_neither_torch_nor_comfy():
+    code = ("import sys, lockn_gen.planner; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'comfy', 'folder_paths')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
