@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from lockn_gen import catalog as catalog_mod
-from lockn_gen.catalog import Catalog, CatalogError, FileEntry, check_relative_name
+from . import catalog as catalog_mod
+from .catalog import Catalog, CatalogError, FileEntry, check_relative_name
 
 COMFYUI_PATH_DEFAULT = "~/comfy/ComfyUI"
 STAGING_DIR = ".lockn-download"       # hidden folder inside each target folder

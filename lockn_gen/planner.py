@@ -288,6 +288,42 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
     return out
 
 
+
+def pick_paths(catalog, machine: Machine, target: str = "auto") -> dict:
+    """One preset per family for the preset-planner node, and which path to take.
+
+    target "quality" or "speed" picks per family as choose_presets does per mode; "auto" takes the
+    quality path (Wan2.2 A14B, the best Flux.2 that fits) when its image and video choices fit the
+    GPU budget without streaming weights every step, and the fast path (LTX-2, a smaller Flux.2)
+    otherwise. Returns {"path", "flux2", "wan22", "ltx2", "ace15", "text"}."""
+    if target not in ("auto", *TARGETS):
+        raise PlanError(f"unknown target {target!r}; use auto, {', '.join(TARGETS)}")
+
+    def best(family, tgt):
+        fam = [p for p in catalog.presets_for(family) if all(f.repo for f in catalog.preset_files(p.id).values())]
+        plans = [preset_plan(catalog, p.id, machine) for p in fam]
+        runnable = [c for c in plans if c.est_run_s is not None] or plans
+        fits = [c for c in runnable if c.fit in ("resident", "staged")]
+        if tgt == "quality" and fits:
+            return max(fits, key=lambda c: (c.quality, -c.est_run_s))
+        return min(runnable, key=lambda c: (c.est_run_s if c.est_run_s is not None else 1e12, c.weight_bytes, -c.quality))
+
+    q = {f: best(f, "quality") for f in ("flux2", "wan22")}
+    quality_fits = all(c.fit in ("resident", "staged") for c in q.values()) and q["flux2"].quality >= 4
+    path = {"quality": "quality", "speed": "fast"}.get(target) or ("quality" if quality_fits else "fast")
+    tgt = "quality" if path == "quality" else "speed"
+    picks = {f: best(f, tgt if f != "ltx2" else "speed") for f in ("flux2", "wan22", "ltx2", "ace15")}
+    if path == "fast":
+        picks["wan22"] = best("wan22", "quality")
+    lines = [f"path: {path} (target {target}); GPU budget {machine.budget_gb:.1f} GB = {machine.gpu_gb:.1f} - "
+             f"{machine.used_gb:.1f} used by others - {machine.reserve_gb:.1f} reserve"]
+    if target == "auto":
+        lines.append("quality path fits without streaming: " + ("yes" if quality_fits else
+                     f"no ({q['flux2'].id}: {q['flux2'].fit}, {q['wan22'].id}: {q['wan22'].fit})"))
+    for f, c in picks.items():
+        lines.append(f"{f}: {c.id} ({c.fit}, weights {_gb(c.weight_bytes)} GB, est {c.est_run_s} s/run)")
+    return {"path": path, **{f: c.id for f, c in picks.items()}, "text": "\n".join(lines)}
+
 # ---- the plan -----------------------------------------------------------------------------------
 def _check_machine(m: Machine) -> None:
     for name in ("gpu_gb", "bandwidth_gbps", "disk_gbps"):

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lockn_gen.catalog import Catalog, FileEntry, check_relative_name
+from .catalog import Catalog, FileEntry, check_relative_name
 
 PRESET_CHOICE = "(preset)"      # an override input left at its default: use the preset's file
 

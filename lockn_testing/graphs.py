@@ -3,15 +3,38 @@
 Node lists and settings follow the templates shipped with ComfyUI 0.20.1 (comfyui-workflow-templates
 0.9.73: image_flux2_text_to_image, video_wan2_2_14B_i2v, video_ltx2_t2v / _i2v first stage,
 audio_ace_step_1_5_split); only sizes, lengths and step counts are shrunk so they run on a CPU.
-`loader="gguf"` swaps the diffusion-model loader for ComfyUI-GGUF's UnetLoaderGGUF.
+`loader="gguf"` swaps the diffusion-model loader for ComfyUI-GGUF's UnetLoaderGGUF; `loader="lockn"`
+replaces the family's loaders by LockN Gen's one loader node with a preset (`preset=...`, `overrides=`).
 """
 from __future__ import annotations
+
+
+P = "(preset)"
+
+
+def lockn_loader(family: str, preset: str, overrides: dict | None = None, weight_dtype: str = "default") -> dict:
+    roles = {"flux2": ("diffusion_model", "text_encoder", "vae"),
+             "wan22": ("high_noise", "low_noise", "text_encoder", "vae"),
+             "ltx2": ("checkpoint", "diffusion_model", "vae", "audio_vae", "text_encoder", "text_projection"),
+             "ace15": ("diffusion_model", "text_encoder", "lm", "vae")}[family]
+    node = {"flux2": "LockNFlux2Loader", "wan22": "LockNWan22Loader", "ltx2": "LockNLTX2Loader", "ace15": "LockNAceStep15Loader"}[family]
+    inputs = {"preset": preset, **{r: (overrides or {}).get(r, P) for r in roles}, "weight_dtype": weight_dtype}
+    return {"class_type": node, "inputs": inputs, "_meta": {"title": f"{family} models"}}
+
 
 WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
                 "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部")
 
 
-def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=1027111520328378, prefix="flux2"):
+def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=1027111520328378, prefix="flux2",
+              preset="flux2-dev-q4_k_m", overrides=None):
+    if loader == "lockn":
+        g = flux2_t2i("core", width=width, height=height, steps=steps, seed=seed, prefix=prefix)
+        del g["38"], g["10"]
+        g["12"] = lockn_loader("flux2", preset, overrides)
+        g["6"]["inputs"]["clip"] = ["12", 1]
+        g["8"]["inputs"]["vae"] = ["12", 2]
+        return g
     if loader == "gguf":
         unet = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"flux2-dev-{quant}.gguf"}}
     else:
@@ -34,7 +57,17 @@ def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=
 
 
 def wan22_i2v(image="start.png", loader="core", quant="Q4_K_M", width=32, height=32, length=5, steps=4, split=2,
-              fps=16.0, prefix="video/wan22"):
+              fps=16.0, prefix="video/wan22", preset="wan22-i2v-a14b-q4_k_m", overrides=None):
+    if loader == "lockn":
+        g = wan22_i2v(image, "core", width=width, height=height, length=length, steps=steps, split=split, fps=fps, prefix=prefix)
+        del g["96"], g["84"], g["90"]
+        g["95"] = lockn_loader("wan22", preset, overrides)
+        g["103"]["inputs"]["model"] = ["95", 1]
+        for n in ("93", "89"):
+            g[n]["inputs"]["clip"] = ["95", 2]
+        for n in ("98", "87"):
+            g[n]["inputs"]["vae"] = ["95", 3]
+        return g
     if loader == "gguf":
         hi = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"Wan2.2-I2V-A14B-HighNoise-{quant}.gguf"}}
         lo = {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": f"Wan2.2-I2V-A14B-LowNoise-{quant}.gguf"}}
@@ -59,9 +92,14 @@ def wan22_i2v(image="start.png", loader="core", quant="Q4_K_M", width=32, height
     }
 
 
-def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, steps=2, prefix="video/ltx2"):
+def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, steps=2, prefix="video/ltx2",
+            preset="ltx2-19b-distilled-fp8", overrides=None):
     """LTX-2 text (or image) to video with its own audio: the first stage of the official templates."""
-    if loader == "gguf":
+    if loader == "lockn":
+        models = {"1": lockn_loader("ltx2", preset, overrides)}
+        model, vae = ["1", 0], ["1", 2]
+        clip, audio_vae = ["1", 1], ["1", 3]
+    elif loader == "gguf":
         models = {
             "1": {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "ltx-2-19b-dev-Q4_K_M.gguf"}},
             "2": {"class_type": "VAELoader", "inputs": {"vae_name": "LTX2_video_vae_bf16.safetensors"}},
@@ -77,13 +115,15 @@ def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, st
             "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": ck}},
         }
         model, vae = ["1", 0], ["1", 2]
+    if loader != "lockn":
+        clip, audio_vae = ["60", 0], ["48", 0]
     g = {
         **models,
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["60", 0], "text": "A close-up shot of a puppet that sings in the rain, the camera pans slowly."}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["60", 0], "text": "blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "A close-up shot of a puppet that sings in the rain, the camera pans slowly."}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles"}},
         "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0], "frame_rate": float(fps)}},
         "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": width, "height": height, "length": length, "batch_size": 1}},
-        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": length, "frame_rate": fps, "batch_size": 1, "audio_vae": ["48", 0]}},
+        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": length, "frame_rate": fps, "batch_size": 1, "audio_vae": audio_vae}},
         "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
         "9": {"class_type": "LTXVScheduler", "inputs": {"steps": steps, "max_shift": 2.05, "base_shift": 0.95, "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
         "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
@@ -92,7 +132,7 @@ def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, st
         "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0], "sampler": ["8", 0], "sigmas": ["9", 0], "latent_image": ["56", 0]}},
         "94": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
         "95": {"class_type": "VAEDecode", "inputs": {"samples": ["94", 0], "vae": vae}},
-        "96": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["94", 1], "audio_vae": ["48", 0]}},
+        "96": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["94", 1], "audio_vae": audio_vae}},
         "97": {"class_type": "CreateVideo", "inputs": {"images": ["95", 0], "audio": ["96", 0], "fps": float(fps)}},
         "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}},
     }
@@ -104,7 +144,14 @@ def ltx2_av(loader="core", image=None, width=64, height=64, length=9, fps=25, st
     return g
 
 
-def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace15"):
+def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace15", preset="ace15-turbo", overrides=None):
+    if loader == "lockn":
+        g = ace15_t2m(seconds, steps, "core", top_p, prefix)
+        del g["105"], g["106"]
+        g["104"] = lockn_loader("ace15", preset, overrides)
+        g["94"]["inputs"]["clip"] = ["104", 1]
+        g["18"]["inputs"]["vae"] = ["104", 2]
+        return g
     unet = ({"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "acestep_v1.5_turbo-Q8_0.gguf"}} if loader == "gguf"
             else {"class_type": "UNETLoader", "inputs": {"unet_name": "acestep_v1.5_turbo.safetensors", "weight_dtype": "default"}})
     return {

@@ -64,7 +64,7 @@ class InProcessComfy:
             raise ExecutionFailed(f"validation failed: {valid[1]} {valid[3]}", [])
         pid = str(uuid.uuid4())
         self.server.events.clear()
-        self.executor.execute(prompt, pid, extra_data or {}, valid[2])
+        self.executor.execute(prompt, pid, {"client_id": "inprocess", **(extra_data or {})}, valid[2])
         events = list(self.server.events)
         if not self.executor.success:
             errs = [d for e, d in self.executor.status_messages if e == "execution_error"]

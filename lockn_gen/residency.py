@@ -1,0 +1,176 @@
+"""Residency policy: which loaded models stay on the GPU, which wait in system RAM, which are dropped.
+
+Plain Python. The ComfyUI side (nodes/residency.py) keeps the real objects, reads each entry's tier
+from ComfyUI's model management and applies the actions this module decides.
+
+Tiers: "gpu" (loaded on the compute device), "ram" (held in system memory, a host->GPU copy away),
+"dropped" (released; the next use reloads from disk, through mmap). Eviction takes the least
+important unpinned entry first: lowest mode priority, then least recently used. GPU entries move to
+RAM; RAM entries are dropped. Pinned entries are never evicted by the policy.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+GB = 1_000_000_000
+TIERS = ("gpu", "ram", "dropped")
+MODES = ("image", "video", "music")
+DEFAULT_PRIORITY = {"image": 1, "video": 1, "music": 1}
+
+
+@dataclass
+class Entry:
+    id: str
+    name: str                 # readable: the file name(s)
+    family: str
+    role: str
+    mode: str                 # image | video | music
+    bytes: int
+    tier: str = "ram"
+    pinned: bool = False
+    last_used: float = 0.0
+    loads: int = 0            # loads from disk
+    hits: int = 0             # requests served without touching the disk
+    generation: int = 0       # bumped whenever the loaded object is replaced or dropped
+    device: str = ""
+    files: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "family": self.family, "role": self.role, "mode": self.mode,
+                "bytes": self.bytes, "tier": self.tier, "device": self.device, "pinned": self.pinned,
+                "last_used": self.last_used, "loads_from_disk": self.loads, "hits": self.hits, "files": self.files}
+
+
+@dataclass
+class Budgets:
+    gpu_bytes: int | None = None      # None: no limit of ours (ComfyUI's own memory management only)
+    ram_bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"gpu_bytes": self.gpu_bytes, "ram_bytes": self.ram_bytes}
+
+
+@dataclass(frozen=True)
+class Action:
+    entry_id: str
+    kind: str                 # "offload" (gpu -> ram) | "drop" (ram or gpu -> dropped)
+    reason: str
+
+
+def totals(entries) -> dict:
+    out = {t: 0 for t in TIERS}
+    for e in entries:
+        out[e.tier] += e.bytes
+    return out
+
+
+def eviction_order(entries, priority: dict | None = None, protect: set = frozenset()) -> list[Entry]:
+    """Unpinned, unprotected entries, least important first."""
+    prio = {**DEFAULT_PRIORITY, **(priority or {})}
+    cands = [e for e in entries if not e.pinned and e.id not in protect and e.tier != "dropped"]
+    return sorted(cands, key=lambda e: (prio.get(e.mode, 1), e.last_used))
+
+
+def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | None = None,
+         protect: set = frozenset()) -> list[Action]:
+    """Actions that bring the GPU and RAM tiers within budget, making room for `incoming_bytes`
+    (a model about to be loaded: it arrives in RAM and will move to the GPU when used).
+
+    Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU."""
+    state = {e.id: e.tier for e in entries}
+    by_id = {e.id: e for e in entries}
+    order = eviction_order(entries, priority, protect)
+    actions: list[Action] = []
+
+    def used(tier):
+        return sum(by_id[i].bytes for i, t in state.items() if t == tier)
+
+    if budgets.gpu_bytes is not None:
+        for e in order:
+            if used("gpu") + incoming_bytes <= budgets.gpu_bytes:
+                break
+            if state[e.id] == "gpu":
+                state[e.id] = "ram"
+                actions.append(Action(e.id, "offload", f"GPU budget {budgets.gpu_bytes / GB:.2f} GB"))
+    if budgets.ram_bytes is not None:
+        for e in order:
+            if used("ram") + incoming_bytes <= budgets.ram_bytes:
+                break
+            if state[e.id] == "ram":
+                prev = next((a for a in actions if a.entry_id == e.id), None)
+                if prev:
+                    actions.remove(prev)
+                state[e.id] = "dropped"
+                actions.append(Action(e.id, "drop", f"RAM budget {budgets.ram_bytes / GB:.2f} GB"))
+    return actions
+
+
+def over_budget(entries, budgets: Budgets) -> list[str]:
+    """Readable warnings when pinned entries alone exceed a budget (pins win over budgets)."""
+    t = totals(entries)
+    out = []
+    for tier, limit in (("gpu", budgets.gpu_bytes), ("ram", budgets.ram_bytes)):
+        if limit is not None and t[tier] > limit:
+            pinned = sum(e.bytes for e in entries if e.pinned and e.tier == tier)
+            out.append(f"{tier.upper()} tier holds {t[tier] / GB:.2f} GB, over its {limit / GB:.2f} GB budget"
+                       + (f" ({pinned / GB:.2f} GB of it pinned: unpin something or raise the budget)" if pinned else ""))
+    return out
+
+
+# ---- default budgets --------------------------------------------------------------------------------
+def cgroup_memory_limit() -> int | None:
+    """The container's memory limit (cgroup v2 or v1), None when unlimited or unknown."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = open(path).read().strip()
+        except OSError:
+            continue
+        if raw and raw != "max":
+            try:
+                v = int(raw)
+            except ValueError:
+                continue
+            if v < 1 << 60:
+                return v
+    return None
+
+
+def cgroup_memory_used() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"):
+        try:
+            return int(open(path).read().strip())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def mem_available() -> int | None:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def default_ram_budget(held_bytes: int = 0, headroom: float = 0.25) -> int | None:
+    """What LockN Gen may keep in system RAM: the room left under the container's limit (if any)
+    and MemAvailable, plus what it already holds, minus a headroom for everything else."""
+    avail = [v for v in (mem_available(),) if v is not None]
+    limit, used = cgroup_memory_limit(), cgroup_memory_used()
+    if limit is not None and used is not None:
+        avail.append(max(0, limit - used))
+    if not avail:
+        return None
+    room = min(avail) + held_bytes
+    return int(room * (1.0 - headroom))
+
+
+def env_sizes() -> dict[str, int]:
+    """Byte sizes injected for tests (LOCKN_RESIDENCY_SIZES='{"file name": bytes}'): on a CPU-only
+    machine nothing is really on a GPU, so budget tests state the sizes instead."""
+    import json
+    raw = os.environ.get("LOCKN_RESIDENCY_SIZES", "")
+    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}

@@ -1,0 +1,201 @@
+"""Where model files are in ComfyUI's folders, and how each kind of component is read from disk.
+
+Loading goes through ComfyUI's own loader nodes and ComfyUI-GGUF's, called through their node
+contract (`nodes.NODE_CLASS_MAPPINGS[...]`), so the pack follows whatever those loaders do in the
+installed versions. ComfyUI functions relied on: folder_paths.get_folder_paths / get_filename_list /
+get_full_path, nodes.NODE_CLASS_MAPPINGS (UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader,
+CheckpointLoaderSimple, LTXVAudioVAELoader, LTXAVTextEncoderLoader, and ComfyUI-GGUF's UnetLoaderGGUF,
+CLIPLoaderGGUF, DualCLIPLoaderGGUF).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+
+import folder_paths
+
+from ..lockn_gen.preflight import LockNError
+
+MODEL_EXTENSIONS = (".safetensors", ".sft", ".gguf")
+# ComfyUI-GGUF does not list ACE-Step 1.5; these GGUF architectures are loaded by allowing them for
+# the duration of the call (the file's tensors are then detected by ComfyUI as usual).
+EXTRA_GGUF_ARCHES = {"ace", "ace15", "acestep", "acestep15"}
+GGUF_INSTALL = ("ComfyUI-GGUF is not installed, and this preset uses .gguf files. Install it into ComfyUI's "
+                "custom_nodes: git clone https://github.com/city96/ComfyUI-GGUF (or with ComfyUI-Manager: "
+                "'ComfyUI-GGUF' by city96), pip install -r ComfyUI-GGUF/requirements.txt, then restart ComfyUI. "
+                "Or pick a safetensors preset.")
+
+
+# ---- finding files --------------------------------------------------------------------------------
+def folder_dirs(folder: str) -> list[str]:
+    """The directories ComfyUI searches for a model folder (including extra_model_paths)."""
+    names = [folder] + (["unet"] if folder == "diffusion_models" else []) + (["clip"] if folder == "text_encoders" else [])
+    out = []
+    for n in names:
+        try:
+            out += [d for d in folder_paths.get_folder_paths(n) if d not in out]
+        except KeyError:
+            continue
+    return out
+
+
+def list_files(folder: str) -> list[str]:
+    """Model files (safetensors and GGUF) in a folder, as names relative to it, for the override combos."""
+    out = set()
+    for d in folder_dirs(folder):
+        if not os.path.isdir(d):
+            continue
+        for root, dirs, files in os.walk(d, followlinks=True):
+            dirs[:] = [x for x in dirs if not x.startswith(".")]
+            for f in files:
+                if f.lower().endswith(MODEL_EXTENSIONS) and not f.startswith("."):
+                    out.add(os.path.relpath(os.path.join(root, f), d).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def find_file(folder: str, name: str) -> str | None:
+    """Full path of `name` in a model folder: the exact relative name first, then the same file
+    name in a sub-folder (users often sort models into sub-folders). Never outside the folder."""
+    rel = name.replace("\\", "/")
+    for d in folder_dirs(folder):
+        p = os.path.normpath(os.path.join(d, rel))
+        if os.path.commonpath([os.path.abspath(d), os.path.abspath(p)]) == os.path.abspath(d) and os.path.isfile(p):
+            return p
+    base = os.path.basename(rel)
+    if "/" not in rel:
+        for d in folder_dirs(folder):
+            for root, dirs, files in os.walk(d, followlinks=True):
+                dirs[:] = [x for x in dirs if not x.startswith(".")]
+                if base in files:
+                    return os.path.join(root, base)
+    return None
+
+
+def relative_name(folder: str, path: str) -> str:
+    """The name ComfyUI's loader nodes take for a file of a folder."""
+    for d in folder_dirs(folder):
+        d = os.path.abspath(d)
+        if os.path.commonpath([d, os.path.abspath(path)]) == d:
+            return os.path.relpath(path, d).replace(os.sep, "/")
+    raise LockNError(f"{path} is not inside ComfyUI's {folder} folder(s): {', '.join(folder_dirs(folder))}")
+
+
+# ---- what to load ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadSpec:
+    """One component to load: the unit the residency registry keeps (see nodes/residency.py)."""
+    kind: str            # diffusion_model | checkpoint | text_encoder | vae | audio_vae
+    family: str
+    role: str
+    files: tuple         # ((folder, full path), ...)
+    options: tuple = ()  # ((key, value), ...) sorted
+
+    def option(self, key, default=None):
+        return dict(self.options).get(key, default)
+
+    @property
+    def paths(self) -> list[str]:
+        return [p for _, p in self.files]
+
+    @property
+    def display_name(self) -> str:
+        return " + ".join(os.path.basename(p) for p in self.paths)
+
+    def identity(self) -> tuple:
+        """Same model = same files (resolved path, size, mtime) and the same load options."""
+        out = []
+        for _, p in self.files:
+            st = os.stat(p)
+            out.append((os.path.realpath(p), st.st_size, st.st_mtime_ns))
+        return (self.kind, tuple(out), self.options)
+
+
+# ---- ComfyUI-GGUF through its node contract -----------------------------------------------------------
+def node_class(name: str):
+    import nodes
+    return nodes.NODE_CLASS_MAPPINGS.get(name)
+
+
+def gguf_available() -> bool:
+    return node_class("UnetLoaderGGUF") is not None
+
+
+def _gguf_loader_module():
+    cls = node_class("UnetLoaderGGUF")
+    mod = sys.modules[cls.__module__]          # registered under its folder path, not an importable name
+    return sys.modules.get(f"{mod.__package__}.loader")
+
+
+@contextlib.contextmanager
+def _allow_gguf_arch(arch: str):
+    """Let ComfyUI-GGUF read a diffusion-model GGUF whose architecture it does not list (ACE-Step 1.5)."""
+    loader = _gguf_loader_module()
+    allowed = getattr(loader, "IMG_ARCH_LIST", None)
+    added = arch if (isinstance(allowed, set) and arch and arch not in allowed and arch in EXTRA_GGUF_ARCHES) else None
+    if added:
+        allowed.add(added)
+    try:
+        yield
+    finally:
+        if added:
+            allowed.discard(added)
+
+
+def _require_gguf():
+    if not gguf_available():
+        raise LockNError(GGUF_INSTALL)
+
+
+# ---- reading from disk ---------------------------------------------------------------------------------
+def _first(out):
+    """A node's result as a tuple (V1 nodes return tuples, V3 nodes NodeOutput)."""
+    if hasattr(out, "args"):
+        return tuple(out.args)
+    if isinstance(out, dict):
+        return tuple(out.get("result", ()))
+    return tuple(out)
+
+
+def load_from_disk(spec: LoadSpec):
+    """Read one component through ComfyUI's loaders. Returns the loaded object (MODEL patcher, CLIP,
+    VAE, or (MODEL, VAE) for a checkpoint)."""
+    import comfy.sd
+
+    names = [relative_name(folder, path) for folder, path in spec.files]
+    is_gguf = [p.lower().endswith(".gguf") for p in spec.paths]
+    if any(is_gguf):
+        _require_gguf()
+    if spec.kind == "diffusion_model":
+        if is_gguf[0]:
+            from ..lockn_gen.fileinfo import read_gguf_header
+            arch = read_gguf_header(spec.paths[0]).arch
+            with _allow_gguf_arch(arch):
+                return _first(node_class("UnetLoaderGGUF")().load_unet(unet_name=names[0]))[0]
+        return _first(node_class("UNETLoader")().load_unet(names[0], spec.option("weight_dtype", "default")))[0]
+    if spec.kind == "checkpoint":
+        model, _clip, vae = _first(node_class("CheckpointLoaderSimple")().load_checkpoint(names[0]))[:3]
+        return (model, vae)
+    if spec.kind == "vae":
+        return _first(node_class("VAELoader")().load_vae(names[0]))[0]
+    if spec.kind == "audio_vae":
+        return _first(node_class("LTXVAudioVAELoader").execute(ckpt_name=names[0]))[0]
+    if spec.kind == "text_encoder":
+        ctype = spec.option("clip_type")
+        device = spec.option("device", "default")
+        if spec.option("ltx_checkpoint_te") and not any(is_gguf):
+            return _first(node_class("LTXAVTextEncoderLoader").execute(text_encoder=names[0], ckpt_name=names[1], device=device))[0]
+        if len(names) == 1:
+            if is_gguf[0]:
+                return _first(node_class("CLIPLoaderGGUF")().load_clip(clip_name=names[0], type=ctype))[0]
+            return _first(node_class("CLIPLoader")().load_clip(names[0], ctype, device))[0]
+        if any(is_gguf):
+            return _first(node_class("DualCLIPLoaderGGUF")().load_clip(clip_name1=names[0], clip_name2=names[1], type=ctype))[0]
+        return _first(node_class("DualCLIPLoader")().load_clip(names[0], names[1], ctype, device))[0]
+    raise LockNError(f"unknown component kind {spec.kind!r}")
+
+
+def clip_type_exists(name: str) -> bool:
+    import comfy.sd
+    return hasattr(comfy.sd.CLIPType, name.upper())

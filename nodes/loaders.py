@@ -1,0 +1,305 @@
+"""One loader node per family: a preset in, everything the family's graph needs out.
+
+Before anything is loaded the node resolves every file of the preset (with the user's overrides),
+reports all missing ones in one message with the download command, and reads each file's header to
+refuse a truncated or corrupt file, or a file of another family or role. Loading then goes through
+the residency registry's seam (nodes/residency.load), component by component.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from comfy_api.latest import io
+
+from ..lockn_gen import catalog as catalog_mod
+from ..lockn_gen import fileinfo
+from ..lockn_gen.hub import download_command
+from ..lockn_gen.preflight import PRESET_CHOICE, LockNError, missing_message, resolve
+from . import comfy_models as cm
+from .residency import REGISTRY, load
+
+CATEGORY = "LockN Gen/loaders"
+WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+CLIP_TYPES = {"flux2": "flux2", "wan22": "wan", "ltx2": "ltxv", "ace15": "ace"}
+
+
+def get_catalog() -> catalog_mod.Catalog:
+    """The built-in catalog plus the user's (LOCKN_GEN_CATALOG, and <ComfyUI user dir>/lockn-gen/catalog.toml)."""
+    import folder_paths
+    user = os.path.join(folder_paths.get_user_directory(), "lockn-gen", "catalog.toml")
+    return _catalog(user, os.environ.get("LOCKN_GEN_CATALOG", ""), _mtime(user))
+
+
+def _mtime(p):
+    try:
+        return os.stat(p).st_mtime_ns
+    except OSError:
+        return 0
+
+
+@functools.lru_cache(maxsize=4)
+def _catalog(user_path, env, mtime):
+    return catalog_mod.load([user_path])
+
+
+def resolve_preset(family: str, preset: str, overrides: dict):
+    cat = get_catalog()
+    try:
+        return cat, resolve(cat, family, preset, overrides, cm.find_file, cm.folder_dirs)
+    except KeyError as e:
+        raise LockNError(str(e.args[0])) from None
+
+
+def _models_dir_hint(res) -> str | None:
+    """The models root of the first missing file's folder (for the download command)."""
+    for c in res.missing:
+        dirs = cm.folder_dirs(c.folder)
+        if dirs and os.path.basename(os.path.normpath(dirs[0])) == c.folder:
+            return os.path.dirname(os.path.normpath(dirs[0]))
+    return None
+
+
+def preflight(family: str, preset: str, overrides: dict):
+    """Resolve and check every file before loading any: all missing files in one error, then the
+    header of each present file (truncation, corruption, wrong family or role)."""
+    cat, res = resolve_preset(family, preset, overrides)
+    if res.missing:
+        root = _models_dir_hint(res)
+        raise LockNError(missing_message(res, cat.families[family].display_name,
+                                         lambda names: download_command(names, models_dir=root)))
+    if any(c.format == "gguf" for c in res.components if c.path) and not cm.gguf_available():
+        raise LockNError(cm.GGUF_INSTALL)
+    for c in res.components:
+        if c.path:
+            _check_file(c.path, family, c.role, _mtime(c.path), os.path.getsize(c.path))
+    return cat, res
+
+
+@functools.lru_cache(maxsize=256)
+def _check_file(path, family, role, mtime, size):
+    try:
+        info = fileinfo.read_header(path)
+        fileinfo.check_identity(info, family, role)
+    except fileinfo.FileProblem as e:
+        raise LockNError(str(e)) from None
+    return True
+
+
+# ---- components -> load specs ---------------------------------------------------------------------
+def _spec(kind, family, role, comps, **options):
+    return cm.LoadSpec(kind=kind, family=family, role=role, files=tuple((c.folder, c.path) for c in comps),
+                       options=tuple(sorted(options.items())))
+
+
+def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm.LoadSpec]:
+    """role of output -> LoadSpec, following how the official templates load each family."""
+    c = {x.role: x for x in res.components if x.path}
+    dm_opts = lambda comp: {"weight_dtype": weight_dtype} if comp.format == "safetensors" else {}
+    specs = {}
+    if family in ("flux2", "ace15"):
+        specs["model"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]], **dm_opts(c["diffusion_model"]))
+        tes = [c["text_encoder"]] + ([c["lm"]] if "lm" in c else [])
+        specs["clip"] = _spec("text_encoder", family, "text_encoder", tes, clip_type=CLIP_TYPES[family], device="default")
+        specs["vae"] = _spec("vae", family, "vae", [c["vae"]])
+    elif family == "wan22":
+        if "high_noise" in c or "low_noise" in c:
+            if not ("high_noise" in c and "low_noise" in c):
+                raise LockNError("Wan2.2 A14B needs both experts: a high-noise and a low-noise diffusion model")
+            specs["high"] = _spec("diffusion_model", family, "high_noise", [c["high_noise"]], **dm_opts(c["high_noise"]))
+            specs["low"] = _spec("diffusion_model", family, "low_noise", [c["low_noise"]], **dm_opts(c["low_noise"]))
+        else:
+            specs["high"] = specs["low"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]],
+                                                 **dm_opts(c["diffusion_model"]))
+        specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"]], clip_type="wan", device="default")
+        specs["vae"] = _spec("vae", family, "vae", [c["vae"]])
+    elif family == "ltx2":
+        ckpt = c.get("checkpoint")
+        if "diffusion_model" in c:
+            specs["model"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]], **dm_opts(c["diffusion_model"]))
+            if "vae" not in c and not ckpt:
+                raise LockNError("an LTX-2 diffusion model on its own needs a video VAE file (the 'vae' input)")
+        elif ckpt:
+            specs["checkpoint"] = _spec("checkpoint", family, "checkpoint", [ckpt])
+        else:
+            raise LockNError("an LTX-2 preset needs a checkpoint or a diffusion model")
+        if "vae" in c:
+            specs["vae"] = _spec("vae", family, "vae", [c["vae"]])
+        audio = c.get("audio_vae") or ckpt
+        if audio is None:
+            raise LockNError("LTX-2 needs its audio VAE: an 'audio_vae' file or a checkpoint that contains one")
+        specs["audio_vae"] = _spec("audio_vae", family, "audio_vae", [audio])
+        if "text_projection" in c:
+            specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"], c["text_projection"]],
+                                  clip_type="ltxv", device="default")
+        elif ckpt:
+            specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"], ckpt],
+                                  clip_type="ltxv", device="default", ltx_checkpoint_te=True)
+        else:
+            raise LockNError("the LTX-2 text encoder needs its text projection: a 'text_projection' file or a checkpoint")
+    return specs
+
+
+def _load(spec):
+    try:
+        return load(spec, lambda: cm.load_from_disk(spec))
+    except LockNError:
+        raise
+    except Exception as e:   # a loader deep in ComfyUI failed: say which file, keep the cause chained
+        raise LockNError(f"ComfyUI could not load {spec.display_name} as the {spec.role.replace('_', ' ')} "
+                         f"of a {spec.family} model: {type(e).__name__}: {e}") from e
+
+
+def load_family(family: str, preset: str, overrides: dict, weight_dtype: str = "default") -> dict:
+    _, res = preflight(family, preset, overrides)
+    specs = build_specs(family, res, weight_dtype)
+    out = {}
+    for role, spec in specs.items():
+        if role == "checkpoint":
+            out["model"], ckpt_vae = _load(spec)
+            out.setdefault("vae", ckpt_vae)
+        else:
+            out[role] = _load(spec)
+    return out
+
+
+def fingerprint(family: str, preset: str, overrides: dict, weight_dtype: str = "default") -> str:
+    """What ComfyUI's cache compares: the files' identity and the registry's drop counters, so an
+    evicted model's cached outputs are not served again (and a changed file is reloaded)."""
+    try:
+        _, res = resolve_preset(family, preset, overrides)
+        if res.missing:
+            return "missing:" + ",".join(c.name for c in res.missing)
+        return "|".join(REGISTRY.token(s) for s in build_specs(family, res, weight_dtype).values())
+    except Exception as e:          # errors surface when the node runs
+        return f"error:{e}"
+
+
+# ---- the nodes ----------------------------------------------------------------------------------------
+def _preset_input(family: str, default: str, tooltip: str):
+    ids = [p.id for p in get_catalog().presets_for(family)]
+    return io.Combo.Input("preset", options=ids, default=default if default in ids else (ids[0] if ids else None),
+                          tooltip=tooltip)
+
+
+def _override(role: str, folder: str, tooltip: str):
+    return io.Combo.Input(role, options=[PRESET_CHOICE] + cm.list_files(folder), default=PRESET_CHOICE,
+                          tooltip=tooltip + " Leave at (preset) to use the preset's file.", advanced=True)
+
+
+def _dtype_input():
+    return io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default", advanced=True,
+                          tooltip="Weight dtype for safetensors diffusion models (as ComfyUI's Load Diffusion Model). "
+                                  "GGUF files keep their quantization.")
+
+
+class LockNFlux2Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LockNFlux2Loader", display_name="Flux.2 Loader (LockN)", category=CATEGORY,
+            description="Loads a Flux.2 preset: diffusion model (GGUF or safetensors), Mistral/Qwen text encoder and "
+                        "the Flux.2 VAE. Missing files are listed with the command that downloads them.",
+            inputs=[_preset_input("flux2", "flux2-dev-q5_k_m", "Which Flux.2 files to load (from the LockN catalog)."),
+                    _override("diffusion_model", "diffusion_models", "Use this diffusion model instead."),
+                    _override("text_encoder", "text_encoders", "Use this text encoder instead."),
+                    _override("vae", "vae", "Use this VAE instead."),
+                    _dtype_input()],
+            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+
+    @classmethod
+    def fingerprint_inputs(cls, preset, diffusion_model, text_encoder, vae, weight_dtype="default"):
+        return fingerprint("flux2", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, vae=vae), weight_dtype)
+
+    @classmethod
+    def execute(cls, preset, diffusion_model, text_encoder, vae, weight_dtype="default"):
+        out = load_family("flux2", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, vae=vae), weight_dtype)
+        return io.NodeOutput(out["model"], out["clip"], out["vae"])
+
+
+class LockNWan22Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LockNWan22Loader", display_name="Wan2.2 Loader (LockN)", category=CATEGORY,
+            description="Loads a Wan2.2 preset: the high-noise and low-noise experts of I2V A14B (GGUF or fp8), umt5 "
+                        "and the Wan VAE. A single-model preset (TI2V 5B) returns the same model on both outputs.",
+            inputs=[_preset_input("wan22", "wan22-i2v-a14b-q4_k_m", "Which Wan2.2 files to load (from the LockN catalog)."),
+                    _override("high_noise", "diffusion_models", "Use this high-noise expert instead."),
+                    _override("low_noise", "diffusion_models", "Use this low-noise expert instead."),
+                    _override("text_encoder", "text_encoders", "Use this umt5 text encoder instead."),
+                    _override("vae", "vae", "Use this VAE instead."),
+                    _dtype_input()],
+            outputs=[io.Model.Output("high_noise_model", display_name="high noise MODEL"),
+                     io.Model.Output("low_noise_model", display_name="low noise MODEL"),
+                     io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+
+    @classmethod
+    def fingerprint_inputs(cls, preset, high_noise, low_noise, text_encoder, vae, weight_dtype="default"):
+        return fingerprint("wan22", preset, dict(high_noise=high_noise, low_noise=low_noise, text_encoder=text_encoder, vae=vae), weight_dtype)
+
+    @classmethod
+    def execute(cls, preset, high_noise, low_noise, text_encoder, vae, weight_dtype="default"):
+        out = load_family("wan22", preset, dict(high_noise=high_noise, low_noise=low_noise, text_encoder=text_encoder, vae=vae), weight_dtype)
+        return io.NodeOutput(out["high"], out["low"], out["clip"], out["vae"])
+
+
+class LockNLTX2Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LockNLTX2Loader", display_name="LTX-2 Loader (LockN)", category=CATEGORY,
+            description="Loads an LTX-2 preset: the audio+video model (checkpoint or GGUF transformer), its video VAE, "
+                        "its audio VAE and the Gemma 3 text encoder.",
+            inputs=[_preset_input("ltx2", "ltx2-19b-distilled-fp8", "Which LTX-2 files to load (from the LockN catalog)."),
+                    _override("checkpoint", "checkpoints", "Use this LTX-2 checkpoint instead."),
+                    _override("diffusion_model", "diffusion_models", "Use this LTX-2 transformer (e.g. GGUF) instead."),
+                    _override("vae", "vae", "Use this video VAE instead."),
+                    _override("audio_vae", "checkpoints", "Use this audio VAE (a file in checkpoints/) instead."),
+                    _override("text_encoder", "text_encoders", "Use this Gemma 3 text encoder instead."),
+                    _override("text_projection", "text_encoders", "Use this text projection (embeddings connector) instead."),
+                    _dtype_input()],
+            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"),
+                     io.Vae.Output("vae", display_name="VAE"), io.Vae.Output("audio_vae", display_name="audio VAE")])
+
+    @classmethod
+    def _over(cls, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection):
+        return dict(checkpoint=checkpoint, diffusion_model=diffusion_model, vae=vae, audio_vae=audio_vae,
+                    text_encoder=text_encoder, text_projection=text_projection)
+
+    @classmethod
+    def fingerprint_inputs(cls, preset, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection, weight_dtype="default"):
+        return fingerprint("ltx2", preset, cls._over(checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection), weight_dtype)
+
+    @classmethod
+    def execute(cls, preset, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection, weight_dtype="default"):
+        out = load_family("ltx2", preset, cls._over(checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection), weight_dtype)
+        return io.NodeOutput(out["model"], out["clip"], out["vae"], out["audio_vae"])
+
+
+class LockNAceStep15Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LockNAceStep15Loader", display_name="ACE-Step 1.5 Loader (LockN)", category=CATEGORY,
+            description="Loads an ACE-Step 1.5 preset: the DiT (safetensors, or GGUF which ComfyUI-GGUF does not list "
+                        "for ACE), the Qwen3 0.6B text encoder with its LM planner, and the audio VAE.",
+            inputs=[_preset_input("ace15", "ace15-turbo", "Which ACE-Step 1.5 files to load (from the LockN catalog)."),
+                    _override("diffusion_model", "diffusion_models", "Use this ACE-Step 1.5 DiT instead."),
+                    _override("text_encoder", "text_encoders", "Use this Qwen3 0.6B text encoder instead."),
+                    _override("lm", "text_encoders", "Use this Qwen3 LM (1.7B or 4B) instead."),
+                    _override("vae", "vae", "Use this audio VAE instead."),
+                    _dtype_input()],
+            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+
+    @classmethod
+    def fingerprint_inputs(cls, preset, diffusion_model, text_encoder, lm, vae, weight_dtype="default"):
+        return fingerprint("ace15", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, lm=lm, vae=vae), weight_dtype)
+
+    @classmethod
+    def execute(cls, preset, diffusion_model, text_encoder, lm, vae, weight_dtype="default"):
+        out = load_family("ace15", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, lm=lm, vae=vae), weight_dtype)
+        return io.NodeOutput(out["model"], out["clip"], out["vae"])
+
+
+LOADER_NODES = [LockNFlux2Loader, LockNWan22Loader, LockNLTX2Loader, LockNAceStep15Loader]

@@ -1,0 +1,349 @@
+"""The process-wide residency registry: the loaders' one load seam (`load`).
+
+The same model (same files by resolved path, size and mtime, same load options) asked for by any
+workflow returns the same loaded object without touching the disk, also after other workflows ran
+under ComfyUI's default cache, which keeps only the last prompt's outputs. The registry holds strong
+references; which tier an entry is in is read live from ComfyUI's model management.
+
+ComfyUI functions and APIs relied on (no device function is patched):
+- comfy.model_management.current_loaded_models (LoadedModel.model, .device, loaded_size()) to read tiers;
+- comfy.model_management.free_memory(memory, device, keep_loaded=[...]) to move one entry GPU -> RAM
+  while every other loaded model (pinned ones included) is kept through keep_loaded;
+- ModelPatcher.model_size(), .load_device; CLIP.patcher, VAE.patcher;
+- comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
+  budgets after each prompt and to defer evictions asked for while a prompt runs);
+- server.PromptServer.instance.send_sync for the "lockn.residency" websocket event.
+A request to free everything (POST /free with free_memory, or ComfyUI's out-of-memory recovery,
+which calls unload_all_models) is never blocked: ComfyUI unloads pinned models too, and the tiers
+read afterwards say so.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..lockn_gen import residency as policy
+from ..lockn_gen.residency import Budgets, Entry
+
+log = logging.getLogger("lockn_gen.residency")
+MODE_OF_FAMILY = {"flux2": "image", "wan22": "video", "ltx2": "video", "ace15": "music"}
+EVENT = "lockn.residency"
+
+
+def _patchers(obj) -> list:
+    """The ModelPatchers inside a loaded object (MODEL, CLIP, VAE or a tuple of them)."""
+    if obj is None:
+        return []
+    if isinstance(obj, (tuple, list)):
+        return [p for o in obj for p in _patchers(o)]
+    if hasattr(obj, "model_size") and hasattr(obj, "load_device"):
+        return [obj]
+    p = getattr(obj, "patcher", None)
+    return [p] if p is not None else []
+
+
+@dataclass
+class Record:
+    entry: Entry
+    key: tuple
+    paths: tuple
+    obj: object = None
+    drops: int = 0            # bumped when the object is dropped: part of the loader nodes' fingerprint
+    spec: object = None
+    extra: dict = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self):
+        self.records: dict[str, Record] = {}
+        self.lock = threading.RLock()
+        self.budgets = Budgets()
+        self.budgets_set = {"gpu": False, "ram": False}
+        self.priority: dict[str, int] = dict(policy.DEFAULT_PRIORITY)
+        self.prompt_running = False
+        self.prompt_ids: set[str] = set()      # entries used by the prompt in progress
+        self.pending: list = []                # evictions asked for while a prompt runs
+        self.overhead_s = 0.0                  # time spent in the registry itself (bookkeeping only)
+        self.calls = 0
+        self.warnings: list[str] = []
+
+    # ---- tiers, read from ComfyUI --------------------------------------------------------------
+    def _loaded(self) -> dict[int, object]:
+        import comfy.model_management as mm
+        return {id(lm.model): lm for lm in mm.current_loaded_models if lm.model is not None}
+
+    def refresh(self):
+        loaded = self._loaded()
+        sizes = policy.env_sizes()
+        for rec in self.records.values():
+            e = rec.entry
+            ps = _patchers(rec.obj)
+            on = [loaded[id(p)] for p in ps if id(p) in loaded and loaded[id(p)].model_loaded_memory() > 0]
+            if rec.obj is None:
+                e.tier, e.device = "dropped", ""
+            elif on:
+                e.tier, e.device = "gpu", str(on[0].device)
+            else:
+                e.tier, e.device = "ram", "cpu"
+            injected = [sizes[os.path.basename(p)] for p in rec.paths if os.path.basename(p) in sizes]
+            if injected:
+                e.bytes = sum(injected)
+            elif ps:
+                e.bytes = int(sum(p.model_size() for p in ps))
+
+    # ---- the load seam ---------------------------------------------------------------------------
+    def load(self, spec, loader):
+        """Return the loaded object for `spec`, from the registry when it holds it, else by calling
+        `loader()` (which reads from disk) after making room within the budgets."""
+        t0 = time.perf_counter()
+        key = spec.identity()
+        rid = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+        with self.lock:
+            self.calls += 1
+            rec = self.records.get(rid)
+            if rec is not None and rec.obj is not None:
+                rec.entry.hits += 1
+                rec.entry.last_used = time.time()
+                self.prompt_ids.add(rid)
+                self.overhead_s += time.perf_counter() - t0
+                self._changed()
+                return rec.obj
+            self._forget_stale(spec, rid)
+            self._ensure_defaults()
+            self.refresh()
+            incoming = self._estimate(spec)
+            self._apply(policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids)))
+            self.overhead_s += time.perf_counter() - t0
+        obj = loader()                                   # disk read: not counted as registry overhead
+        t1 = time.perf_counter()
+        with self.lock:
+            if rec is None:
+                e = Entry(id=rid, name=spec.display_name, family=spec.family, role=spec.role,
+                          mode=MODE_OF_FAMILY.get(spec.family, "image"), bytes=0,
+                          files=[os.path.basename(p) for p in spec.paths])
+                rec = Record(entry=e, key=key, paths=tuple(spec.paths), spec=spec)
+                self.records[rid] = rec
+            rec.obj = obj
+            rec.entry.loads += 1
+            rec.entry.last_used = time.time()
+            self.prompt_ids.add(rid)
+            self.refresh()
+            self.overhead_s += time.perf_counter() - t1
+            self._changed()
+        return obj
+
+    def token(self, spec) -> str:
+        """Changes when the entry for `spec` is dropped or evicted: loader nodes fold it into their
+        fingerprint so ComfyUI's cache never serves an evicted model's old outputs."""
+        try:
+            rid = hashlib.sha1(repr(spec.identity()).encode()).hexdigest()[:12]
+        except OSError:
+            return "missing"
+        rec = self.records.get(rid)
+        return f"{rid}:{rec.drops if rec else 0}"
+
+    def _estimate(self, spec) -> int:
+        sizes = policy.env_sizes()
+        return sum(sizes.get(os.path.basename(p), os.path.getsize(p)) for p in spec.paths)
+
+    def _forget_stale(self, spec, rid):
+        """A file replaced on disk (new size or mtime) makes its old entry stale: drop it."""
+        for other in list(self.records.values()):
+            if other.entry.id != rid and other.entry.role == spec.role and set(other.paths) == set(spec.paths):
+                self._drop(other, "the file changed on disk")
+                del self.records[other.entry.id]
+
+    def _entries(self) -> list[Entry]:
+        return [r.entry for r in self.records.values()]
+
+    # ---- budgets and eviction --------------------------------------------------------------------
+    def _ensure_defaults(self):
+        import comfy.model_management as mm
+        if not self.budgets_set["gpu"]:
+            dev = mm.get_torch_device()
+            free = mm.get_free_memory(dev)
+            held = sum(r.entry.bytes for r in self.records.values() if r.entry.tier == "gpu")
+            self.budgets.gpu_bytes = int(max(0, free + held - mm.extra_reserved_memory() - mm.minimum_inference_memory()))
+            self.budgets_set["gpu"] = True
+        if not self.budgets_set["ram"]:
+            self.budgets.ram_bytes = policy.default_ram_budget(
+                held_bytes=sum(r.entry.bytes for r in self.records.values() if r.entry.tier == "ram"))
+            self.budgets_set["ram"] = True
+
+    def set_budgets(self, gpu_gb: float | None = None, ram_gb: float | None = None):
+        with self.lock:
+            if gpu_gb is not None:
+                self.budgets.gpu_bytes = int(gpu_gb * policy.GB) if gpu_gb > 0 else None
+                self.budgets_set["gpu"] = gpu_gb > 0
+            if ram_gb is not None:
+                self.budgets.ram_bytes = int(ram_gb * policy.GB) if ram_gb > 0 else None
+                self.budgets_set["ram"] = ram_gb > 0
+
+    def enforce(self, protect=frozenset()):
+        with self.lock:
+            self._ensure_defaults()
+            self.refresh()
+            self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect)))
+            self.refresh()
+            self.warnings = policy.over_budget(self._entries(), self.budgets)
+
+    def _apply(self, actions):
+        for a in actions:
+            rec = self.records.get(a.entry_id)
+            if rec is None:
+                continue
+            if a.kind == "offload":
+                self._offload(rec)
+            else:
+                self._drop(rec, a.reason)
+            log.info("LockN residency: %s %s (%s)", a.kind, rec.entry.name, a.reason)
+
+    def _offload(self, rec):
+        """GPU -> RAM for one entry, every other loaded model kept through keep_loaded."""
+        import comfy.model_management as mm
+        mine = {id(p) for p in _patchers(rec.obj)}
+        victims = [lm for lm in mm.current_loaded_models if lm.model is not None and id(lm.model) in mine]
+        for lm in victims:
+            keep = [x for x in mm.current_loaded_models if x is not lm]
+            mm.free_memory(1e30, lm.device, keep_loaded=keep)
+
+    def _drop(self, rec, reason=""):
+        if rec.obj is None:
+            return
+        self._offload(rec)
+        rec.obj = None
+        rec.drops += 1
+        rec.entry.tier = "dropped"
+
+    # ---- user actions ----------------------------------------------------------------------------
+    def find(self, ident: str | None = None, family: str | None = None, name: str | None = None) -> list[Record]:
+        out = []
+        for r in self.records.values():
+            if ident and r.entry.id != ident:
+                continue
+            if family and family != "all" and r.entry.family != family:
+                continue
+            if name and name not in r.entry.name:
+                continue
+            out.append(r)
+        return out
+
+    def evict(self, records, to: str = "dropped", defer_if_busy: bool = True) -> list[str]:
+        """Evict entries (to "ram" or "dropped"). While a prompt runs (and the request comes from
+        outside it) the eviction waits for the prompt's end, so no model is pulled from under it."""
+        with self.lock:
+            if defer_if_busy and self.prompt_running:
+                self.pending.append(([r.entry.id for r in records], to))
+                return [r.entry.id for r in records]
+            for r in records:
+                if to == "ram":
+                    self._offload(r)
+                else:
+                    self._drop(r, "evicted by request")
+            self.refresh()
+            self._changed()
+            return [r.entry.id for r in records]
+
+    def pin(self, records, pinned: bool = True):
+        with self.lock:
+            for r in records:
+                r.entry.pinned = bool(pinned)
+            self._changed()
+
+    def set_priority(self, priority: dict[str, int]):
+        with self.lock:
+            self.priority.update({k: int(v) for k, v in priority.items() if k in policy.MODES})
+
+    def drop_all(self, reason: str):
+        """Release every entry (ComfyUI was asked to free its memory and reset its cache)."""
+        with self.lock:
+            for r in self.records.values():
+                if r.obj is not None:
+                    r.obj = None
+                    r.drops += 1
+            self.refresh()
+            self._changed()
+        log.info("LockN residency: released every model (%s)", reason)
+
+    def object_records(self, objs) -> list[Record]:
+        """Registry entries whose loaded object contains one of `objs` (passed-through models)."""
+        want = {id(p) for o in objs for p in _patchers(o)}
+        return [r for r in self.records.values() if r.obj is not None and want & {id(p) for p in _patchers(r.obj)}]
+
+    # ---- prompt life cycle (called by the CacheProvider below) ------------------------------------
+    def prompt_start(self):
+        with self.lock:
+            self.prompt_running = True
+            self.prompt_ids = set()
+
+    def prompt_end(self):
+        with self.lock:
+            self.prompt_running = False
+            pending, self.pending = self.pending, []
+            for ids, to in pending:
+                self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)
+            try:
+                self.enforce()
+            except Exception:          # never break ComfyUI's prompt loop
+                log.exception("LockN residency: enforcing the budgets failed")
+            self.prompt_ids = set()
+            self._changed()
+
+    # ---- reporting ---------------------------------------------------------------------------------
+    def report(self) -> dict:
+        with self.lock:
+            self.refresh()
+            entries = sorted(self._entries(), key=lambda e: (-e.last_used))
+            t = policy.totals(entries)
+            return {"entries": [e.to_dict() for e in entries],
+                    "budgets": self.budgets.to_dict(),
+                    "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
+                               "entries": len(entries)},
+                    "priority": dict(self.priority), "prompt_running": self.prompt_running,
+                    "pending_evictions": len(self.pending), "warnings": list(self.warnings),
+                    "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls)}
+
+    def _changed(self):
+        try:
+            from server import PromptServer
+            inst = getattr(PromptServer, "instance", None)
+        except ImportError:
+            inst = None
+        if inst is not None:
+            inst.send_sync(EVENT, self.report())
+
+
+REGISTRY = Registry()
+
+
+def load(spec, loader):
+    """THE load seam: every component the loader nodes need comes through here."""
+    return REGISTRY.load(spec, loader)
+
+
+def lifecycle_provider():
+    """A ComfyUI cache provider that never caches anything: it is how the pack hears when a prompt
+    starts and ends (comfy_api.latest Caching API)."""
+    from comfy_api.latest import Caching
+
+    class ResidencyLifecycle(Caching.CacheProvider):
+        async def on_lookup(self, context):
+            return None
+
+        async def on_store(self, context, value):
+            return None
+
+        def should_cache(self, context, value=None):
+            return False
+
+        def on_prompt_start(self, prompt_id):
+            REGISTRY.prompt_start()
+
+        def on_prompt_end(self, prompt_id):
+            REGISTRY.prompt_end()
+
+    return ResidencyLifecycle()

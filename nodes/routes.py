@@ -1,0 +1,217 @@
+"""HTTP routes of LockN Gen, registered on ComfyUI's server at start-up.
+
+GET  /lockn/residency           what is resident: entries, tiers, budgets, totals (JSON)
+POST /lockn/residency/evict     {"id": ID | [IDs], "family": F, "name": TEXT, "to": "dropped" | "ram", "include_pinned": bool}
+POST /lockn/residency/pin       {"id": ID | [IDs], "pinned": true | false}
+GET  /lockn/preflight?preset=P[&preset=...][&workflow=FILE]
+POST /lockn/preflight           a workflow (API or UI format) as the body
+     -> what each preset or loader node of a workflow is missing, with the download command
+GET  /lockn/catalog             families and presets with their files (JSON)
+
+Bad requests (malformed JSON, unknown ids, unknown families, file names that leave the model
+folders) get 400 with a message and change nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from aiohttp import web
+
+from ..lockn_gen.catalog import check_relative_name
+from ..lockn_gen.hub import download_command
+from ..lockn_gen.preflight import LockNError
+from . import comfy_models as cm
+from .loaders import LOADER_NODES, get_catalog, resolve_preset
+from .residency import REGISTRY
+
+log = logging.getLogger("lockn_gen.routes")
+WORKFLOWS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows")
+FAMILY_OF_NODE = {"LockNFlux2Loader": "flux2", "LockNWan22Loader": "wan22", "LockNLTX2Loader": "ltx2",
+                  "LockNAceStep15Loader": "ace15"}
+# core and ComfyUI-GGUF loaders: input -> model folder
+CORE_LOADERS = {"UNETLoader": {"unet_name": "diffusion_models"}, "UnetLoaderGGUF": {"unet_name": "diffusion_models"},
+                "CLIPLoader": {"clip_name": "text_encoders"}, "CLIPLoaderGGUF": {"clip_name": "text_encoders"},
+                "DualCLIPLoader": {"clip_name1": "text_encoders", "clip_name2": "text_encoders"},
+                "VAELoader": {"vae_name": "vae"}, "CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
+                "LTXVAudioVAELoader": {"ckpt_name": "checkpoints"},
+                "LTXAVTextEncoderLoader": {"text_encoder": "text_encoders", "ckpt_name": "checkpoints"}}
+
+
+def _bad(message: str, status: int = 400):
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json_body(request):
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        raise LockNError("the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise LockNError("the request body must be a JSON object")
+    return body
+
+
+def _ids(body) -> list[str]:
+    raw = body.get("id")
+    if raw is None:
+        return []
+    ids = raw if isinstance(raw, list) else [raw]
+    if not all(isinstance(i, str) for i in ids):
+        raise LockNError("'id' must be a string or a list of strings")
+    unknown = [i for i in ids if i not in REGISTRY.records]
+    if unknown:
+        raise LockNError(f"unknown residency id(s): {', '.join(unknown)}; GET /lockn/residency lists them")
+    return ids
+
+
+# ---- preflight -----------------------------------------------------------------------------------
+def _loader_inputs(node: dict, schema_inputs: list[str]) -> dict:
+    """Inputs of a loader node in API ({inputs}) or UI ({widgets_values}) format."""
+    if "inputs" in node and isinstance(node["inputs"], dict) and "class_type" in node:
+        return node["inputs"]
+    values = node.get("widgets_values") or []
+    return dict(zip(schema_inputs, values)) if isinstance(values, list) else dict(values)
+
+
+def workflow_preflight(workflow: dict) -> dict:
+    """What the loader nodes of a workflow (API or UI format) are missing."""
+    if "nodes" in workflow and isinstance(workflow["nodes"], list):
+        nodes = [(str(n.get("id")), n.get("type"), n) for n in workflow["nodes"]]
+        for sg in (workflow.get("definitions") or {}).get("subgraphs", []):
+            nodes += [(f"{sg.get('id')}:{n.get('id')}", n.get("type"), n) for n in sg.get("nodes", [])]
+    else:
+        nodes = [(nid, n.get("class_type"), n) for nid, n in workflow.items() if isinstance(n, dict)]
+    schema = {cls.GET_SCHEMA().node_id: [i.id for i in cls.GET_SCHEMA().inputs] for cls in LOADER_NODES}
+    results, missing = [], []
+    for nid, ctype, node in nodes:
+        if ctype in FAMILY_OF_NODE:
+            inputs = _loader_inputs(node, schema[ctype])
+            overrides = {k: v for k, v in inputs.items() if k not in ("preset", "weight_dtype") and isinstance(v, str)}
+            _, res = resolve_preset(FAMILY_OF_NODE[ctype], inputs.get("preset"), overrides)
+            d = res.to_dict(download_command)
+            d["node"] = nid
+            results.append(d)
+            missing += d["missing"]
+        elif ctype in CORE_LOADERS and "inputs" in node:
+            for inp, folder in CORE_LOADERS[ctype].items():
+                name = node["inputs"].get(inp)
+                if isinstance(name, str):
+                    check_relative_name(name)
+                    if cm.find_file(folder, name) is None:
+                        missing.append(name)
+                        results.append({"node": nid, "class_type": ctype, "missing": [name], "folder": folder,
+                                        "searched": cm.folder_dirs(folder)})
+    cat = get_catalog()
+    known = [m for m in dict.fromkeys(missing) if cat.file(m) is not None and cat.file(m).repo]
+    return {"ok": not missing, "missing": list(dict.fromkeys(missing)), "nodes": results,
+            "download_command": download_command(known) if known else None}
+
+
+def register(server) -> None:
+    routes = server.routes
+
+    @routes.get("/lockn/residency")
+    async def get_residency(request):
+        return web.json_response(REGISTRY.report())
+
+    @routes.post("/lockn/residency/evict")
+    async def post_evict(request):
+        try:
+            body = await _json_body(request)
+            ids = _ids(body)
+            family, name = body.get("family"), body.get("name")
+            to = body.get("to", "dropped")
+            if to not in ("dropped", "ram"):
+                raise LockNError(f"'to' must be 'dropped' or 'ram', not {to!r}")
+            if family is not None and family not in ("all", "flux2", "wan22", "ltx2", "ace15"):
+                raise LockNError(f"unknown family {family!r}; use all, flux2, wan22, ltx2 or ace15")
+            if name is not None and not isinstance(name, str):
+                raise LockNError("'name' must be a string")
+            if not ids and family is None and not name:
+                raise LockNError("say what to evict: 'id', 'family' or 'name'")
+            recs = [REGISTRY.records[i] for i in ids] if ids else REGISTRY.find(family=family, name=name)
+            if not body.get("include_pinned", bool(ids)):
+                recs = [r for r in recs if not r.entry.pinned]
+        except LockNError as e:
+            return _bad(str(e))
+        done = REGISTRY.evict(recs, to=to)
+        return web.json_response({"evicted": done, "to": to, "deferred": REGISTRY.prompt_running,
+                                  "residency": REGISTRY.report()})
+
+    @routes.post("/lockn/residency/pin")
+    async def post_pin(request):
+        try:
+            body = await _json_body(request)
+            ids = _ids(body)
+            if not ids:
+                raise LockNError("'id' is required")
+            pinned = body.get("pinned", True)
+            if not isinstance(pinned, bool):
+                raise LockNError("'pinned' must be true or false")
+        except LockNError as e:
+            return _bad(str(e))
+        REGISTRY.pin([REGISTRY.records[i] for i in ids], pinned)
+        return web.json_response({"pinned" if pinned else "unpinned": ids, "residency": REGISTRY.report()})
+
+    @routes.get("/lockn/preflight")
+    async def get_preflight(request):
+        try:
+            cat = get_catalog()
+            out = {"presets": [], "workflows": []}
+            for pid in request.query.getall("preset", []):
+                if pid not in cat.presets:
+                    raise LockNError(f"unknown preset {pid!r}; known presets: {', '.join(sorted(cat.presets))}")
+                _, res = resolve_preset(cat.presets[pid].family, pid, {})
+                out["presets"].append(res.to_dict(download_command))
+            for wf in request.query.getall("workflow", []):
+                check_relative_name(wf, "workflow file name")
+                path = os.path.join(WORKFLOWS_DIR, wf)
+                if not os.path.isfile(path):
+                    raise LockNError(f"no workflow {wf!r} in {WORKFLOWS_DIR}")
+                with open(path, encoding="utf-8") as f:
+                    out["workflows"].append({"workflow": wf, **workflow_preflight(json.load(f))})
+            if not out["presets"] and not out["workflows"]:
+                raise LockNError("give ?preset=ID (repeatable) or ?workflow=FILE, or POST a workflow")
+            out["ok"] = all(p["ok"] for p in out["presets"]) and all(w["ok"] for w in out["workflows"])
+        except (LockNError, ValueError) as e:
+            return _bad(str(e))
+        return web.json_response(out)
+
+    @routes.post("/lockn/preflight")
+    async def post_preflight(request):
+        try:
+            body = await _json_body(request)
+            wf = body.get("prompt", body) if isinstance(body.get("prompt"), dict) else body
+            return web.json_response(workflow_preflight(wf))
+        except (LockNError, ValueError) as e:
+            return _bad(str(e))
+
+    @routes.get("/lockn/catalog")
+    async def get_catalog_route(request):
+        cat = get_catalog()
+        return web.json_response({
+            "families": {f.id: {"display_name": f.display_name, "mode": f.mode, "roles": list(f.roles),
+                                "defaults": f.defaults} for f in cat.families.values()},
+            "presets": {p.id: {"family": p.family, "label": p.label, "quality": p.quality, "components": p.components,
+                               "optional": p.optional, "settings": p.settings(cat), "bytes": cat.preset_bytes(p.id)}
+                        for p in cat.presets.values()}})
+
+    @web.middleware
+    async def free_watch(request, handler):
+        """POST /free with free_memory: ComfyUI resets its cache and unloads everything; the registry
+        lets go of its references too, so the memory really is freed (pinned models included)."""
+        if request.method == "POST" and request.path == "/free":
+            try:
+                body = await request.json()
+            except Exception:
+                body = {}
+            if isinstance(body, dict) and body.get("free_memory"):
+                REGISTRY.drop_all("POST /free with free_memory")
+        return await handler(request)
+
+    try:
+        server.app.middlewares.append(free_watch)
+    except (AttributeError, RuntimeError):     # app already frozen: /free then only unloads (tiers show it)
+        log.warning("LockN Gen: could not watch /free; models freed there stay in LockN's RAM tier")
