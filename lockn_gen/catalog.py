@@ -125,12 +125,13 @@ class Catalog:
         return self.files.get(name) or self.files.get(PurePosixPath(name.replace("\\", "/")).name)
 
     def preset_files(self, preset_id: str, include_optional: bool = False) -> dict[str, FileEntry]:
-        """role -> FileEntry for a preset (optional roles too when asked)."""
+        """role -> FileEntry for a preset (optional roles too when asked). A file the catalog does not
+        describe (a user's own) is left out: it has no size or source to report."""
         p = self.preset(preset_id)
         roles = dict(p.components)
         if include_optional:
             roles.update(p.optional)
-        return {role: self.files[name] for role, name in roles.items()}
+        return {role: self.files[name] for role, name in roles.items() if name in self.files}
 
     def preset_bytes(self, preset_id: str) -> int:
         """Bytes of the preset's distinct required files (a file used for two roles counts once)."""
@@ -202,8 +203,11 @@ def _validate(families: dict, files: dict, presets: dict) -> None:
         for role, name in {**p.components, **p.optional}.items():
             if role not in fam.roles:
                 raise CatalogError(f"{where}: role {role!r} is not a {fam.display_name} role ({', '.join(fam.roles)})")
-            if name not in files:
-                raise CatalogError(f"{where}: role {role!r} names {name!r}, which no catalog file describes; add a [files.\"{name}\"] entry")
+            try:
+                check_relative_name(name, f"the {role} file name")
+            except ValueError as e:
+                raise CatalogError(f"{where}: {e}; model files must be inside ComfyUI's model folders") from None
+            # a name no [files] entry describes is the user's own file: it loads, but has no download source
 
 
 def user_catalog_paths() -> list[Path]:

@@ -66,10 +66,28 @@ def start_image() -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfy_server(tiny_models, start_image):
-    """One real ComfyUI server (main.py --cpu) with the pack, ComfyUI-GGUF and the test patches."""
+def bad_models(tiny_models, tmp_path_factory) -> Path:
+    """An extra model folder of broken or misplaced files, made from the tiny set."""
+    root = tmp_path_factory.mktemp("bad-models")
+    dm, vae = root / "diffusion_models", root / "vae"
+    dm.mkdir()
+    vae.mkdir()
+    gguf = (tiny_models / "diffusion_models" / "flux2-dev-Q8_0.gguf").read_bytes()
+    st = (tiny_models / "diffusion_models" / "flux2_dev_fp8mixed.safetensors").read_bytes()
+    (dm / "flux2-dev-Q8_0-interrupted.gguf").write_bytes(gguf[: len(gguf) * 6 // 10])
+    (dm / "flux2_dev_interrupted.safetensors").write_bytes(st[: len(st) // 2])
+    (dm / "flux2_dev_corrupt.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00" + b"{not json at all" + b"\x00" * 200)
+    shutil.copy(tiny_models / "vae" / "flux2-vae.safetensors", dm / "flux2-vae-in-the-wrong-folder.safetensors")
+    shutil.copy(tiny_models / "diffusion_models" / "flux2_dev_fp8mixed.safetensors", vae / "flux2-dit-as-vae.safetensors")
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tiny_models, bad_models, start_image):
+    """One real ComfyUI server (main.py --cpu) with the pack, ComfyUI-GGUF and the test patches
+    (plus the broken files of `bad_models` as an extra model folder)."""
     from lockn_testing.harness.server import ComfyServer
-    srv = ComfyServer(tiny_models)
+    srv = ComfyServer(tiny_models, extra_model_dirs=(str(bad_models),))
     try:
         srv.start()
         shutil.copy(start_image, srv.base / "input" / "start.png")
