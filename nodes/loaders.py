@@ -153,6 +153,7 @@ def _load(spec):
 def load_family(family: str, preset: str, overrides: dict, weight_dtype: str = "default") -> dict:
     _, res = preflight(family, preset, overrides)
     specs = build_specs(family, res, weight_dtype)
+    REGISTRY.will_use(specs.values())
     out = {}
     for role, spec in specs.items():
         if role == "checkpoint":

@@ -101,7 +101,7 @@ class Registry:
         `loader()` (which reads from disk) after making room within the budgets."""
         t0 = time.perf_counter()
         key = spec.identity()
-        rid = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+        rid = self._rid(key)
         with self.lock:
             self.calls += 1
             rec = self.records.get(rid)
@@ -136,11 +136,25 @@ class Registry:
             self._changed()
         return obj
 
+    def will_use(self, specs):
+        """A loader is about to ask for these: protect the ones already held while it loads the rest,
+        so making room for one component never evicts another the same node needs."""
+        with self.lock:
+            for spec in specs:
+                try:
+                    self.prompt_ids.add(self._rid(spec.identity()))
+                except OSError:
+                    continue
+
+    @staticmethod
+    def _rid(key) -> str:
+        return hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+
     def token(self, spec) -> str:
         """Changes when the entry for `spec` is dropped or evicted: loader nodes fold it into their
         fingerprint so ComfyUI's cache never serves an evicted model's old outputs."""
         try:
-            rid = hashlib.sha1(repr(spec.identity()).encode()).hexdigest()[:12]
+            rid = self._rid(spec.identity())
         except OSError:
             return "missing"
         rec = self.records.get(rid)
@@ -283,6 +297,10 @@ class Registry:
     def prompt_end(self):
         with self.lock:
             self.prompt_running = False
+            now = time.time()
+            for rid in self.prompt_ids:          # everything the prompt used was in use until its end
+                if rid in self.records:
+                    self.records[rid].entry.last_used = now
             pending, self.pending = self.pending, []
             for ids, to in pending:
                 self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)

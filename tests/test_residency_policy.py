@@ -1,0 +1,61 @@
+"""Pure residency policy: LRU with pins and per-mode priority, GPU -> RAM -> dropped, budgets."""
+from __future__ import annotations
+
+from lockn_gen.residency import GB, Budgets, Entry, default_ram_budget, over_budget, plan, totals
+
+
+def E(i, mode, gb, tier="gpu", used=0.0, pinned=False):
+    return Entry(id=i, name=i, family="", role="", mode=mode, bytes=int(gb * GB), tier=tier, last_used=used, pinned=pinned)
+
+
+def apply(entries, actions):
+    tier = {"offload": "ram", "drop": "dropped"}
+    by = {e.id: e for e in entries}
+    for a in actions:
+        by[a.entry_id].tier = tier[a.kind]
+    return totals(entries)
+
+
+def test_lru_offloads_to_ram_then_drops_to_stay_within_budgets():
+    es = [E("img", "image", 20, used=1), E("vid", "video", 26, used=2), E("mus", "music", 10, used=3)]
+    acts = plan(es, Budgets(gpu_bytes=40 * GB, ram_bytes=25 * GB))
+    assert [(a.entry_id, a.kind) for a in acts] == [("img", "offload")]       # the least recently used goes to RAM
+    t = apply(es, acts)
+    assert t["gpu"] <= 40 * GB and t["ram"] <= 25 * GB
+    assert {e.id: e.tier for e in es} == {"img": "ram", "vid": "gpu", "mus": "gpu"}
+    # a smaller GPU budget pushes the video model to RAM too, and RAM then drops the oldest
+    acts = plan(es, Budgets(gpu_bytes=12 * GB, ram_bytes=30 * GB))
+    apply(es, acts)
+    assert {e.id: e.tier for e in es} == {"img": "dropped", "vid": "ram", "mus": "gpu"}
+
+
+def test_pins_are_never_evicted_and_priority_protects_a_mode():
+    es = [E("vid", "video", 26, used=1, pinned=True), E("img", "image", 20, used=2), E("mus", "music", 10, used=3)]
+    t = apply(es, plan(es, Budgets(gpu_bytes=30 * GB)))
+    assert es[0].tier == "gpu" and t["gpu"] <= 30 * GB
+    # without the pin, a higher video priority keeps the (older) video model over image and music
+    es = [E("vid", "video", 15, used=1), E("img", "image", 10, used=2), E("mus", "music", 10, used=3)]
+    apply(es, plan(es, Budgets(gpu_bytes=25 * GB), priority={"video": 5}))
+    assert es[0].tier == "gpu" and {es[1].tier, es[2].tier} == {"ram", "gpu"} and es[1].tier == "ram"
+
+
+def test_room_is_made_for_an_incoming_model_and_protected_entries_stay():
+    es = [E("a", "image", 10, used=1), E("b", "image", 10, used=2)]
+    acts = plan(es, Budgets(gpu_bytes=25 * GB), incoming_bytes=10 * GB, protect={"a"})
+    assert [(a.entry_id, a.kind) for a in acts] == [("b", "offload")]
+
+
+def test_pinned_entries_over_budget_are_reported_not_evicted():
+    es = [E("p", "video", 50, pinned=True)]
+    assert plan(es, Budgets(gpu_bytes=30 * GB)) == []
+    assert "50.00 GB of it pinned" in over_budget(es, Budgets(gpu_bytes=30 * GB))[0]
+
+
+def test_default_ram_budget_respects_container_limit(monkeypatch):
+    import lockn_gen.residency as r
+    monkeypatch.setattr(r, "mem_available", lambda: 100 * GB)
+    monkeypatch.setattr(r, "cgroup_memory_limit", lambda: 40 * GB)
+    monkeypatch.setattr(r, "cgroup_memory_used", lambda: 10 * GB)
+    assert default_ram_budget(held_bytes=0, headroom=0.25) == int(30 * GB * 0.75)
+    monkeypatch.setattr(r, "cgroup_memory_limit", lambda: None)
+    assert default_ram_budget(held_bytes=10 * GB, headroom=0.0) == 110 * GB

@@ -1,0 +1,200 @@
+"""Residency in a real ComfyUI server (default classic cache) on the tiny models.
+
+Byte sizes are injected (LOCKN_RESIDENCY_SIZES, the real files' sizes from the catalog): on a CPU-only
+machine "GPU" is the compute device ComfyUI loads models onto, and the budgets are checked against
+those sizes."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+
+import pytest
+
+from lockn_gen import catalog as catalog_mod
+from lockn_testing import graphs
+from lockn_testing.harness.server import ComfyServer, PromptError
+
+pytestmark = pytest.mark.comfy
+GB = 1_000_000_000
+PRESETS = {"image": ("flux2", "flux2-dev-q4_k_m"), "video": ("wan22", "wan22-i2v-a14b-q4_k_m"), "music": ("ace15", "ace15-turbo")}
+
+
+def _sizes() -> dict:
+    cat = catalog_mod.load(include_env=False)
+    return {name: f.size for name, f in cat.files.items()}
+
+
+@pytest.fixture(scope="module")
+def res_server(tiny_models, start_image):
+    srv = ComfyServer(tiny_models, env={"LOCKN_RESIDENCY_SIZES": json.dumps(_sizes())})
+    try:
+        srv.start()
+        shutil.copy(start_image, srv.base / "input" / "start.png")
+        yield srv
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.base, ignore_errors=True)
+
+
+def workflow(mode: str, residency: dict | None = None, **kw) -> dict:
+    """Workflow A (image), B (video) or C (music) with LockN's loader; optionally a Residency node
+    between the loader and the rest of the graph (budgets, pin)."""
+    family, preset = PRESETS[mode]
+    make = {"image": graphs.flux2_t2i, "video": graphs.wan22_i2v, "music": graphs.ace15_t2m}[mode]
+    extra = {"seconds": 1.0, "steps": 2, "top_p": 1.0} if mode == "music" else {}
+    g = make(loader="lockn", preset=preset, **{"prefix": f"res/{mode}", **extra, **kw})
+    if residency is None:
+        return g
+    lid = next(k for k, n in g.items() if n["class_type"].startswith("LockN"))
+    outs = {"image": {0: 0, 1: 2, 2: 3}, "music": {0: 0, 1: 2, 2: 3}, "video": {0: 0, 1: 1, 2: 2, 3: 3}}[mode]
+    ins = {"image": {0: "model", 1: "clip", 2: "vae"}, "music": {0: "model", 1: "clip", 2: "vae"},
+           "video": {0: "model", 1: "model_2", 2: "clip", 3: "vae"}}[mode]
+    for n in g.values():
+        for k, v in n["inputs"].items():
+            if isinstance(v, list) and v[0] == lid:
+                n["inputs"][k] = ["R", outs[v[1]]]
+    g["R"] = {"class_type": "LockNResidency", "inputs": {
+        "gpu_budget_gb": residency.get("gpu", 0.0), "ram_budget_gb": residency.get("ram", 0.0),
+        "pin": residency.get("pin", False), "image_priority": 1, "video_priority": 1, "music_priority": 1,
+        **{name: [lid, i] for i, name in ins.items()}}}
+    return g
+
+
+def report(srv) -> dict:
+    return srv.get("/lockn/residency")
+
+
+def entries(srv, family=None) -> list[dict]:
+    return [e for e in report(srv)["entries"] if family is None or e["family"] == family]
+
+
+def loader_id(g) -> str:
+    return next(k for k, n in g.items() if n["class_type"].startswith("LockN") and "Loader" in n["class_type"])
+
+
+ROOMY = {"gpu": 500.0, "ram": 500.0}        # budgets that hold all three stacks (at their real sizes)
+
+
+def test_switching_workflows_does_not_reload_from_disk(res_server):
+    a, b, c = workflow("image", ROOMY), workflow("video", ROOMY), workflow("music", ROOMY)
+    r1 = res_server.run(a)
+    loads_after_a = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "flux2")}
+    assert len(loads_after_a) == 3 and set(loads_after_a.values()) == {1}
+    assert any(m["type"] == "lockn.residency" for m in r1.messages)          # the websocket event
+    res_server.run(b)
+    res_server.run(c)
+    r2 = res_server.run(a)
+    # ComfyUI's classic cache forgot A (the loader really ran again) ...
+    assert loader_id(a) in r2.executed and loader_id(a) not in r2.cached
+    # ... yet nothing of A was read from disk again: the registry served the same objects
+    again = {e["name"]: e for e in entries(res_server, "flux2")}
+    assert {n: e["loads_from_disk"] for n, e in again.items()} == loads_after_a
+    assert all(e["hits"] >= 1 for e in again.values())
+    assert {e["family"] for e in entries(res_server)} == {"flux2", "wan22", "ace15"}
+    # and an identical re-run is served by ComfyUI's own cache, as usual
+    r3 = res_server.run(a)
+    assert loader_id(a) in r3.cached and "13" not in r3.executed
+
+
+def test_evicted_models_outputs_are_not_served_and_reload(res_server):
+    a = workflow("image", ROOMY)
+    res_server.run(a)
+    before = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "flux2")}
+    status, body = res_server.post("/lockn/residency/evict", {"family": "flux2"})
+    assert status == 200 and len(body["evicted"]) == 3
+    assert {e["tier"] for e in entries(res_server, "flux2")} == {"dropped"}
+    r = res_server.run(a)                       # same graph: without eviction it would be fully cached
+    assert loader_id(a) in r.executed and "13" in r.executed
+    after = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "flux2")}
+    assert after == {n: v + 1 for n, v in before.items()}
+
+
+def test_routes_validate_and_change_nothing_on_bad_requests(res_server):
+    res_server.run(workflow("music", ROOMY))
+    snapshot = [(e["id"], e["tier"], e["pinned"]) for e in entries(res_server)]
+    for body in (b"{not json", {"id": "no-such-id"}, {"family": "sdxl"}, {}, {"family": "all", "to": "disk"},
+                 {"id": 5}, [1, 2]):
+        status, resp = res_server.request("POST", "/lockn/residency/evict", body if isinstance(body, bytes) else json.dumps(body).encode())
+        assert status == 400 and resp["error"], body
+    for body in (b"", {"id": "no-such-id"}, {"pinned": True}, {"id": entries(res_server)[0]["id"], "pinned": "yes"}):
+        status, resp = res_server.request("POST", "/lockn/residency/pin", body if isinstance(body, bytes) else json.dumps(body).encode())
+        assert status == 400, body
+    assert [(e["id"], e["tier"], e["pinned"]) for e in entries(res_server)] == snapshot
+    # a good pin request works and shows in the report
+    eid = entries(res_server, "ace15")[0]["id"]
+    status, body = res_server.post("/lockn/residency/pin", {"id": eid, "pinned": True})
+    assert status == 200 and next(e for e in entries(res_server) if e["id"] == eid)["pinned"] is True
+    res_server.post("/lockn/residency/pin", {"id": eid, "pinned": False})
+
+
+def test_residency_survives_an_interrupted_prompt(res_server):
+    res_server.run(workflow("video", ROOMY))
+    before = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "wan22")}
+    slow = workflow("video", ROOMY, steps=400, split=200, prefix="res/slow")
+    threading.Timer(1.5, lambda: res_server.post("/interrupt", {})).start()
+    t0 = time.time()
+    res = res_server.run(slow)
+    assert res.interrupted and time.time() - t0 < 60
+    rep = entries(res_server, "wan22")
+    assert {e["name"]: e["loads_from_disk"] for e in rep} == before and all(e["tier"] != "dropped" for e in rep)
+    res_server.run(workflow("video", ROOMY, prefix="res/after-interrupt"))
+    assert {e["name"]: e["loads_from_disk"] for e in entries(res_server, "wan22")} == before
+
+
+def test_budgets_lru_and_pins(res_server):
+    """Budgets too small for all three workflows: least recently used unpinned models go first (GPU to
+    RAM, RAM to dropped), the pinned video experts stay, evicted models reload, budgets hold."""
+    res_server.post("/free", {"unload_models": True, "free_memory": True})     # start from an empty registry
+    deadline = time.time() + 20
+    while any(e["tier"] != "dropped" for e in entries(res_server)) and time.time() < deadline:
+        time.sleep(0.2)
+    budget = {"gpu": 30.0, "ram": 32.0}
+    flows = {"A": workflow("image", budget), "B": workflow("video", {**budget, "pin": True}), "C": workflow("music", budget)}
+    seen_dropped, b_ran = set(), False
+    for step in ("A", "B", "C", "A", "C"):
+        res_server.run(flows[step])
+        rep = report(res_server)
+        assert rep["budgets"]["gpu_bytes"] == 30 * GB and rep["budgets"]["ram_bytes"] == 32 * GB
+        assert rep["totals"]["gpu_bytes"] <= 30 * GB, (step, rep["totals"])
+        assert rep["totals"]["ram_bytes"] <= 32 * GB, (step, rep["totals"])
+        b_ran |= step == "B"
+        wan = [e for e in rep["entries"] if e["family"] == "wan22"]
+        if b_ran:
+            assert len(wan) == 4 and all(e["pinned"] and e["tier"] != "dropped" for e in wan)     # pins stay
+        seen_dropped |= {e["name"] for e in rep["entries"] if e["tier"] == "dropped"}
+        print(step, rep["totals"], [(e["name"][:18], e["tier"], e["loads_from_disk"]) for e in rep["entries"]])
+    # the image models were the least recently used when music and video needed room
+    assert {"flux2-dev-Q4_K_M.gguf", "mistral_3_small_flux2_fp4_mixed.safetensors"} & seen_dropped
+    flux = {e["name"]: e for e in entries(res_server, "flux2")}
+    assert max(e["loads_from_disk"] for e in flux.values()) >= 2      # evicted models were reloaded, correctly
+    # unpin, so later tests are not constrained
+    ids = [e["id"] for e in entries(res_server, "wan22")]
+    res_server.post("/lockn/residency/pin", {"id": ids, "pinned": False})
+
+
+def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(res_server):
+    res_server.post("/lockn/residency/pin", {"id": [e["id"] for e in entries(res_server)][:1], "pinned": False})
+    res_server.run(workflow("music", ROOMY))
+    eid = entries(res_server, "ace15")[0]["id"]
+    res_server.post("/lockn/residency/pin", {"id": eid, "pinned": True})
+    assert any(e["tier"] == "gpu" for e in entries(res_server, "ace15"))
+    loads = {e["id"]: e["loads_from_disk"] for e in entries(res_server)}
+    status, _ = res_server.post("/free", {"unload_models": True})
+    assert status == 200
+    deadline = time.time() + 20
+    while any(e["tier"] == "gpu" for e in entries(res_server)) and time.time() < deadline:
+        time.sleep(0.2)
+    rep = entries(res_server)
+    assert all(e["tier"] != "gpu" for e in rep)                        # everything left the compute device
+    assert next(e for e in rep if e["id"] == eid)["pinned"] is True  # pinned ones too, and still marked pinned
+    assert {e["id"]: e["loads_from_disk"] for e in rep} == loads     # same entries, nothing re-read
+    res_server.run(workflow("music", ROOMY, prefix="res/after-free"))        # still served from RAM
+    assert {e["id"]: e["loads_from_disk"] for e in entries(res_server, "ace15")} == {i: v for i, v in loads.items()
+                                                                                   if i in {e["id"] for e in entries(res_server, "ace15")}}
+    # free_memory: ComfyUI resets its cache, LockN lets go of everything; the next run reloads cleanly
+    res_server.post("/free", {"unload_models": True, "free_memory": True})
+    assert all(e["tier"] == "dropped" for e in entries(res_server))
+    res_server.run(workflow("music", ROOMY, prefix="res/after-free-memory"))
+    assert all(e["loads_from_disk"] == loads[e["id"]] + 1 for e in entries(res_server, "ace15"))
