@@ -5,6 +5,7 @@ import logging
 from comfy_api.latest import Caching, ComfyExtension, io
 
 from .loaders import LOADER_NODES
+from .media import MEDIA_NODES
 from .residency import lifecycle_provider
 from .residency_nodes import RESIDENCY_NODES
 
@@ -24,7 +25,7 @@ class LockNGenExtension(ComfyExtension):
             routes.register(server)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*LOADER_NODES, *RESIDENCY_NODES]
+        return [*LOADER_NODES, *RESIDENCY_NODES, *MEDIA_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

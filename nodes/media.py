@@ -1,0 +1,36 @@
+"""Media nodes of the chains. ComfyUI's own nodes do the rest (CreateVideo muxes one MP4 and trims audio
+to the video; AudioMerge mixes and resamples; TrimAudioDuration trims): this node adds what they do
+not guarantee, a soundtrack of exactly the clip's length, padded when the music is short, faded out."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..lockn_gen.soundtrack import fit_to_clip
+
+
+class LockNFitAudioToVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LockNFitAudioToVideo", display_name="Fit Audio to Video (LockN)", category="LockN Gen/media",
+            description="Makes the audio exactly as long as the video (frame count / fps): trims it, or pads it with "
+                        "silence when it is short, then fades it out over the last seconds. Feed the result and the "
+                        "same images and fps to Create Video.",
+            inputs=[io.Audio.Input("audio"),
+                    io.Image.Input("images", tooltip="The video's frames (only their count is used)."),
+                    io.Float.Input("fps", default=16.0, min=1.0, max=240.0, step=0.01, tooltip="The video's frame rate."),
+                    io.Float.Input("fade_out_seconds", default=1.5, min=0.0, max=60.0, step=0.1,
+                                   tooltip="Fade to silence over the clip's last seconds (0 = no fade).")],
+            outputs=[io.Audio.Output(), io.Float.Output("seconds", display_name="seconds")])
+
+    @classmethod
+    def execute(cls, audio, images, fps, fade_out_seconds):
+        wave, sr = audio["waveform"], int(audio["sample_rate"])
+        frames = int(images.shape[0])
+        fitted = fit_to_clip(wave.detach().float().cpu().numpy(), sr, frames, fps, fade_out_seconds)
+        out = {"waveform": torch.from_numpy(fitted).to(wave.dtype), "sample_rate": sr}
+        return io.NodeOutput(out, frames / fps)
+
+
+MEDIA_NODES = [LockNFitAudioToVideo]
