@@ -11,6 +11,7 @@ import os
 import torch
 
 from lockn_testing.tiny.common import init_state, save_safetensors, with_marker
+from lockn_testing.tiny.flux2 import linear_weight_names
 
 DIT = "acestep_v1.5_turbo.safetensors"
 DIT_GGUF = "acestep_v1.5_turbo-Q8_0.gguf"
@@ -30,24 +31,28 @@ OOBLECK = {"channels": 4, "c_mults": [1, 2, 4, 8, 16]}
 VAE_PATCH = {"oobleck": OOBLECK}
 
 
-def build(root: str, seed: int = 0) -> dict:
+def make_dit(seed: int, hidden: int = 64, intermediate: int = 64, layers: int = 2) -> tuple[dict, set, dict]:
+    """An ACE-Step 1.5 DiT state dict (bf16), its Linear weight names, and the marker patch it needs."""
     import comfy.ops
-    import comfy.text_encoders.ace15 as ace15
     from comfy.ldm.ace.ace_step15 import AceStepConditionGenerationModel
+    dit = init_state(AceStepConditionGenerationModel(
+        hidden_size=hidden, intermediate_size=intermediate, num_heads=8, encoder_hidden_size=ENC_HIDDEN,
+        encoder_num_heads=8, encoder_intermediate_size=64, num_dit_layers=layers, fsq_dim=ENC_HIDDEN,
+        text_hidden_dim=QWEN06["fields"]["hidden_size"], dtype=torch.float32, device="cpu",
+        operations=comfy.ops.disable_weight_init), seed)
+    linear = linear_weight_names(dit)
+    return {k: v.to(torch.bfloat16) for k, v in dit.state_dict().items()}, linear, DIT_PATCH
+
+
+def build(root: str, seed: int = 0) -> dict:
+    import comfy.text_encoders.ace15 as ace15
     from comfy.ldm.audio.autoencoder import AudioOobleckVAE
 
     from lockn_testing.comfy_patches import MARKER_KEY, _Active
     from lockn_testing.gguf_writer import write_gguf
-    from lockn_testing.tiny.flux2 import linear_weight_names
-
-    ops = comfy.ops.disable_weight_init
     out = {}
 
-    dit = init_state(AceStepConditionGenerationModel(
-        hidden_size=64, intermediate_size=64, num_heads=8, encoder_hidden_size=ENC_HIDDEN, encoder_num_heads=8,
-        encoder_intermediate_size=64, num_dit_layers=2, fsq_dim=ENC_HIDDEN,
-        text_hidden_dim=QWEN06["fields"]["hidden_size"], dtype=torch.float32, device="cpu", operations=ops), seed + 11)
-    sd = {k: v.to(torch.bfloat16) for k, v in dit.state_dict().items()}
+    sd, linear, _ = make_dit(seed + 11)
     marked = with_marker(sd, "ace15", "diffusion_model", DIT_PATCH)
     out[DIT] = save_safetensors(marked, os.path.join(root, "diffusion_models", DIT))
     # GGUF: ComfyUI-GGUF does not know ACE-Step 1.5; the architecture name is ours ("ace").
@@ -55,7 +60,7 @@ def build(root: str, seed: int = 0) -> dict:
     tensors = {k: v.float() for k, v in sd.items()}
     tensors[MARKER_KEY] = marked[MARKER_KEY].float()
     write_gguf(os.path.join(root, "diffusion_models", DIT_GGUF), tensors, arch="ace", ftype="Q8_0",
-               quantizable=linear_weight_names(dit))
+               quantizable=linear)
     out[DIT_GGUF] = os.path.join(root, "diffusion_models", DIT_GGUF)
 
     with _Active(TE_PATCH):

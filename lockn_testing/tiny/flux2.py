@@ -27,11 +27,11 @@ TE_ALIASES = ("mistral_3_small_flux2_fp4_mixed.safetensors",)
 VAE = "flux2-vae.safetensors"
 
 
-def dit_config(context_in_dim: int) -> dict:
+def dit_config(context_in_dim: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1) -> dict:
     # Mirrors the hard-coded flux2 branch of comfy/model_detection.py.
     return dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None,
-                context_in_dim=context_in_dim, hidden_size=HIDDEN, mlp_ratio=3.0, num_heads=HIDDEN // 128,
-                depth=1, depth_single_blocks=1, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1,
+                context_in_dim=context_in_dim, hidden_size=hidden, mlp_ratio=3.0, num_heads=hidden // 128,
+                depth=depth, depth_single_blocks=single, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1,
                 qkv_bias=False, guidance_embed=True, txt_ids_dims=[3], global_modulation=True,
                 mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0)
 
@@ -40,9 +40,25 @@ def linear_weight_names(module: torch.nn.Module) -> set[str]:
     return {f"{n}.weight" for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
-def build(root: str, seed: int = 0) -> dict:
+def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1) -> tuple[dict, set]:
+    """A Flux.2 diffusion model state dict (bf16, BFL key names) and its Linear weight names."""
     import comfy.ldm.flux.model
     import comfy.model_detection
+    import comfy.ops
+    cfg = dit_config(3 * TE_HIDDEN, hidden, depth, single)
+    dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **cfg), seed)
+    linear = linear_weight_names(dit)
+    sd = dit.state_dict()
+    del dit
+    # BFL checkpoints name QK-norm weights "*_norm.scale"; Flux.process_unet_state_dict maps them back.
+    sd = {(k[:-len(".weight")] + ".scale" if k.endswith("_norm.weight") else k): v for k, v in sd.items()}
+    det = comfy.model_detection.detect_unet_config(sd, "")
+    for k, v in cfg.items():
+        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny Flux.2 DiT, built with {v!r}"
+    return {k: v.to(torch.bfloat16) for k, v in sd.items()}, linear
+
+
+def build(root: str, seed: int = 0) -> dict:
     import comfy.ops
     import comfy.text_encoders.llama
     from comfy.ldm.models.autoencoder import AutoencoderKL
@@ -67,17 +83,8 @@ def build(root: str, seed: int = 0) -> dict:
     for alias in TE_ALIASES:
         out[alias] = link_or_copy(p, os.path.join(root, "text_encoders", alias))
 
-    # diffusion model
-    cfg = dit_config(context_in_dim=3 * TE_HIDDEN)
-    dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=ops, **cfg), seed + 2)
-    linear = linear_weight_names(dit)
-    sd = dit.state_dict()
-    # BFL checkpoints name QK-norm weights "*_norm.scale"; Flux.process_unet_state_dict maps them back.
-    sd = {(k[:-len(".weight")] + ".scale" if k.endswith("_norm.weight") else k): v for k, v in sd.items()}
-    det = comfy.model_detection.detect_unet_config(sd, "")
-    for k, v in cfg.items():
-        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny Flux.2 DiT, built with {v!r}"
-    sd = {k: v.to(torch.bfloat16) for k, v in sd.items()}       # the GGUF files quantize these same values
+    # diffusion model (the GGUF files quantize the same bf16 values)
+    sd, linear = make_dit(seed + 2)
     out[DIT] = save_safetensors(with_marker(sd, "flux2", "diffusion_model"), os.path.join(root, "diffusion_models", DIT))
     for q in GGUF_QUANTS:
         name = GGUF.format(q=q)

@@ -24,10 +24,25 @@ TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 VAE = "wan_2.1_vae.safetensors"
 
 
-def build(root: str, seed: int = 0) -> dict:
+def make_expert(seed: int, dim: int = DIM, ffn: int = FFN, layers: int = LAYERS) -> tuple[dict, set]:
+    """A Wan2.2 I2V A14B expert state dict (fp16) and its Linear weight names."""
     import comfy.ldm.wan.model
-    import comfy.ldm.wan.vae
     import comfy.model_detection
+    import comfy.ops
+    cfg = dict(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=36, dim=dim, ffn_dim=ffn, freq_dim=256,
+               text_dim=TEXT_DIM, out_dim=16, num_heads=dim // 128, num_layers=layers, window_size=(-1, -1),
+               qk_norm=True, cross_attn_norm=True, eps=1e-6)
+    m = init_state(comfy.ldm.wan.model.WanModel(**cfg, operations=comfy.ops.disable_weight_init, dtype=torch.float32, device="cpu"), seed)
+    linear = linear_weight_names(m)
+    sd = {k: v.to(torch.float16) for k, v in m.state_dict().items()}
+    det = comfy.model_detection.detect_unet_config(sd, "")
+    for k in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "num_heads", "model_type"):
+        assert det[k] == cfg[k], f"ComfyUI detects {k}={det[k]!r} from the tiny Wan2.2 expert, built with {cfg[k]!r}"
+    return sd, linear
+
+
+def build(root: str, seed: int = 0) -> dict:
+    import comfy.ldm.wan.vae
     import comfy.ops
     import comfy.text_encoders.t5
     import sentencepiece
@@ -52,17 +67,9 @@ def build(root: str, seed: int = 0) -> dict:
     sd = with_marker(sd, "wan22", "text_encoder", {"te_model": "T5_XXL", "model_config": {"umt5xxl": over}})
     out[TE] = save_safetensors(sd, os.path.join(root, "text_encoders", TE), dtype=torch.bfloat16)
 
-    # the two experts
-    cfg = dict(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=36, dim=DIM, ffn_dim=FFN, freq_dim=256,
-               text_dim=TEXT_DIM, out_dim=16, num_heads=DIM // 128, num_layers=LAYERS, window_size=(-1, -1),
-               qk_norm=True, cross_attn_norm=True, eps=1e-6)
+    # the two experts (same architecture, different seeds)
     for i, (role, (st_name, gguf_name)) in enumerate(EXPERTS.items()):
-        m = init_state(comfy.ldm.wan.model.WanModel(**cfg, operations=ops, dtype=torch.float32, device="cpu"), seed + 20 + i)
-        linear = linear_weight_names(m)
-        sd = {k: v.to(torch.float16) for k, v in m.state_dict().items()}
-        det = comfy.model_detection.detect_unet_config(sd, "")
-        for k in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "num_heads", "model_type"):
-            assert det[k] == cfg[k], f"ComfyUI detects {k}={det[k]!r} from the tiny Wan2.2 expert, built with {cfg[k]!r}"
+        sd, linear = make_expert(seed + 20 + i)
         out[st_name] = save_safetensors(with_marker(sd, "wan22", role), os.path.join(root, "diffusion_models", st_name))
         for q in GGUF_QUANTS:
             name = gguf_name.format(q=q)
