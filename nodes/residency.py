@@ -109,8 +109,8 @@ class Registry:
                 rec.entry.hits += 1
                 rec.entry.last_used = time.time()
                 self.prompt_ids.add(rid)
-                self.overhead_s += time.perf_counter() - t0
                 self._changed()
+                self.overhead_s += time.perf_counter() - t0
                 return rec.obj
             self._forget_stale(spec, rid)
             self._ensure_defaults()
@@ -132,8 +132,8 @@ class Registry:
             rec.entry.last_used = time.time()
             self.prompt_ids.add(rid)
             self.refresh()
-            self.overhead_s += time.perf_counter() - t1
             self._changed()
+            self.overhead_s += time.perf_counter() - t1
         return obj
 
     def will_use(self, specs):
@@ -323,7 +323,8 @@ class Registry:
                                "entries": len(entries)},
                     "priority": dict(self.priority), "prompt_running": self.prompt_running,
                     "pending_evictions": len(self.pending), "warnings": list(self.warnings),
-                    "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls)}
+                    "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
+                    "overhead_s_total": self.overhead_s, "calls": self.calls}
 
     def _changed(self):
         try:

@@ -170,6 +170,7 @@ class ComfyServer:
                     continue                      # binary previews
                 m = json.loads(msg)
                 t, d = m.get("type"), m.get("data", {})
+                m["received_at"] = time.perf_counter()
                 res.messages.append(m)
                 if d.get("prompt_id") not in (None, pid):
                     continue
@@ -217,6 +218,12 @@ class RunResult:
         self.status: dict = {}
         self.error: dict | None = None
         self.interrupted = False
+
+    def node_seconds(self) -> dict[str, float]:
+        """Wall time per executed node, from the websocket's 'executing' messages."""
+        marks = [(m["received_at"], m["data"].get("node")) for m in self.messages
+                 if m.get("type") == "executing" and m.get("data", {}).get("prompt_id") == self.prompt_id]
+        return {node: t1 - t0 for (t0, node), (t1, _) in zip(marks, marks[1:]) if node is not None}
 
 
 class PromptError(RuntimeError):

@@ -1,0 +1,167 @@
+"""The LockN residency sidebar tab (web/lockn_residency.js) in the real ComfyUI editor, in headless Chromium.
+
+A dedicated ComfyUI server (so the residency state is only this module's), the editor opened from it,
+the LockN tab clicked open; then a Flux.2 workflow queued through the HTTP API must show up in the tab
+live (websocket event, no reload), and the tab's Evict and Pin buttons must change the server's
+residency (checked in the tab and at GET /lockn/residency).
+
+Set LOCKN_SIDEBAR_SCREENSHOT=/some/file.png to keep a picture of the tab with the models listed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from lockn_testing import graphs
+from lockn_testing.harness.server import ComfyServer
+
+pytestmark = [pytest.mark.comfy, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("LOCKN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+FLUX_FILES = {"diffusion_model": "flux2-dev-Q4_K_M.gguf", "text_encoder": "mistral_3_small_flux2_fp4_mixed.safetensors",
+              "vae": "flux2-vae.safetensors"}
+TAB_BUTTON = ".lockn-residency-tab-button"      # the sidebar gives each tab's button the class "<id>-tab-button"
+TAB = "[data-testid=lockn-residency]"
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def srv(tiny_models):
+    server = ComfyServer(tiny_models)
+    try:
+        server.start()
+        # skip the first-run templates dialog (app/app_settings.py: POST /settings/{id}, the value as JSON)
+        status, body = server.post("/settings/Comfy.TutorialCompleted", True)
+        assert status == 200, f"could not store the setting: {status} {body}"
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.base, ignore_errors=True)
+
+
+class Page:
+    """A Playwright page on the editor that remembers console errors and explains failed waits."""
+
+    def __init__(self, page, srv):
+        self.page, self.srv = page, srv
+        self.errors: list[str] = []          # every console error / uncaught exception, with where it came from
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}\n{getattr(exc, 'stack', '') or ''}"))
+
+    def _console(self, msg):
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.errors.append(f"{msg.text} ({loc.get('url', '?')}:{loc.get('lineNumber', '?')})")
+
+    def extension_errors(self) -> list[str]:
+        return [e for e in self.errors if "lockn" in e.lower()]
+
+    def explain(self, what: str) -> str:
+        try:
+            tab = self.page.locator(TAB).inner_text(timeout=1000)
+        except Exception:
+            tab = "(no LockN tab in the page)"
+        return (f"{what}\n--- LockN tab text:\n{tab}\n--- console errors:\n" + "\n".join(self.errors or ["(none)"])
+                + f"\n--- GET /lockn/residency:\n{self.srv.request('GET', '/lockn/residency')[1]}"
+                + f"\n--- server log tail:\n{self.srv.log_tail(3000)}")
+
+    def wait_for(self, js: str, what: str, arg=None, timeout: int = WAIT_MS):
+        from playwright.sync_api import TimeoutError as PWTimeout
+        try:
+            self.page.wait_for_function(js, arg=arg, timeout=timeout)
+        except PWTimeout:
+            pytest.fail(self.explain(f"timed out after {timeout / 1000:.0f}s waiting for {what}"), pytrace=False)
+
+    def row(self, name: str):
+        return self.page.locator(f'[data-testid=lockn-row][data-name="{name}"]')
+
+    def wait_row(self, name: str, what: str, **attrs):
+        """Wait until the tab's row of `name` carries the given data-* attributes."""
+        sel = f'[data-testid=lockn-row][data-name="{name}"]' + "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
+        self.wait_for("sel => document.querySelector(sel) !== null", what, arg=sel)
+
+
+@pytest.fixture(scope="module")
+def editor(srv):
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (LOCKN_CHROMIUM)")
+    with pw_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            yield Page(page, srv)
+        finally:
+            browser.close()
+
+
+def route_entries(srv) -> dict[str, dict]:
+    return {e["name"]: e for e in srv.get("/lockn/residency")["entries"]}
+
+
+def test_residency_tab_live_evict_and_pin(srv, editor):
+    t0 = time.time()
+    page = editor.page
+    page.goto(srv.url)
+    editor.wait_for("() => window.comfyAPI && document.querySelector('.graph-canvas-container, #graph-canvas')",
+                    "the ComfyUI editor to load", timeout=45_000)
+    editor.wait_for(f"() => document.querySelector('{TAB_BUTTON}') !== null",
+                    "the LockN sidebar button (is web/lockn_residency.js served and registering its tab?)")
+    assert page.locator(TAB).count() == 0, "the LockN tab is open before its button was clicked"
+    page.click(TAB_BUTTON)
+
+    # opened: loaded from GET /lockn/residency, nothing resident yet
+    editor.wait_for("() => document.querySelector('[data-testid=lockn-residency][data-entries=\"0\"] [data-testid=lockn-empty]')",
+                    "the LockN tab to render with no entries")
+    assert srv.get("/lockn/residency")["entries"] == []
+    assert page.locator("[data-testid=lockn-row]").count() == 0
+    for meter in ("lockn-gpu", "lockn-ram"):
+        assert page.locator(f"[data-testid={meter}]").is_visible(), f"no {meter} meter in the tab"
+
+    # a workflow queued through the API (not the editor): the tab updates live from the websocket event
+    srv.run(graphs.flux2_t2i(loader="lockn", preset="flux2-dev-q4_k_m"))
+    editor.wait_for("names => names.every(n => document.querySelector(`[data-testid=lockn-row][data-name=\"${n}\"]`))",
+                    f"rows for {sorted(FLUX_FILES.values())} after the workflow ran (no reload)",
+                    arg=list(FLUX_FILES.values()))
+    assert page.locator("[data-testid=lockn-row]").count() == 3
+    on_server = route_entries(srv)
+    for role, name in FLUX_FILES.items():
+        row = editor.row(name)
+        tier = on_server[name]["tier"]
+        assert tier in ("gpu", "ram"), f"{name} is {tier} right after the run"
+        assert row.get_attribute("data-tier") == tier
+        assert row.locator("[data-testid=lockn-tier]").inner_text().strip() == tier
+        assert role in row.inner_text() and "flux2" in row.inner_text()
+
+    # Evict the diffusion model from the tab: dropped in the tab and on the server
+    dit, vae, te = FLUX_FILES["diffusion_model"], FLUX_FILES["vae"], FLUX_FILES["text_encoder"]
+    editor.row(dit).locator("[data-testid=lockn-evict]").click()
+    editor.wait_row(dit, f"{dit} to show tier 'dropped' after its Evict button", tier="dropped")
+    assert editor.row(dit).locator("[data-testid=lockn-tier]").inner_text().strip() == "dropped"
+    assert route_entries(srv)[dit]["tier"] == "dropped"
+    assert {route_entries(srv)[n]["tier"] for n in (vae, te)} <= {"gpu", "ram"}, "Evict dropped other models too"
+
+    # Pin the VAE from the tab: pinned in the tab and on the server
+    assert route_entries(srv)[vae]["pinned"] is False
+    editor.row(vae).locator("[data-testid=lockn-pin]").click()
+    editor.wait_row(vae, f"{vae} to show as pinned after its Pin button", pinned="true")
+    assert editor.row(vae).locator("[data-testid=lockn-pinned]").is_visible()
+    assert editor.row(vae).locator("[data-testid=lockn-pin]").inner_text().strip() == "Unpin"
+    assert route_entries(srv)[vae]["pinned"] is True
+    assert route_entries(srv)[te]["pinned"] is False
+    if os.environ.get("LOCKN_SIDEBAR_SCREENSHOT"):
+        page.screenshot(path=os.environ["LOCKN_SIDEBAR_SCREENSHOT"])
+
+    # a change made by another client (HTTP API) reaches the open tab through the websocket event too
+    status, body = srv.post("/lockn/residency/pin", {"id": route_entries(srv)[vae]["id"], "pinned": False})
+    assert status == 200, body
+    editor.wait_row(vae, f"{vae} to show as unpinned after POST /lockn/residency/pin from outside", pinned="false")
+
+    errors = editor.extension_errors()
+    assert not errors, "console errors from the LockN extension:\n" + "\n".join(errors)
+    assert time.time() - t0 < 60, f"the browser part took {time.time() - t0:.0f}s"
