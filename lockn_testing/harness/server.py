@@ -29,7 +29,8 @@ def free_port() -> int:
 class ComfyServer:
     def __init__(self, models_root: str | os.PathLike, base_dir: str | os.PathLike | None = None,
                  extra_args: tuple[str, ...] = (), extra_model_dirs: tuple[str, ...] = (),
-                 with_pack: bool = True, with_gguf: bool = True, python: str | None = None, env: dict | None = None):
+                 with_pack: bool = True, with_gguf: bool = True, python: str | None = None, env: dict | None = None,
+                 cpu: bool | None = None):
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="lockn-comfy-"))
         self.models_root = Path(models_root)
         self.port = free_port()
@@ -38,6 +39,8 @@ class ComfyServer:
         self.extra_model_dirs = tuple(extra_model_dirs)
         self.python = python or str(comfyui_path() / ".venv" / "bin" / "python")
         self.env = env or {}
+        # CPU unless told otherwise (LOCKN_COMFY_GPU=1 runs the same tests on a GPU machine)
+        self.cpu = cpu if cpu is not None else os.environ.get("LOCKN_COMFY_GPU") != "1"
         self.proc: subprocess.Popen | None = None
         self.log_path = self.base / "comfyui.log"
         nodes = {"lockn_test_patches": PATCHES_DIR}
@@ -60,8 +63,8 @@ class ComfyServer:
                 link.symlink_to(target, target_is_directory=True)
 
     def _command(self) -> list[str]:
-        cmd = [self.python, str(comfyui_path() / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--disable-auto-launch", "--base-directory", str(self.base)]
+        cmd = [self.python, str(comfyui_path() / "main.py"), *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1",
+               "--port", str(self.port), "--disable-auto-launch", "--base-directory", str(self.base)]
         if self.extra_model_dirs:
             cfg = self.base / "extra_model_paths.yaml"
             lines = []

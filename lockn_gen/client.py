@@ -1,0 +1,674 @@
+"""`lockn-gen run`: submit workflows to one or more ComfyUI servers, follow them, download the outputs.
+
+Library use::
+
+    from lockn_gen.client import Client, run_workflow
+    c = Client("http://127.0.0.1:8188")
+    pid = c.submit(api_prompt)                      # POST /prompt (the websocket is opened first)
+    res = c.follow(pid, on_progress=print)          # Result(outputs, executed, cached, error, ...)
+    files = c.download_outputs(res, "out")          # GET /view for every output file
+
+    jobs = run_workflow("flow.json", sets=["KSampler.steps=8"], servers=[url1, url2], out_dir="out", jobs=4)
+
+Everything that can be checked is checked before anything is queued: the workflow is converted
+(UI -> API) with the server's /object_info, ``--set`` values are coerced to the inputs' types, and the
+prompt is validated (lockn_gen.workflow). HTTP goes through urllib, the progress websocket through
+websocket-client, and the progress bars through tqdm when it is installed. Nothing imports ComfyUI.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import mimetypes
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import workflow as wfmod
+from .workflow import WorkflowError
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ClientError(RuntimeError):
+    """A server could not be reached or answered something unexpected (plain-words message)."""
+
+
+class PromptRefused(ClientError):
+    """The server refused the prompt (its own validation); ``errors`` are plain sentences."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+@dataclass
+class Progress:
+    """One thing that happened to a prompt: kind is "node" (started), "cached", "step" (sampler step
+    value/max), "error" or "done"."""
+    prompt_id: str
+    kind: str
+    node: str | None = None
+    title: str | None = None
+    class_type: str | None = None
+    value: int = 0
+    max: int = 0
+
+
+@dataclass
+class Result:
+    prompt_id: str
+    outputs: dict = field(default_factory=dict)      # history outputs: {node id: {"images": [...], ...}}
+    executed: list = field(default_factory=list)
+    cached: list = field(default_factory=list)
+    error: dict | None = None                        # the execution_error message
+    interrupted: bool = False
+    status: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
+@dataclass
+class JobResult:
+    label: str
+    server: str
+    prompt_id: str | None = None
+    files: list = field(default_factory=list)
+    error: str | None = None
+    result: Result | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else "http://" + url
+
+
+def format_execution_error(err: dict, prompt: dict | None = None) -> str:
+    """'node 8 "VAE Decode" (VAEDecode) failed: RuntimeError: ...' from an execution_error message."""
+    nid = str(err.get("node_id"))
+    node = (prompt or {}).get(nid) or {"class_type": err.get("node_type", "?")}
+    node.setdefault("class_type", err.get("node_type", "?"))
+    etype = err.get("exception_type") or "error"
+    msg = (err.get("exception_message") or "").strip()
+    return f"{wfmod.node_label(nid, node)} failed: {etype}: {msg}"
+
+
+def format_refusal(body, prompt: dict | None = None) -> list[str]:
+    """Plain sentences from a 400 answer of POST /prompt ({"error": ..., "node_errors": ...})."""
+    if not isinstance(body, dict):
+        return [f"the server refused the prompt: {body}"]
+    out = []
+    for nid, ne in (body.get("node_errors") or {}).items():
+        node = dict((prompt or {}).get(nid) or {"class_type": ne.get("class_type", "?")})
+        for e in ne.get("errors") or []:
+            details = f": {e['details']}" if e.get("details") else ""
+            out.append(f"{wfmod.node_label(nid, node)}: {e.get('message', 'error')}{details}")
+    err = body.get("error") or {}
+    if not out:
+        msg = err.get("message") if isinstance(err, dict) else str(err)
+        details = f": {err.get('details')}" if isinstance(err, dict) and err.get("details") else ""
+        out.append(f"the server refused the prompt: {msg}{details}")
+    return out
+
+
+class Client:
+    """One ComfyUI server. Opens its websocket (with this client's id) before the first submit, so no
+    progress message of our prompts is missed."""
+
+    def __init__(self, url: str = DEFAULT_SERVER, client_id: str | None = None, http_timeout: float = 60.0):
+        self.url = normalize_url(url)
+        self.client_id = client_id or uuid.uuid4().hex
+        self.http_timeout = http_timeout
+        self._ws = None
+        self._object_info: dict | None = None
+        self._prompts: dict[str, dict] = {}           # prompt id -> the prompt we sent (titles for messages)
+        self._early: dict[str, list] = {}             # messages of prompts not being followed yet
+
+    # ---- HTTP ------------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, body=None, headers=None, raw: bool = False):
+        data = body
+        hdrs = dict(headers or {})
+        if body is not None and not isinstance(body, bytes):
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=self.http_timeout) as r:
+                payload, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            payload, status = e.read(), e.code
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ClientError(f"cannot reach the ComfyUI server at {self.url} ({reason})") from None
+        if raw:
+            return status, payload
+        try:
+            return status, (json.loads(payload) if payload else None)
+        except ValueError:
+            return status, payload.decode(errors="replace")
+
+    def get_json(self, path: str):
+        status, body = self._request("GET", path)
+        if status >= 400:
+            raise ClientError(f"{self.url}{path} answered {status}: {str(body)[:500]}")
+        return body
+
+    def post_json(self, path: str, body: dict):
+        return self._request("POST", path, body)
+
+    def object_info(self, refresh: bool = False) -> dict:
+        if self._object_info is None or refresh:
+            self._object_info = self.get_json("/object_info")
+        return self._object_info
+
+    def queue(self) -> tuple[list[str], list[str]]:
+        """(running prompt ids, pending prompt ids)."""
+        q = self.get_json("/queue") or {}
+        ids = lambda items: [str(i[1]) for i in items or [] if isinstance(i, (list, tuple)) and len(i) > 1]
+        return ids(q.get("queue_running")), ids(q.get("queue_pending"))
+
+    def queue_size(self) -> int:
+        running, pending = self.queue()
+        return len(running) + len(pending)
+
+    def history(self, prompt_id: str) -> dict | None:
+        return (self.get_json(f"/history/{urllib.parse.quote(prompt_id)}") or {}).get(prompt_id)
+
+    def upload(self, path: str | Path) -> str:
+        """Upload a local file into the server's input folder (POST /upload/image, which takes any media);
+        returns the name to put in the input (``subfolder/name`` when the server chose a subfolder)."""
+        path = Path(path)
+        boundary = uuid.uuid4().hex
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        parts = [
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
+            f"Content-Type: {ctype}\r\n\r\n".encode() + path.read_bytes() + b"\r\n",
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\ninput\r\n".encode(),
+            f"--{boundary}--\r\n".encode(),
+        ]
+        status, body = self._request("POST", "/upload/image", b"".join(parts),
+                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if status != 200 or not isinstance(body, dict):
+            raise ClientError(f"uploading {path} to {self.url} failed ({status}): {body}")
+        return f"{body['subfolder']}/{body['name']}" if body.get("subfolder") else body["name"]
+
+    # ---- websocket -------------------------------------------------------------------------------
+    def connect(self):
+        if self._ws is not None:
+            return
+        import websocket  # websocket-client
+        scheme = "wss" if self.url.startswith("https") else "ws"
+        ws_url = f"{scheme}://{self.url.split('://', 1)[1]}/ws?clientId={self.client_id}"
+        try:
+            self._ws = websocket.create_connection(ws_url, timeout=self.http_timeout)
+        except (OSError, websocket.WebSocketException) as e:
+            raise ClientError(f"cannot open the websocket of {self.url} ({e})") from None
+
+    def close(self):
+        if self._ws is not None:
+            try:
+                self._ws.close()
+            finally:
+                self._ws = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- prompts ---------------------------------------------------------------------------------
+    def submit(self, prompt: dict, extra_data: dict | None = None) -> str:
+        """Queue an API prompt; returns its prompt id. Raises PromptRefused with the server's reasons."""
+        self.connect()
+        body = {"prompt": prompt, "client_id": self.client_id}
+        if extra_data:
+            body["extra_data"] = extra_data
+        status, answer = self.post_json("/prompt", body)
+        if status != 200 or not isinstance(answer, dict) or "prompt_id" not in answer:
+            raise PromptRefused(format_refusal(answer, prompt))
+        pid = str(answer["prompt_id"])
+        self._prompts[pid] = prompt
+        return pid
+
+    def cancel(self, prompt_id: str) -> str:
+        """Interrupt the prompt if it runs, delete it if it waits. Returns what was done."""
+        return self.cancel_many([prompt_id])[prompt_id]
+
+    def cancel_many(self, prompt_ids: list[str]) -> dict[str, str]:
+        """Cancel several prompts: the waiting ones are deleted first (so that none of them starts when
+        the running one stops), then the running one is interrupted. {prompt id: what was done}."""
+        done = {pid: "already finished" for pid in prompt_ids}
+        try:
+            for _ in range(3):                       # a prompt may move from pending to running meanwhile
+                running, pending = self.queue()
+                waiting = [pid for pid in prompt_ids if pid in pending]
+                if waiting:
+                    self.post_json("/queue", {"delete": waiting})
+                    done.update({pid: "deleted from the queue" for pid in waiting})
+                for pid in [pid for pid in prompt_ids if pid in running]:
+                    self.post_json("/interrupt", {"prompt_id": pid})
+                    done[pid] = "interrupted"
+                if not waiting:
+                    break
+        except ClientError:
+            done.update({pid: "server unreachable" for pid, what in done.items() if what == "already finished"})
+        return done
+
+    def _node_info(self, prompt_id: str, node: str | None) -> tuple[str | None, str | None]:
+        n = (self._prompts.get(prompt_id) or {}).get(str(node)) or {}
+        return (n.get("_meta") or {}).get("title"), n.get("class_type")
+
+    def follow(self, prompt_id: str, on_progress: Callable[[Progress], None] | None = None,
+               timeout: float | None = None, stop: threading.Event | None = None) -> Result:
+        """Follow a submitted prompt until the server is done with it; returns its Result (outputs from
+        /history). Messages of other prompts of this client are kept for their own follow()."""
+        emit = on_progress or (lambda p: None)
+        try:
+            return self._follow(prompt_id, emit, timeout, stop)
+        finally:
+            emit(Progress(prompt_id, "done"))
+
+    def _follow(self, prompt_id: str, emit, timeout, stop) -> Result:
+        res = Result(prompt_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_poll = time.monotonic()
+        pending = self._early.pop(prompt_id, [])
+        if self._ws is not None:
+            self._ws.settimeout(1.0)
+        while True:
+            if stop is not None and stop.is_set():
+                res.interrupted = True
+                return res
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:g} s")
+            msg = pending.pop(0) if pending else self._recv()
+            if msg is None:                            # quiet or no websocket: ask /history now and then
+                if time.monotonic() - last_poll > (2.0 if self._ws is not None else 0.5):
+                    last_poll = time.monotonic()
+                    if self._finished_in_history(prompt_id):
+                        break
+                elif self._ws is None:
+                    time.sleep(0.2)
+                continue
+            t, d = msg.get("type"), msg.get("data") or {}
+            pid = d.get("prompt_id")
+            if pid is not None and str(pid) != prompt_id:
+                self._early.setdefault(str(pid), []).append(msg)
+                continue
+            if pid is None and t not in ("progress",):
+                continue
+            if t == "executing":
+                node = d.get("node")
+                if node is None:
+                    break
+                res.executed.append(str(node))
+                emit(Progress(prompt_id, "node", str(node), *self._node_info(prompt_id, node)))
+            elif t == "execution_cached":
+                for node in d.get("nodes") or []:
+                    res.cached.append(str(node))
+                    emit(Progress(prompt_id, "cached", str(node), *self._node_info(prompt_id, node)))
+            elif t == "progress":
+                node = d.get("node")
+                emit(Progress(prompt_id, "step", str(node), *self._node_info(prompt_id, node),
+                              value=int(d.get("value") or 0), max=int(d.get("max") or 0)))
+            elif t == "execution_error":
+                res.error = d
+                emit(Progress(prompt_id, "error", str(d.get("node_id")), *self._node_info(prompt_id, d.get("node_id"))))
+            elif t == "execution_interrupted":
+                res.interrupted = True
+        hist = self.history(prompt_id) or {}
+        res.outputs = hist.get("outputs") or {}
+        res.status = hist.get("status") or {}
+        if res.error is None and not res.interrupted:   # messages missed: the history has the story
+            for name, data in res.status.get("messages") or []:
+                if name == "execution_error":
+                    res.error = data
+                elif name == "execution_interrupted":
+                    res.interrupted = True
+        return res
+
+    def _recv(self) -> dict | None:
+        if self._ws is None:
+            return None
+        import websocket
+        try:
+            raw = self._ws.recv()
+        except websocket.WebSocketTimeoutException:
+            return None
+        except (websocket.WebSocketException, OSError):
+            self.close()                               # fall back to polling /history
+            return None
+        if not isinstance(raw, str):
+            return None                                # binary previews
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def _finished_in_history(self, prompt_id: str) -> bool:
+        try:
+            return bool(self.history(prompt_id))      # the server writes the history entry when done
+        except ClientError:
+            return False
+
+    def run(self, prompt: dict, on_progress=None, timeout: float | None = None) -> Result:
+        return self.follow(self.submit(prompt), on_progress, timeout)
+
+    # ---- outputs ---------------------------------------------------------------------------------
+    @staticmethod
+    def output_items(result: Result) -> list[dict]:
+        """Every {filename, subfolder, type} of the result's outputs (images, videos, audio, ...)."""
+        items = []
+        for out in (result.outputs or {}).values():
+            for value in (out or {}).values():
+                for item in value if isinstance(value, list) else []:
+                    if isinstance(item, dict) and item.get("filename"):
+                        items.append(item)
+        return items
+
+    def download_outputs(self, result: Result, out_dir: str | Path = "out") -> list[Path]:
+        """Download every output file into out_dir (keeping the server's subfolder); a name that exists
+        already gets a numbered suffix instead of being overwritten."""
+        out_dir = Path(out_dir)
+        paths = []
+        for item in self.output_items(result):
+            query = urllib.parse.urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
+                                            "type": item.get("type", "output")})
+            status, data = self._request("GET", f"/view?{query}", raw=True)
+            if status != 200:
+                raise ClientError(f"downloading {item['filename']} from {self.url} failed ({status})")
+            sub = Path(item.get("subfolder") or "")
+            if sub.is_absolute() or ".." in sub.parts:
+                sub = Path()
+            paths.append(_write_new(out_dir / sub / Path(item["filename"]).name, data))
+        return paths
+
+
+def _write_new(path: Path, data: bytes) -> Path:
+    """Write to path, or to path-1, path-2, ... when it exists (exclusive create: safe across threads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in itertools.count():
+        candidate = path if i == 0 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+        try:
+            with open(candidate, "xb") as f:
+                f.write(data)
+            return candidate
+        except FileExistsError:
+            continue
+
+
+# ---- batches over several servers ----------------------------------------------------------------
+@dataclass
+class _Job:
+    label: str
+    prompt: dict
+    uploads: list
+    client: Client | None = None
+    prompt_id: str | None = None
+    done: bool = False
+
+
+def prepare(sources: Iterable, sets: Iterable[str] | dict = (), object_info: dict | None = None,
+            jobs: int = 1, same_seed: bool = False) -> list[_Job]:
+    """Convert, apply the settings and validate every workflow; one job per copy. Raises WorkflowError
+    with every problem found (nothing is queued then)."""
+    sources = list(sources)
+    sets = dict(sets) if isinstance(sets, dict) else list(sets)
+    errors, out = [], []
+    for src in sources:
+        name = Path(src).stem if not isinstance(src, dict) else "workflow"
+        prefix = f"{src}: " if len(sources) > 1 and not isinstance(src, dict) else ""
+        try:
+            wf = wfmod.to_api(src, object_info)
+            uploads = wfmod.apply_sets(wf, sets, object_info)
+            problems = _problems(wf.prompt, object_info, uploads)
+            if problems:
+                raise WorkflowError(problems)
+        except WorkflowError as e:
+            errors.extend(prefix + m for m in e.errors)
+            continue
+        for k in range(max(1, jobs)):
+            prompt = wfmod.vary_seeds(wf, object_info, 0 if same_seed else k)
+            label = name if jobs <= 1 else f"{name}#{k + 1}"
+            out.append(_Job(label, prompt, uploads))
+    if errors:
+        raise WorkflowError(errors)
+    return out
+
+
+def _problems(prompt: dict, object_info: dict, uploads: list) -> list[str]:
+    """validate(), less the complaints about inputs that a --set upload will fill."""
+    fills = [f"{wfmod.node_label(u.node_id, prompt[u.node_id])}: input '{u.input}'" for u in uploads]
+    return [p for p in wfmod.validate(prompt, object_info) if not any(p.startswith(f) for f in fills)]
+
+
+def dispatch(jobs: list[_Job], clients: list[Client]) -> list[tuple[_Job, JobResult]]:
+    """Submit every job to the server with the shortest queue (its running + pending prompts, plus the
+    jobs sent there by this call). Returns the jobs that the servers refused, with their results."""
+    load = {id(c): c.queue_size() for c in clients}
+    refused = []
+    for job in jobs:
+        client = min(clients, key=lambda c: load[id(c)])     # ties: the first listed
+        for up in job.uploads:
+            job.prompt[up.node_id]["inputs"][up.input] = client.upload(up.path)
+        try:
+            job.prompt_id = client.submit(job.prompt)
+        except PromptRefused as e:
+            job.done = True
+            refused.append((job, JobResult(job.label, client.url, error="; ".join(e.errors))))
+            continue
+        job.client = client
+        load[id(client)] += 1
+    return refused
+
+
+class _Bars:
+    """Progress on stderr: tqdm bars (one per job for its nodes, one for the sampler steps of the node
+    that runs) when ``mode == "bars"``, one line per node when ``mode == "lines"``, nothing when "off"."""
+
+    def __init__(self, mode: str = "off"):
+        self.mode = mode
+        self.tqdm = None
+        if mode == "bars":
+            try:
+                from tqdm import tqdm
+                self.tqdm = tqdm
+            except ImportError:
+                self.mode = "lines"
+        self.lock = threading.Lock()
+        self.next_pos = 0
+
+    @staticmethod
+    def _name(p: Progress) -> str:
+        return f"{p.title} ({p.class_type})" if p.title and p.title != p.class_type else (p.class_type or str(p.node))
+
+    def for_job(self, job: _Job):
+        if self.mode == "lines":
+            def on_line(p: Progress):
+                if p.kind in ("node", "error"):
+                    word = "running" if p.kind == "node" else "failed in"
+                    print(f"{job.label}: {word} node {p.node} {self._name(p)}", file=sys.stderr, flush=True)
+            return on_line
+        if self.tqdm is None:
+            return None
+        with self.lock:
+            pos, self.next_pos = self.next_pos, self.next_pos + 2
+        server = job.client.url.split("://", 1)[1]
+        nodes = self.tqdm(total=len(job.prompt), desc=f"{job.label} @ {server}", unit="node", position=pos,
+                          leave=True, dynamic_ncols=True)
+        steps = self.tqdm(total=0, desc="  steps", unit="step", position=pos + 1, leave=False, dynamic_ncols=True)
+
+        def on_progress(p: Progress):
+            if p.kind in ("node", "cached"):
+                nodes.update(1)
+                nodes.set_postfix_str(f"{'cached ' if p.kind == 'cached' else ''}{p.node} {self._name(p)}")
+            elif p.kind == "step":
+                if steps.total != p.max:
+                    steps.reset(total=p.max)
+                steps.n = p.value
+                steps.set_description(f"  {self._name(p)}")
+                steps.refresh()
+            elif p.kind == "done":
+                steps.close()
+                nodes.close()
+        return on_progress
+
+
+def _follow_job(client: Client, job: _Job, report, timeout, stop, out_dir) -> JobResult:
+    jr = JobResult(job.label, client.url, job.prompt_id)
+    try:
+        res = jr.result = client.follow(job.prompt_id, report, timeout, stop)
+        if res.error:
+            jr.error = format_execution_error(res.error, job.prompt)
+        elif res.interrupted:
+            jr.error = "interrupted"
+        else:
+            jr.files = client.download_outputs(res, out_dir)
+    except TimeoutError as e:
+        jr.error = f"{e}; {client.cancel(job.prompt_id)}"
+    except ClientError as e:
+        jr.error = str(e)
+    job.done = True
+    return jr
+
+
+def run_workflow(sources, sets: Iterable[str] | dict = (), servers: Iterable[str] = (DEFAULT_SERVER,),
+                 out_dir: str | Path = "out", jobs: int = 1, timeout: float | None = None,
+                 on_progress: Callable[[str, Progress], None] | None = None, progress: str = "off",
+                 same_seed: bool = False, log: Callable[[str], None] | None = None) -> list[JobResult]:
+    """Run one or more workflows (paths or dicts; UI or API format), ``jobs`` copies of each (seeds of
+    copies k>0 moved by k unless ``same_seed``), spread over ``servers``; download the outputs into
+    ``out_dir``. Raises WorkflowError (nothing queued) when a workflow or a --set is wrong, ClientError
+    when no server answers, KeyboardInterrupt after cancelling this batch's prompts on Ctrl-C."""
+    log = log or (lambda s: None)
+    sources = [sources] if isinstance(sources, (str, Path, dict)) else list(sources)
+    clients, unreachable = [], []
+    for url in dict.fromkeys(servers or [DEFAULT_SERVER]):
+        c = Client(url)
+        try:
+            c.object_info()
+            clients.append(c)
+        except ClientError as e:
+            unreachable.append(str(e))
+    if not clients:
+        raise ClientError("; ".join(unreachable) or "no server given")
+    for msg in unreachable:
+        log(f"warning: {msg}; not using it")
+    object_info = clients[0].object_info()
+    batch = prepare(sources, sets, object_info, jobs, same_seed)
+    for c in clients[1:]:                           # every server must be able to run the prompts
+        problems = [f"{c.url}: {p}" for job in batch for p in _problems(job.prompt, c.object_info(), job.uploads)]
+        if problems:
+            raise WorkflowError(sorted(set(problems)))
+    bars = _Bars(progress)
+    results: dict[int, JobResult] = {}
+    stop = threading.Event()
+    try:
+        refused = dispatch(batch, clients)
+        if refused and len(refused) == len(batch):
+            raise WorkflowError([f"{r.label}: {r.error}" for _, r in refused])
+        for job, r in refused:
+            results[id(job)] = r
+        for job in batch:
+            if job.prompt_id:
+                log(f"queued {job.label} on {job.client.url} (prompt {job.prompt_id})")
+
+        def follow_all(client: Client):             # one thread per server: its jobs in queue order
+            for job in [j for j in batch if j.client is client]:
+                callbacks = [cb for cb in (bars.for_job(job), on_progress and (
+                    lambda p, label=job.label: on_progress(label, p))) if cb]
+                report = (lambda p: [cb(p) for cb in callbacks]) if callbacks else None
+                results[id(job)] = _follow_job(client, job, report, timeout, stop, out_dir)
+
+        threads = [threading.Thread(target=follow_all, args=(c,), daemon=True) for c in clients
+                   if any(j.client is c for j in batch)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for client in clients:
+            mine = {j.prompt_id: j for j in batch if j.client is client and j.prompt_id and not j.done}
+            for pid, what in client.cancel_many(list(mine)).items():
+                log(f"{mine[pid].label}: {what} on {client.url}")
+        raise
+    finally:
+        for c in clients:
+            c.close()
+    return [results[id(j)] for j in batch if id(j) in results]
+
+
+# ---- command line --------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("workflows", nargs="+", metavar="WORKFLOW",
+                   help="workflow file(s): the editor's format (Save / Export) or the API format")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="TITLE.INPUT=VALUE",
+                   help="change an input before queueing; TITLE is a node title, node id, class name or "
+                        "subgraph title (repeatable), e.g. --set \"KSampler.steps=20\"")
+    p.add_argument("--server", dest="servers", action="append", default=[], metavar="URL",
+                   help=f"ComfyUI server (repeatable: jobs go to the shortest queue); default {DEFAULT_SERVER}")
+    p.add_argument("--out", default="out", metavar="DIR", help="where to download the outputs (default ./out)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="give up on (and cancel) a job that takes longer than S seconds")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N copies of each workflow; copy k moves the seeds by k (see --same-seed)")
+    p.add_argument("--same-seed", action="store_true", help="keep the seeds of every copy unchanged")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--print-api", action="store_true",
+                   help="print the API prompt (after conversion and --set) and exit without queueing")
+
+
+def main(args: argparse.Namespace) -> int:
+    servers = args.servers or [DEFAULT_SERVER]
+    say = lambda s: print(s, file=sys.stderr, flush=True)
+    progress = "off" if args.no_progress else ("bars" if sys.stderr.isatty() else "lines")
+    if args.jobs < 1:
+        say("error: --jobs must be at least 1")
+        return EXIT_INVALID
+    try:
+        if args.print_api:
+            client = Client(servers[0])
+            for job in prepare(args.workflows, args.sets, client.object_info(), args.jobs, args.same_seed):
+                print(json.dumps(job.prompt, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        results = run_workflow(args.workflows, args.sets, servers, args.out, args.jobs, args.timeout,
+                               progress=progress, same_seed=args.same_seed, log=say)
+    except WorkflowError as e:
+        say("error: nothing was queued:")
+        for m in e.errors:
+            say(f"  - {m}")
+        return EXIT_INVALID
+    except ClientError as e:
+        say(f"error: {e}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("interrupted: this batch's prompts were cancelled")
+        return EXIT_INTERRUPTED
+    failed = 0
+    for r in results:
+        if r.ok:
+            print(f"{r.label}: done on {r.server}, {len(r.files)} file(s)")
+            for f in r.files:
+                print(f"  {f}")
+        else:
+            failed += 1
+            print(f"{r.label}: FAILED on {r.server}: {r.error}")
+    return EXIT_OK if failed == 0 and results else EXIT_FAILED
