@@ -35,11 +35,14 @@ class ExecutionFailed(RuntimeError):
 
 
 class InProcessComfy:
-    def __init__(self, models_root: str, scratch: str, load_pack: bool = True, load_gguf: bool = True):
+    def __init__(self, models_root: str, scratch: str, load_pack: bool = True, load_gguf: bool = True,
+                 cpu: bool | None = None):
         import torch
         torch.set_num_threads(min(2, os.cpu_count() or 1))
         from lockn_testing.comfy_boot import boot
-        self.folder_paths = boot(models_root=str(models_root), argv=("--cpu",), scratch=str(scratch))
+        if cpu is None:
+            cpu = os.environ.get("LOCKN_COMFY_GPU") != "1"
+        self.folder_paths = boot(models_root=str(models_root), argv=("--cpu",) if cpu else (), scratch=str(scratch))
         import nodes
         self.nodes = nodes
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
