@@ -1,0 +1,264 @@
+"""The shipped workflows, defined once here and written to workflows/ in API and UI format.
+
+    python -m lockn_gen.chains --server http://127.0.0.1:8188 [--out workflows]
+
+Settings are the official templates' (../shared/MODELS.md); everything a user would change sits in
+a node with a clear title (prompts, seeds, sizes, lengths, fps, steps, presets), which is also what
+`lockn-gen run --set TITLE.INPUT=VALUE` addresses. The UI format needs the server's /object_info to
+lay out widgets; the API format does not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import catalog as catalog_mod
+
+P = "(preset)"
+WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+                "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+IMAGE_PROMPT = ("A lighthouse keeper's cat on a windowsill at dawn, warm light, film photography, shallow depth of field")
+VIDEO_PROMPT = ("The cat turns its head towards the sea as the light slowly rises; gentle camera push-in, "
+                "soft waves in the background.")
+MUSIC_TAGS = "Lo-fi, warm, acoustic guitar, soft piano, slow tempo, calm morning by the sea"
+LYRICS = "[Instrumental]"
+
+
+class Graph:
+    """An API-format prompt under construction: add(class, title, **inputs) -> node id."""
+
+    def __init__(self):
+        self.nodes: dict[str, dict] = {}
+
+    def add(self, class_type: str, title: str | None = None, **inputs) -> str:
+        nid = str(len(self.nodes) + 1)
+        node = {"class_type": class_type, "inputs": inputs}
+        if title:
+            node["_meta"] = {"title": title}
+        self.nodes[nid] = node
+        return nid
+
+
+def _loader(g: Graph, family: str, preset: str, title: str) -> str:
+    roles = {"flux2": ("diffusion_model", "text_encoder", "vae"),
+             "wan22": ("high_noise", "low_noise", "text_encoder", "vae"),
+             "ltx2": ("checkpoint", "diffusion_model", "vae", "audio_vae", "text_encoder", "text_projection"),
+             "ace15": ("diffusion_model", "text_encoder", "lm", "vae")}[family]
+    node = {"flux2": "LockNFlux2Loader", "wan22": "LockNWan22Loader", "ltx2": "LockNLTX2Loader",
+            "ace15": "LockNAceStep15Loader"}[family]
+    return g.add(node, title, preset=preset, **{r: P for r in roles}, weight_dtype="default")
+
+
+# ---- the pieces, shared by the single-family workflows and the chains -----------------------------
+def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378):
+    m = _loader(g, "flux2", preset, "Image models")
+    w = g.add("PrimitiveInt", "Image width", value=width)
+    h = g.add("PrimitiveInt", "Image height", value=height)
+    text = g.add("CLIPTextEncode", "Image prompt", text=IMAGE_PROMPT, clip=[m, 1])
+    guid = g.add("FluxGuidance", "Image guidance", conditioning=[text, 0], guidance=4.0)
+    guider = g.add("BasicGuider", None, model=[m, 0], conditioning=[guid, 0])
+    latent = g.add("EmptyFlux2LatentImage", None, width=[w, 0], height=[h, 0], batch_size=1)
+    sched = g.add("Flux2Scheduler", "Image steps", steps=steps, width=[w, 0], height=[h, 0])
+    sampler = g.add("KSamplerSelect", None, sampler_name="euler")
+    noise = g.add("RandomNoise", "Image seed", noise_seed=seed)
+    out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
+                sigmas=[sched, 0], latent_image=[latent, 0])
+    return g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
+
+
+def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, height=640, length=81, fps=16.0,
+                steps=20, split=10, cfg=3.5, seed=264244520398999):
+    m = _loader(g, "wan22", preset, "Video models")
+    n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
+    n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
+    n_steps = g.add("PrimitiveInt", "Video steps", value=steps)
+    n_split = g.add("PrimitiveInt", "Video high-noise steps", value=split)
+    n_cfg = g.add("PrimitiveFloat", "Video CFG", value=cfg)
+    hi = g.add("ModelSamplingSD3", None, model=[m, 0], shift=5.0)
+    lo = g.add("ModelSamplingSD3", None, model=[m, 1], shift=5.0)
+    pos = g.add("CLIPTextEncode", "Video prompt", text=VIDEO_PROMPT, clip=[m, 2])
+    neg = g.add("CLIPTextEncode", "Video negative prompt", text=WAN_NEGATIVE, clip=[m, 2])
+    i2v = g.add("WanImageToVideo", "Video size", positive=[pos, 0], negative=[neg, 0], vae=[m, 3], width=width,
+                height=height, length=[n_len, 0], batch_size=1, start_image=image)
+    s1 = g.add("KSamplerAdvanced", "Video seed", model=[hi, 0], add_noise="enable", noise_seed=seed, steps=[n_steps, 0],
+               cfg=[n_cfg, 0], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
+               latent_image=[i2v, 2], start_at_step=0, end_at_step=[n_split, 0], return_with_leftover_noise="enable")
+    s2 = g.add("KSamplerAdvanced", None, model=[lo, 0], add_noise="disable", noise_seed=0, steps=[n_steps, 0],
+               cfg=[n_cfg, 0], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
+               latent_image=[s1, 0], start_at_step=[n_split, 0], end_at_step=10000, return_with_leftover_noise="disable")
+    frames = g.add("VAEDecode", None, samples=[s2, 0], vae=[m, 3])
+    return frames, n_len, n_fps
+
+
+def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, height=512, length=121, fps=25.0,
+               seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"):
+    """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas)."""
+    m = _loader(g, "ltx2", preset, "Video models")
+    n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
+    n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
+    pos = g.add("CLIPTextEncode", "Video prompt", text=VIDEO_PROMPT, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", "Video negative prompt",
+                text="blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles", clip=[m, 1])
+    cond = g.add("LTXVConditioning", None, positive=[pos, 0], negative=[neg, 0], frame_rate=[n_fps, 0])
+    vlat = g.add("EmptyLTXVLatentVideo", "Video size", width=width, height=height, length=[n_len, 0], batch_size=1)
+    pre = g.add("LTXVPreprocess", None, image=image, img_compression=33)
+    inplace = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[vlat, 0], strength=1.0, bypass=False)
+    fps_int = g.add("ComfyMathExpression", None, expression="round(a)", **{"values.a": [n_fps, 0]})
+    alat = g.add("LTXVEmptyLatentAudio", None, frames_number=[n_len, 0], frame_rate=[fps_int, 1], batch_size=1, audio_vae=[m, 3])
+    av = g.add("LTXVConcatAVLatent", None, video_latent=[inplace, 0], audio_latent=[alat, 0])
+    sig = g.add("ManualSigmas", "Video sigmas", sigmas=sigmas)
+    sampler = g.add("KSamplerSelect", None, sampler_name="euler")
+    noise = g.add("RandomNoise", "Video seed", noise_seed=seed)
+    guider = g.add("CFGGuider", "Video CFG", model=[m, 0], positive=[cond, 0], negative=[cond, 1], cfg=1.0)
+    out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
+                sigmas=[sig, 0], latent_image=[av, 0])
+    sep = g.add("LTXVSeparateAVLatent", None, av_latent=[out, 0])
+    frames = g.add("VAEDecode", None, samples=[sep, 0], vae=[m, 2])
+    audio = g.add("LTXVAudioVAEDecode", None, samples=[sep, 1], audio_vae=[m, 3])
+    return frames, audio, n_len, n_fps
+
+
+def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keyscale="E minor", steps=8):
+    """`seconds`: a number, or a link to the clip's duration."""
+    m = _loader(g, "ace15", preset, "Music models")
+    ms = g.add("ModelSamplingAuraFlow", None, model=[m, 0], shift=3.0)
+    enc = g.add("TextEncodeAceStepAudio1.5", "Music (tags, lyrics, bpm, key)", clip=[m, 1], tags=MUSIC_TAGS, lyrics=LYRICS,
+                seed=seed, bpm=bpm, duration=seconds, timesignature="4", language="en", keyscale=keyscale,
+                generate_audio_codes=True, cfg_scale=2.0, temperature=0.85, top_p=0.9, top_k=0, min_p=0.0)
+    neg = g.add("ConditioningZeroOut", None, conditioning=[enc, 0])
+    lat = g.add("EmptyAceStep1.5LatentAudio", None, seconds=seconds, batch_size=1)
+    ks = g.add("KSampler", "Music seed and steps", model=[ms, 0], seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
+               scheduler="simple", positive=[enc, 0], negative=[neg, 0], latent_image=[lat, 0], denoise=1.0)
+    return g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
+
+
+def _clip_seconds(g: Graph, n_len, n_fps) -> str:
+    return g.add("ComfyMathExpression", "Clip duration (s)", expression="a / b", **{"values.a": [n_len, 0], "values.b": [n_fps, 0]})
+
+
+# ---- the workflows ---------------------------------------------------------------------------------------
+def flux2_text_to_image() -> dict:
+    g = Graph()
+    img = flux2_image(g)
+    g.add("SaveImage", "Save image", images=[img, 0], filename_prefix="LockN/flux2")
+    return g.nodes
+
+
+def wan22_image_to_video() -> dict:
+    g = Graph()
+    start = g.add("LoadImage", "Start image", image="lockn_start.png")
+    frames, _, n_fps = wan22_video(g, [start, 0])
+    vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
+    g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/wan22", format="mp4", codec="h264")
+    return g.nodes
+
+
+def ltx2_image_to_video() -> dict:
+    g = Graph()
+    start = g.add("LoadImage", "Start image", image="lockn_start.png")
+    frames, audio, _, n_fps = ltx2_video(g, [start, 0])
+    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[audio, 0], fps=[n_fps, 0])
+    g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/ltx2", format="mp4", codec="h264")
+    return g.nodes
+
+
+def ace15_text_to_music() -> dict:
+    g = Graph()
+    dur = g.add("PrimitiveFloat", "Duration (s)", value=120.0)
+    audio = ace15_music(g, [dur, 0])
+    g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/ace15", quality="V0")
+    return g.nodes
+
+
+def chain_quality() -> dict:
+    """Flux.2 image -> Wan2.2 A14B video -> ACE-Step music as long as the clip, faded out, one MP4."""
+    g = Graph()
+    img = flux2_image(g)
+    frames, n_len, n_fps = wan22_video(g, [img, 0])
+    secs = _clip_seconds(g, n_len, n_fps)
+    music = ace15_music(g, [secs, 0])
+    fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[music, 0], images=[frames, 0], fps=[n_fps, 0],
+                fade_out_seconds=1.5)
+    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+    g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/chain_quality", format="mp4", codec="h264")
+    return g.nodes
+
+
+def chain_fast() -> dict:
+    """Flux.2 image -> LTX-2 video with its own audio -> ACE-Step music, replacing or mixed with
+    LTX-2's audio, one MP4."""
+    g = Graph()
+    img = flux2_image(g)
+    frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0])
+    secs = _clip_seconds(g, n_len, n_fps)
+    music = ace15_music(g, [secs, 0])
+    mix = g.add("PrimitiveBoolean", "Mix LTX-2 audio under the music", value=False)
+    vol = g.add("AudioAdjustVolume", "LTX-2 audio level (dB)", audio=[ltx_audio, 0], volume=-6)
+    merged = g.add("AudioMerge", None, audio1=[music, 0], audio2=[vol, 0], merge_method="add")
+    choice = g.add("ComfySwitchNode", None, switch=[mix, 0], on_false=[music, 0], on_true=[merged, 0])
+    fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[choice, 0], images=[frames, 0], fps=[n_fps, 0],
+                fade_out_seconds=1.0)
+    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+    g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/chain_fast", format="mp4", codec="h264")
+    return g.nodes
+
+
+WORKFLOWS = {
+    "flux2_text_to_image": flux2_text_to_image,
+    "wan22_image_to_video": wan22_image_to_video,
+    "ltx2_image_to_video": ltx2_image_to_video,
+    "ace15_text_to_music": ace15_text_to_music,
+    "chain_quality": chain_quality,
+    "chain_fast": chain_fast,
+}
+
+
+def editor_models(prompt: dict) -> dict[str, list]:
+    """properties.models of each loader node: name, resolve URL, folder (and SHA-256 where known),
+    so the editor's missing-models dialog offers the downloads."""
+    cat = catalog_mod.load(include_env=False)
+    out = {}
+    for nid, n in prompt.items():
+        if n["class_type"].startswith("LockN") and "preset" in n["inputs"]:
+            out[nid] = cat.editor_models(n["inputs"]["preset"])
+    return out
+
+
+def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
+    from .workflow_ui import api_to_ui
+    written = []
+    (out_dir / "api").mkdir(parents=True, exist_ok=True)
+    for name, make in WORKFLOWS.items():
+        prompt = make()
+        p = out_dir / "api" / f"{name}.json"
+        p.write_text(json.dumps(prompt, indent=1, ensure_ascii=False) + "\n")
+        written.append(p)
+        if object_info is not None:
+            ui = api_to_ui(prompt, object_info, models=editor_models(prompt), name=name)
+            p = out_dir / f"{name}.json"
+            p.write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+            written.append(p)
+    return written
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", help="a running ComfyUI with LockN Gen (for /object_info)")
+    ap.add_argument("--object-info", help="or a saved /object_info JSON file")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "workflows"))
+    a = ap.parse_args(argv)
+    info = None
+    if a.server:
+        import urllib.request
+        with urllib.request.urlopen(a.server.rstrip("/") + "/object_info", timeout=60) as r:
+            info = json.load(r)
+    elif a.object_info:
+        info = json.loads(Path(a.object_info).read_text())
+    for p in write_all(Path(a.out), info):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()

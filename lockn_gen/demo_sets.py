@@ -1,0 +1,18 @@
+"""--set values that shrink the shipped workflows to what a CPU runs in seconds on the tiny models
+(the demo and the tests use them; real models keep the template settings)."""
+
+FLUX = ["Image width.value=128", "Image height.value=128", "Image steps.steps=3"]
+WAN = ["Length (frames).value=17", "Video size.width=96", "Video size.height=96", "Video steps.value=4",
+       "Video high-noise steps.value=2"]
+LTX = ["Length (frames).value=25", "Video size.width=96", "Video size.height=96",
+       "Video sigmas.sigmas=1.0, 0.9, 0.5, 0.0"]
+ACE = ["Music seed and steps.steps=4"]
+
+TINY = {
+    "flux2_text_to_image": FLUX,
+    "wan22_image_to_video": WAN,
+    "ltx2_image_to_video": LTX,
+    "ace15_text_to_music": ACE + ["Duration (s).value=2.0"],
+    "chain_quality": FLUX + WAN + ACE,
+    "chain_fast": FLUX + LTX + ACE,
+}

@@ -1,0 +1,110 @@
+"""The shipped workflows (workflows/, UI and API format) in a real ComfyUI server on the tiny models:
+generated from one source and in sync, every node type exists, the API form validates, and each runs
+through the client with its outputs decoded and checked."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lockn_gen import chains, client, workflow
+from lockn_gen.demo_sets import TINY
+from lockn_gen.workflow_ui import api_to_ui
+from lockn_testing.media import probe_image, probe_media
+
+pytestmark = pytest.mark.comfy
+WF = Path(__file__).resolve().parents[1] / "workflows"
+
+
+@pytest.fixture(scope="module")
+def server(comfy_server, start_image):
+    shutil.copy(start_image, comfy_server.base / "input" / "lockn_start.png")
+    return comfy_server
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get("/object_info")
+
+
+def test_workflows_are_generated_from_one_source_and_in_sync(object_info):
+    for name, make in chains.WORKFLOWS.items():
+        api = make()
+        assert json.loads((WF / "api" / f"{name}.json").read_text()) == api, f"workflows/api/{name}.json is stale: run python -m lockn_gen.chains"
+        ui = json.loads((WF / f"{name}.json").read_text())
+        assert ui == api_to_ui(api, object_info, models=chains.editor_models(api), name=name), f"workflows/{name}.json is stale"
+        # the editor's file converts back to exactly the API file (what the server runs)
+        back = workflow.to_api(ui, object_info).prompt
+        assert {k: (n["class_type"], n["inputs"]) for k, n in back.items()} == {k: (n["class_type"], n["inputs"]) for k, n in api.items()}
+
+
+@pytest.mark.parametrize("name", list(chains.WORKFLOWS))
+def test_every_node_exists_and_the_api_form_validates(object_info, name):
+    ui = json.loads((WF / f"{name}.json").read_text())
+    missing = sorted({n["type"] for n in ui["nodes"]} - set(object_info))
+    assert not missing, f"{name}: node types the server does not have: {missing}"
+    assert workflow.validate(json.loads((WF / "api" / f"{name}.json").read_text()), object_info) == []
+    loaders = [n for n in ui["nodes"] if n["type"].startswith("LockN") and n["type"].endswith("Loader")]
+    assert loaders and all(n["properties"]["models"] for n in loaders)        # the editor can offer downloads
+    for n in loaders:
+        for m in n["properties"]["models"]:
+            assert m["url"].startswith("https://huggingface.co/") and "/resolve/" in m["url"] and m["directory"]
+
+
+def _run(server, tmp_path, name, fmt="ui"):
+    src = WF / f"{name}.json" if fmt == "ui" else WF / "api" / f"{name}.json"
+    (res,) = client.run_workflow(str(src), TINY[name], [server.url], out_dir=tmp_path, timeout=600)
+    assert res.ok, res.error
+    return [Path(f) for f in res.files]
+
+
+def _frames_fps(name):
+    s = dict(x.split("=", 1) for x in TINY[name])
+    frames = int(s.get("Length (frames).value", 0))
+    fps = {"wan": 16.0, "ltx": 25.0}["ltx" if any("sigmas" in x for x in TINY[name]) else "wan"]
+    return frames, fps
+
+
+def test_flux2_text_to_image(server, tmp_path):
+    (png,) = _run(server, tmp_path, "flux2_text_to_image")
+    info = probe_image(png)
+    assert (info["width"], info["height"]) == (128, 128) and info["std"] > 0
+
+
+@pytest.mark.parametrize("name", ["wan22_image_to_video", "ltx2_image_to_video"])
+def test_image_to_video(server, tmp_path, name):
+    (mp4,) = _run(server, tmp_path, name, fmt="api")
+    frames, fps = _frames_fps(name)
+    info = probe_media(mp4)
+    assert info["n_video_streams"] == 1 and info["video"]["frames"] == frames and info["video"]["fps"] == pytest.approx(fps)
+    assert info["n_audio_streams"] == (1 if name.startswith("ltx2") else 0)
+
+
+def test_ace15_text_to_music(server, tmp_path):
+    (mp3,) = _run(server, tmp_path, "ace15_text_to_music")
+    a = probe_media(mp3)["audio"]
+    assert a["sample_rate"] == 48000 and a["duration"] == pytest.approx(2.0, abs=0.1) and a["finite"]
+
+
+@pytest.mark.parametrize("name", ["chain_quality", "chain_fast"])
+def test_chain_makes_one_mp4_with_exact_frames_and_music(server, tmp_path, name):
+    (mp4,) = _run(server, tmp_path, name)
+    frames, fps = _frames_fps(name)
+    info = probe_media(mp4)
+    v, a = info["video"], info["audio"]
+    assert info["n_video_streams"] == 1 and info["n_audio_streams"] == 1
+    assert v["frames"] == frames and v["fps"] == pytest.approx(fps)             # exact frame count kept
+    assert a["duration"] == pytest.approx(frames / fps, abs=1 / fps)            # music as long as the clip
+    assert a["finite"] and a["peak"] > 0
+
+
+def test_fast_chain_can_mix_ltx_audio(server, tmp_path):
+    sets = TINY["chain_fast"] + ["Mix LTX-2 audio under the music.value=true"]
+    (res,) = client.run_workflow(str(WF / "chain_fast.json"), sets, [server.url], out_dir=tmp_path, timeout=600)
+    assert res.ok, res.error
+    assert {"AudioMerge"} <= {server.get(f"/history/{res.prompt_id}")[res.prompt_id]["prompt"][2][n]["class_type"]
+                              for n in res.result.executed}                   # the mix branch really ran
+    info = probe_media(res.files[0])
+    assert info["n_audio_streams"] == 1
