@@ -28,6 +28,13 @@ from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
 
 def workflows(config: str) -> list[tuple[str, dict]]:
+    flows = _workflows(config)
+    if os.environ.get("LOCKN_BENCH_SINK") == "report":      # no PyAV on the machine: do not save media
+        flows = [(m, graphs.report_sinks(g)) for m, g in flows]
+    return flows
+
+
+def _workflows(config: str) -> list[tuple[str, dict]]:
     if config == "lockn":
         return [("image", graphs.flux2_t2i(loader="lockn", preset="flux2-dev-fp8mixed", steps=1, prefix="b/img")),
                 ("video", graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-fp8", steps=2, split=1, prefix="b/vid")),
@@ -41,7 +48,7 @@ LOADERS = {"12", "38", "10", "95", "96", "84", "90", "104", "105", "106"}   # lo
 
 
 def run_config(models: Path, config: str, cycles: int, gpu: bool) -> dict:
-    srv = ComfyServer(models, cpu=not gpu, extra_args=tuple(os.environ.get("LOCKN_BENCH_COMFY_ARGS", "").split()))
+    srv = ComfyServer(models, cpu=not gpu)
     try:
         srv.start()
         img = REPO / "bench" / "out" / "start.png"

@@ -169,3 +169,21 @@ def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace1
         "18": {"class_type": "VAEDecodeAudio", "inputs": {"samples": ["3", 0], "vae": ["106", 0]}},
         "107": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["18", 0], "filename_prefix": prefix, "quality": "V0"}},
     }
+
+
+def report_sinks(g: dict) -> dict:
+    """The same graph ending in LockN's Residency Report instead of saving files (for machines without
+    PyAV, e.g. a bare GPU box): every Save* node becomes a report triggered by what it would save, and
+    a LoadImage becomes a plain grey EmptyImage."""
+    out = {}
+    for nid, n in g.items():
+        if n["class_type"] == "LoadImage":
+            out[nid] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 8421504}}
+        elif n["class_type"] in ("SaveImage", "SaveVideo", "SaveAudioMP3", "SaveAudio"):
+            link = next(v for v in n["inputs"].values() if isinstance(v, list))
+            if g[link[0]]["class_type"] == "CreateVideo":          # report on the frames, not on a VIDEO
+                link = g[link[0]]["inputs"]["images"]
+            out[nid] = {"class_type": "LockNResidencyReport", "inputs": {"trigger": link}}
+        else:
+            out[nid] = n
+    return {k: v for k, v in out.items() if v["class_type"] != "CreateVideo"}

@@ -75,7 +75,8 @@ class ComfyServer:
                     lines.append(f"  {folder}: {folder}")
             cfg.write_text("\n".join(lines) + "\n")
             cmd += ["--extra-model-paths-config", str(cfg)]
-        return cmd + list(self.extra_args)
+        # LOCKN_COMFY_EXTRA_ARGS: arguments for every test server (e.g. --disable-dynamic-vram on a GPU box)
+        return cmd + list(self.extra_args) + os.environ.get("LOCKN_COMFY_EXTRA_ARGS", "").split()
 
     # ---- life cycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> "ComfyServer":
