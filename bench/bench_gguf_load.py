@@ -96,7 +96,7 @@ def main():
         for mode in ("direct", "lockn"):
             cmd = [sys.executable, "-m", "bench.bench_gguf_load", "--child", mode, "--models", models]
             cmd += ["--gpu"] * a.gpu + ["--cold"] * a.cold
-            out = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            out = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
             line = [x for x in out.stdout.splitlines() if x.startswith("{")]
             if out.returncode or not line:
                 raise SystemExit(f"measurement failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")

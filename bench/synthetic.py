@@ -16,7 +16,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_OUT = HERE / "out" / "models"
 
 # name -> (builder, size kwargs, format); about 1 GB each at scale 1
 # Most weights sit in the MLPs, which see only the few image/video/audio tokens of the benchmark
@@ -24,11 +23,13 @@ DEFAULT_OUT = HERE / "out" / "models"
 # through the attention weights only).
 BIG = {
     "flux2-dev-Q8_0.gguf": ("flux2", dict(hidden=2048, depth=5, single=8), "gguf"),           # GGUF load benchmark
-    "flux2_dev_fp8mixed.safetensors": ("flux2", dict(hidden=1024, depth=4, single=10), "safetensors"),
-    "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors": ("wan22", dict(dim=1024, ffn=32768, layers=7), "safetensors"),
-    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors": ("wan22", dict(dim=1024, ffn=32768, layers=7), "safetensors"),
-    "acestep_v1.5_turbo.safetensors": ("ace15", dict(hidden=1024, intermediate=16384, layers=10), "safetensors"),
+    "flux2_dev_fp8mixed.safetensors": ("flux2", dict(hidden=1024, depth=12, single=40), "safetensors"),
+    "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors": ("wan22", dict(dim=1024, ffn=32768, layers=13), "safetensors"),
+    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors": ("wan22", dict(dim=1024, ffn=32768, layers=13), "safetensors"),
+    "acestep_v1.5_turbo.safetensors": ("ace15", dict(hidden=1024, intermediate=16384, layers=16), "safetensors"),
 }
+_SPEC = __import__("hashlib").sha256(repr(sorted(BIG.items())).encode()).hexdigest()[:10]
+DEFAULT_OUT = HERE / "out" / f"models-{_SPEC}"       # a new folder whenever the sizes change
 
 
 def ensure(out: Path = DEFAULT_OUT, scale: float = 1.0) -> Path:
@@ -39,7 +40,7 @@ def ensure(out: Path = DEFAULT_OUT, scale: float = 1.0) -> Path:
     import subprocess
     cmd = [sys.executable, "-m", "bench.synthetic", "--out", str(out), "--scale", str(scale), "--generate"]
     subprocess.run(cmd, cwd=str(REPO), check=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
     return out
 
 

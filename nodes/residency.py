@@ -106,10 +106,9 @@ class Registry:
             self.calls += 1
             rec = self.records.get(rid)
             if rec is not None and rec.obj is not None:
-                rec.entry.hits += 1
+                rec.entry.hits += 1              # reported (websocket event) at the prompt's end
                 rec.entry.last_used = time.time()
                 self.prompt_ids.add(rid)
-                self._changed()
                 self.overhead_s += time.perf_counter() - t0
                 return rec.obj
             self._forget_stale(spec, rid)
