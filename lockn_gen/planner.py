@@ -474,7 +474,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def format_plan(p: Plan) -> str:
     m = p.machine
-    lines = [f"LockN Gen residency plan" + (f" (target: {p.target})" if p.target else ""),
+    lines = ["LockN Gen residency plan" + (f" (target: {p.target})" if p.target else ""),
              f"GPU {m.gpu_gb:.1f} GB - {m.used_gb:.1f} used by others - {m.reserve_gb:.1f} reserve = "
              f"{m.budget_gb:.1f} GB budget; host->GPU {m.bandwidth_gbps:.1f} GB/s; disk {m.disk_gbps:.1f} GB/s; "
              f"RAM {m.ram_gb:.1f} GB ({m.ram_source})", ""]

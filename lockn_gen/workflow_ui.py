@@ -38,9 +38,13 @@ def api_to_ui(prompt: dict, object_info: dict, models: dict | None = None, name:
     out_links: dict[tuple[str, int], list[int]] = {}
     rows: dict[int, float] = {}
 
-    def out_type(nid, slot):
-        info = object_info[prompt[nid]["class_type"]]
-        return info["output"][slot]
+    def link(value, nid, slot) -> int:
+        """Record a link from output value=[node, index] to input `slot` of node `nid`; its id."""
+        lid = len(links) + 1
+        src, index = value
+        links.append([lid, int(src), index, int(nid), slot, object_info[prompt[src]["class_type"]]["output"][index]])
+        out_links.setdefault((src, index), []).append(lid)
+        return lid
 
     for i, nid in enumerate(order):
         node = prompt[nid]
@@ -56,12 +60,7 @@ def api_to_ui(prompt: dict, object_info: dict, models: dict | None = None, name:
                     v = node["inputs"][key]
                     sub = input_spec(info, key, node["inputs"]) or ["*"]
                     entry = {"label": key.split(".", 1)[1], "localized_name": key, "name": key, "type": spec_type(sub),
-                             "link": None}
-                    if is_link(v):
-                        lid = len(links) + 1
-                        links.append([lid, int(v[0]), v[1], int(nid), len(inputs), out_type(v[0], v[1])])
-                        out_links.setdefault((v[0], v[1]), []).append(lid)
-                        entry["link"] = lid
+                             "link": link(v, nid, len(inputs)) if is_link(v) else None}
                     inputs.append(entry)
                 continue
             widget = _is_widget(spec)
@@ -76,10 +75,7 @@ def api_to_ui(prompt: dict, object_info: dict, models: dict | None = None, name:
                 if optional:
                     entry["shape"] = 7
                 if is_link(value):
-                    lid = len(links) + 1
-                    links.append([lid, int(value[0]), value[1], int(nid), len(inputs), out_type(value[0], value[1])])
-                    out_links.setdefault((value[0], value[1]), []).append(lid)
-                    entry["link"] = lid
+                    entry["link"] = link(value, nid, len(inputs))
                 inputs.append(entry)
         unknown = [k for k in node["inputs"] if k not in names and "." not in k]
         if unknown:

@@ -31,7 +31,7 @@ def boot(models_root: str | None = None, argv: tuple[str, ...] = ("--cpu",), scr
         finally:
             sys.argv = saved
     import utils.extra_config  # noqa: F401  (ComfyUI's utils package, before nodes.py changes sys.path)
-    import utils.install_util  # noqa: F401
+    import utils.install_util  # noqa: F401  (same reason)
     import folder_paths
     if models_root:
         for kind in MODEL_FOLDERS:

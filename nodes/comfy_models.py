@@ -161,8 +161,6 @@ def _first(out):
 def load_from_disk(spec: LoadSpec):
     """Read one component through ComfyUI's loaders. Returns the loaded object (MODEL patcher, CLIP,
     VAE, or (MODEL, VAE) for a checkpoint)."""
-    import comfy.sd
-
     names = [relative_name(folder, path) for folder, path in spec.files]
     is_gguf = [p.lower().endswith(".gguf") for p in spec.paths]
     if any(is_gguf):
@@ -195,7 +193,3 @@ def load_from_disk(spec: LoadSpec):
         return _first(node_class("DualCLIPLoader")().load_clip(names[0], names[1], ctype, device))[0]
     raise LockNError(f"unknown component kind {spec.kind!r}")
 
-
-def clip_type_exists(name: str) -> bool:
-    import comfy.sd
-    return hasattr(comfy.sd.CLIPType, name.upper())

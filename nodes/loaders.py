@@ -194,113 +194,86 @@ def _dtype_input():
                                   "GGUF files keep their quantization.")
 
 
-class LockNFlux2Loader(io.ComfyNode):
+class _FamilyLoader(io.ComfyNode):
+    """One family's loader: a preset, an override per role, outputs in the family's graph order.
+    Subclasses only state the family, its texts, its roles and its outputs."""
+    FAMILY = ""
+    NODE_ID = DISPLAY = DESCRIPTION = PRESET_DEFAULT = ""
+    ROLES: tuple = ()              # (role, model folder, tooltip)
+    OUTPUTS: tuple = ()            # (key in load_family's result, output factory)
+
     @classmethod
     def define_schema(cls):
+        name = get_catalog().families[cls.FAMILY].display_name
         return io.Schema(
-            node_id="LockNFlux2Loader", display_name="Flux.2 Loader (LockN)", category=CATEGORY,
-            description="Loads a Flux.2 preset: diffusion model (GGUF or safetensors), Mistral/Qwen text encoder and "
-                        "the Flux.2 VAE. Missing files are listed with the command that downloads them.",
-            inputs=[_preset_input("flux2", "flux2-dev-q5_k_m", "Which Flux.2 files to load (from the LockN catalog)."),
-                    _override("diffusion_model", "diffusion_models", "Use this diffusion model instead."),
-                    _override("text_encoder", "text_encoders", "Use this text encoder instead."),
-                    _override("vae", "vae", "Use this VAE instead."),
-                    _dtype_input()],
-            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+            node_id=cls.NODE_ID, display_name=cls.DISPLAY, category=CATEGORY, description=cls.DESCRIPTION,
+            inputs=[_preset_input(cls.FAMILY, cls.PRESET_DEFAULT, f"Which {name} files to load (from the LockN catalog).")]
+            + [_override(role, folder, tip) for role, folder, tip in cls.ROLES] + [_dtype_input()],
+            outputs=[make() for _, make in cls.OUTPUTS])
 
     @classmethod
-    def fingerprint_inputs(cls, preset, diffusion_model, text_encoder, vae, weight_dtype="default"):
-        return fingerprint("flux2", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, vae=vae), weight_dtype)
+    def _overrides(cls, kwargs) -> dict:
+        return {role: kwargs.get(role, PRESET_CHOICE) for role, _, _ in cls.ROLES}
 
     @classmethod
-    def execute(cls, preset, diffusion_model, text_encoder, vae, weight_dtype="default"):
-        out = load_family("flux2", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, vae=vae), weight_dtype)
-        return io.NodeOutput(out["model"], out["clip"], out["vae"])
-
-
-class LockNWan22Loader(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        return io.Schema(
-            node_id="LockNWan22Loader", display_name="Wan2.2 Loader (LockN)", category=CATEGORY,
-            description="Loads a Wan2.2 preset: the high-noise and low-noise experts of I2V A14B (GGUF or fp8), umt5 "
-                        "and the Wan VAE. A single-model preset (TI2V 5B) returns the same model on both outputs.",
-            inputs=[_preset_input("wan22", "wan22-i2v-a14b-q4_k_m", "Which Wan2.2 files to load (from the LockN catalog)."),
-                    _override("high_noise", "diffusion_models", "Use this high-noise expert instead."),
-                    _override("low_noise", "diffusion_models", "Use this low-noise expert instead."),
-                    _override("text_encoder", "text_encoders", "Use this umt5 text encoder instead."),
-                    _override("vae", "vae", "Use this VAE instead."),
-                    _dtype_input()],
-            outputs=[io.Model.Output("high_noise_model", display_name="high noise MODEL"),
-                     io.Model.Output("low_noise_model", display_name="low noise MODEL"),
-                     io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+    def fingerprint_inputs(cls, preset, weight_dtype="default", **overrides):
+        return fingerprint(cls.FAMILY, preset, cls._overrides(overrides), weight_dtype)
 
     @classmethod
-    def fingerprint_inputs(cls, preset, high_noise, low_noise, text_encoder, vae, weight_dtype="default"):
-        return fingerprint("wan22", preset, dict(high_noise=high_noise, low_noise=low_noise, text_encoder=text_encoder, vae=vae), weight_dtype)
-
-    @classmethod
-    def execute(cls, preset, high_noise, low_noise, text_encoder, vae, weight_dtype="default"):
-        out = load_family("wan22", preset, dict(high_noise=high_noise, low_noise=low_noise, text_encoder=text_encoder, vae=vae), weight_dtype)
-        return io.NodeOutput(out["high"], out["low"], out["clip"], out["vae"])
+    def execute(cls, preset, weight_dtype="default", **overrides):
+        out = load_family(cls.FAMILY, preset, cls._overrides(overrides), weight_dtype)
+        return io.NodeOutput(*(out[key] for key, _ in cls.OUTPUTS))
 
 
-class LockNLTX2Loader(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        return io.Schema(
-            node_id="LockNLTX2Loader", display_name="LTX-2 Loader (LockN)", category=CATEGORY,
-            description="Loads an LTX-2 preset: the audio+video model (checkpoint or GGUF transformer), its video VAE, "
-                        "its audio VAE and the Gemma 3 text encoder.",
-            inputs=[_preset_input("ltx2", "ltx2-19b-distilled-fp8", "Which LTX-2 files to load (from the LockN catalog)."),
-                    _override("checkpoint", "checkpoints", "Use this LTX-2 checkpoint instead."),
-                    _override("diffusion_model", "diffusion_models", "Use this LTX-2 transformer (e.g. GGUF) instead."),
-                    _override("vae", "vae", "Use this video VAE instead."),
-                    _override("audio_vae", "checkpoints", "Use this audio VAE (a file in checkpoints/) instead."),
-                    _override("text_encoder", "text_encoders", "Use this Gemma 3 text encoder instead."),
-                    _override("text_projection", "text_encoders", "Use this text projection (embeddings connector) instead."),
-                    _dtype_input()],
-            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"),
-                     io.Vae.Output("vae", display_name="VAE"), io.Vae.Output("audio_vae", display_name="audio VAE")])
-
-    @classmethod
-    def _over(cls, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection):
-        return dict(checkpoint=checkpoint, diffusion_model=diffusion_model, vae=vae, audio_vae=audio_vae,
-                    text_encoder=text_encoder, text_projection=text_projection)
-
-    @classmethod
-    def fingerprint_inputs(cls, preset, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection, weight_dtype="default"):
-        return fingerprint("ltx2", preset, cls._over(checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection), weight_dtype)
-
-    @classmethod
-    def execute(cls, preset, checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection, weight_dtype="default"):
-        out = load_family("ltx2", preset, cls._over(checkpoint, diffusion_model, vae, audio_vae, text_encoder, text_projection), weight_dtype)
-        return io.NodeOutput(out["model"], out["clip"], out["vae"], out["audio_vae"])
+class LockNFlux2Loader(_FamilyLoader):
+    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "flux2", "LockNFlux2Loader", "Flux.2 Loader (LockN)", "flux2-dev-q5_k_m"
+    DESCRIPTION = ("Loads a Flux.2 preset: diffusion model (GGUF or safetensors), Mistral/Qwen text encoder and the "
+                   "Flux.2 VAE. Missing files are listed with the command that downloads them.")
+    ROLES = (("diffusion_model", "diffusion_models", "Use this diffusion model instead."),
+             ("text_encoder", "text_encoders", "Use this text encoder instead."),
+             ("vae", "vae", "Use this VAE instead."))
+    OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
+               ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
 
-class LockNAceStep15Loader(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        return io.Schema(
-            node_id="LockNAceStep15Loader", display_name="ACE-Step 1.5 Loader (LockN)", category=CATEGORY,
-            description="Loads an ACE-Step 1.5 preset: the DiT (safetensors, or GGUF which ComfyUI-GGUF does not list "
-                        "for ACE), the Qwen3 0.6B text encoder with its LM planner, and the audio VAE.",
-            inputs=[_preset_input("ace15", "ace15-turbo", "Which ACE-Step 1.5 files to load (from the LockN catalog)."),
-                    _override("diffusion_model", "diffusion_models", "Use this ACE-Step 1.5 DiT instead."),
-                    _override("text_encoder", "text_encoders", "Use this Qwen3 0.6B text encoder instead."),
-                    _override("lm", "text_encoders", "Use this Qwen3 LM (1.7B or 4B) instead."),
-                    _override("vae", "vae", "Use this audio VAE instead."),
-                    _dtype_input()],
-            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")])
+class LockNWan22Loader(_FamilyLoader):
+    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "wan22", "LockNWan22Loader", "Wan2.2 Loader (LockN)", "wan22-i2v-a14b-q4_k_m"
+    DESCRIPTION = ("Loads a Wan2.2 preset: the high-noise and low-noise experts of I2V A14B (GGUF or fp8), umt5 and "
+                   "the Wan VAE. A single-model preset (TI2V 5B) returns the same model on both outputs.")
+    ROLES = (("high_noise", "diffusion_models", "Use this high-noise expert instead."),
+             ("low_noise", "diffusion_models", "Use this low-noise expert instead."),
+             ("text_encoder", "text_encoders", "Use this umt5 text encoder instead."),
+             ("vae", "vae", "Use this VAE instead."))
+    OUTPUTS = (("high", lambda: io.Model.Output("high_noise_model", display_name="high noise MODEL")),
+               ("low", lambda: io.Model.Output("low_noise_model", display_name="low noise MODEL")),
+               ("clip", lambda: io.Clip.Output(display_name="CLIP")), ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
-    @classmethod
-    def fingerprint_inputs(cls, preset, diffusion_model, text_encoder, lm, vae, weight_dtype="default"):
-        return fingerprint("ace15", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, lm=lm, vae=vae), weight_dtype)
 
-    @classmethod
-    def execute(cls, preset, diffusion_model, text_encoder, lm, vae, weight_dtype="default"):
-        out = load_family("ace15", preset, dict(diffusion_model=diffusion_model, text_encoder=text_encoder, lm=lm, vae=vae), weight_dtype)
-        return io.NodeOutput(out["model"], out["clip"], out["vae"])
+class LockNLTX2Loader(_FamilyLoader):
+    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "ltx2", "LockNLTX2Loader", "LTX-2 Loader (LockN)", "ltx2-19b-distilled-fp8"
+    DESCRIPTION = ("Loads an LTX-2 preset: the audio+video model (checkpoint or GGUF transformer), its video VAE, its "
+                   "audio VAE and the Gemma 3 text encoder.")
+    ROLES = (("checkpoint", "checkpoints", "Use this LTX-2 checkpoint instead."),
+             ("diffusion_model", "diffusion_models", "Use this LTX-2 transformer (e.g. GGUF) instead."),
+             ("vae", "vae", "Use this video VAE instead."),
+             ("audio_vae", "checkpoints", "Use this audio VAE (a file in checkpoints/) instead."),
+             ("text_encoder", "text_encoders", "Use this Gemma 3 text encoder instead."),
+             ("text_projection", "text_encoders", "Use this text projection (embeddings connector) instead."))
+    OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
+               ("vae", lambda: io.Vae.Output("vae", display_name="VAE")),
+               ("audio_vae", lambda: io.Vae.Output("audio_vae", display_name="audio VAE")))
+
+
+class LockNAceStep15Loader(_FamilyLoader):
+    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "ace15", "LockNAceStep15Loader", "ACE-Step 1.5 Loader (LockN)", "ace15-turbo"
+    DESCRIPTION = ("Loads an ACE-Step 1.5 preset: the DiT (safetensors, or GGUF which ComfyUI-GGUF does not list for "
+                   "ACE), the Qwen3 0.6B text encoder with its LM planner, and the audio VAE.")
+    ROLES = (("diffusion_model", "diffusion_models", "Use this ACE-Step 1.5 DiT instead."),
+             ("text_encoder", "text_encoders", "Use this Qwen3 0.6B text encoder instead."),
+             ("lm", "text_encoders", "Use this Qwen3 LM (1.7B or 4B) instead."),
+             ("vae", "vae", "Use this audio VAE instead."))
+    OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
+               ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
 
 LOADER_NODES = [LockNFlux2Loader, LockNWan22Loader, LockNLTX2Loader, LockNAceStep15Loader]

@@ -86,15 +86,9 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
 def comfy_server(tiny_models, bad_models, start_image):
     """One real ComfyUI server (main.py --cpu) with the pack, ComfyUI-GGUF and the test patches
     (plus the broken files of `bad_models` as an extra model folder)."""
-    from lockn_testing.harness.server import ComfyServer
-    srv = ComfyServer(tiny_models, extra_model_dirs=(str(bad_models),))
-    try:
-        srv.start()
-        shutil.copy(start_image, srv.base / "input" / "start.png")
+    from lockn_testing.harness.server import serving
+    with serving(tiny_models, {"start.png": start_image}, extra_model_dirs=(str(bad_models),)) as srv:
         yield srv
-    finally:
-        srv.stop()
-        shutil.rmtree(srv.base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

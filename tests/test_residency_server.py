@@ -6,7 +6,6 @@ those sizes."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pytest
 
 from lockn_gen import catalog as catalog_mod
 from lockn_testing import graphs
-from lockn_testing.harness.server import ComfyServer, PromptError
+from lockn_testing.harness.server import serving
 
 pytestmark = pytest.mark.comfy
 GB = 1_000_000_000
@@ -28,14 +27,8 @@ def _sizes() -> dict:
 
 @pytest.fixture(scope="module")
 def res_server(tiny_models, start_image):
-    srv = ComfyServer(tiny_models, env={"LOCKN_RESIDENCY_SIZES": json.dumps(_sizes())})
-    try:
-        srv.start()
-        shutil.copy(start_image, srv.base / "input" / "start.png")
+    with serving(tiny_models, {"start.png": start_image}, env={"LOCKN_RESIDENCY_SIZES": json.dumps(_sizes())}) as srv:
         yield srv
-    finally:
-        srv.stop()
-        shutil.rmtree(srv.base, ignore_errors=True)
 
 
 def workflow(mode: str, residency: dict | None = None, **kw) -> dict:

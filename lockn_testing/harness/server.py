@@ -4,8 +4,10 @@ pack, ComfyUI-GGUF and the test patches linked into its custom_nodes. Stopped by
 also when a test fails (use it as a context manager or call stop())."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -210,6 +212,21 @@ class ComfyServer:
                     if isinstance(item, dict) and "filename" in item:
                         files.append(self.output_path(item))
         return files
+
+
+@contextlib.contextmanager
+def serving(models_root, inputs: dict | None = None, **kw):
+    """A started ComfyServer with `inputs` ({name in input/: source path}) copied in; stopped and its
+    folder removed afterwards, also when the body fails."""
+    srv = ComfyServer(models_root, **kw)
+    try:
+        srv.start()
+        for name, src in (inputs or {}).items():
+            shutil.copy(src, srv.base / "input" / name)
+        yield srv
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.base, ignore_errors=True)
 
 
 class RunResult:
