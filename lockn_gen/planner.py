@@ -384,13 +384,13 @@ def _simulate(order: list[PresetPlan], pins: set, budget: int, ram: set, m: Mach
             loaded, evicted = set(), []
             if p.id in pins or p.fit == "resident":
                 loaded = need - set(gpu)
-                for n in sorted(gpu, key=gpu.get):
+                for n in sorted(gpu, key=lambda k: (gpu[k], k)):     # oldest first; names break ties
                     if base + sum(size[k] for k in set(gpu) | loaded) + p.working_bytes <= budget:
                         break
                     if n not in need:
                         evicted.append(n)
                         del gpu[n]
-                gpu.update({n: clock for n in need})
+                gpu.update({n: clock for n in sorted(need)})
             else:                     # staged / streamed: everything else goes, its stages pass through
                 evicted = list(gpu) + sorted(need)
                 loaded, gpu = need, {}

@@ -91,14 +91,19 @@ def test_everything_fits_on_a_192_gb_gpu(cat):
 
 
 def test_pins_what_saves_swap_time(cat):
-    # 96 - 51 - 2 = 43 GB: the Wan2.2 Q4_K_M stack (26.3 GB) stays, the two small ones swap beside it
+    # 96 - 51 - 2 = 43 GB: one stack can stay on the GPU, the others swap beside it. Pinning Wan2.2
+    # (26.3 GB) or ACE-Step (9.8 GB) cost within 1% of each other here, so assert the rule, not a pick.
     stack = ["flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-turbo"]
-    p = plan(cat, stack, Machine(used_gb=51, ram_gb=256))
-    assert p.gpu_resident == ["wan22-i2v-a14b-q4_k_m"]
-    assert p.swapped == ["flux2-klein-4b", "ace15-turbo"] and not p.all_fit
-    into_wan = next(s for s in p.switches if s.to_preset == "wan22-i2v-a14b-q4_k_m")
-    assert into_wan.load_bytes == 0
-    assert 0 < p.cycle_s < 2 * 26.29 / planner.DEFAULT_BANDWIDTH_GBPS
+    m = Machine(used_gb=51, ram_gb=256)
+    p = plan(cat, stack, m)
+    assert len(p.gpu_resident) == 1 and not p.all_fit
+    assert sorted(p.swapped + p.gpu_resident) == sorted(stack)
+    into_pinned = next(s for s in p.switches if s.to_preset == p.gpu_resident[0])
+    assert into_pinned.load_bytes == 0                       # a pinned stack is never loaded again
+    unpinned = planner._simulate(p.presets, set(), m.budget_bytes, set(p.presets[0].files) | {
+        n for pp in p.presets for n in pp.files}, m)
+    assert 0 < p.cycle_s < sum(s.seconds for s in unpinned)  # the pin saves swap time
+    assert p.cycle_s < 2 * 26.29 / planner.DEFAULT_BANDWIDTH_GBPS
 
 
 def test_short_ram_reloads_from_disk(cat):
