@@ -51,7 +51,6 @@ def _generate(out: Path, scale: float):
     from lockn_testing.comfy_boot import boot
     boot(argv=("--cpu",))
     import lockn_testing.comfy_patches  # noqa: F401
-    from lockn_testing.comfy_patches import MARKER_KEY
     from lockn_testing.gguf_writer import write_gguf
     from lockn_testing.tiny import ace15, flux2, wan22
     from lockn_testing.tiny.common import save_safetensors, with_marker
@@ -86,7 +85,6 @@ def _generate(out: Path, scale: float):
         del sd
         print(f"{name}: {path.stat().st_size / 1e9:.2f} GB in {time.time() - t0:.1f}s", flush=True)
     (out / "COMPLETE").write_text(f"scale={scale}\n")
-    _ = MARKER_KEY
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ the preflight route, so a missing model is reported as one message listing every
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -124,6 +123,3 @@ def missing_message(res: Resolution, display_name: str, download_command: Callab
     lines.append("Or pick another preset, or choose files you have with the loader's override inputs.")
     return "\n".join(lines)
 
-
-def sanitize_folder_paths(paths: list[str]) -> list[str]:
-    return [os.path.normpath(p) for p in paths]

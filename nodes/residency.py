@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..lockn_gen import residency as policy
 from ..lockn_gen.residency import Budgets, Entry
@@ -53,8 +53,6 @@ class Record:
     paths: tuple
     obj: object = None
     drops: int = 0            # bumped when the object is dropped: part of the loader nodes' fingerprint
-    spec: object = None
-    extra: dict = field(default_factory=dict)
 
 
 class Registry:
@@ -124,7 +122,7 @@ class Registry:
                 e = Entry(id=rid, name=spec.display_name, family=spec.family, role=spec.role,
                           mode=MODE_OF_FAMILY.get(spec.family, "image"), bytes=0,
                           files=[os.path.basename(p) for p in spec.paths])
-                rec = Record(entry=e, key=key, paths=tuple(spec.paths), spec=spec)
+                rec = Record(entry=e, key=key, paths=tuple(spec.paths))
                 self.records[rid] = rec
             rec.obj = obj
             rec.entry.loads += 1

@@ -26,7 +26,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("LOCKN_TINY_CACHE", Path.home() / ".cache" / "lockn-gen" / "tiny"))
 
 
-def cache_key(python: str = sys.executable) -> str:
+def cache_key() -> str:
     """Changes when the factory's code, ComfyUI's version or torch's version changes."""
     h = hashlib.sha256()
     for p in _SOURCES:
