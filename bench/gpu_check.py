@@ -65,6 +65,8 @@ def check_setting(models, start_image, dynamic: bool) -> dict:
             time.sleep(0.3)
         after = srv.get("/lockn/residency")
         obs["tiers_after_free"] = {e["name"]: (e["tier"], e["device"]) for e in after["entries"]}
+        obs["host_pinned_bytes_after_free"] = {"total": after["totals"].get("host_pinned_bytes"),
+                                               **{e["name"]: e.get("host_pinned_bytes") for e in after["entries"]}}
         obs["checks"]["free_unloads_all_pinned_included"] = all(e["tier"] != "gpu" for e in after["entries"])
         obs["checks"]["pin_kept_as_flag"] = next(e for e in after["entries"] if e["id"] == ace["id"])["pinned"]
         srv.run(g["C"], timeout=600)

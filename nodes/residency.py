@@ -10,6 +10,9 @@ ComfyUI functions and APIs relied on (no device function is patched):
 - comfy.model_management.free_memory(memory, device, keep_loaded=[...]) to move one entry GPU -> RAM
   while every other loaded model (pinned ones included) is kept through keep_loaded;
 - ModelPatcher.model_size(), .load_device; CLIP.patcher, VAE.patcher;
+- ModelPatcher.pinned_memory_size() (dynamic VRAM) and ModelPatcher.pinned (the keys ComfyUI pinned with
+  comfy.model_management.pin_memory when it offloaded them, otherwise) to report the pinned part of the
+  RAM tier: the page-locking itself is ComfyUI's (NVIDIA and AMD, unless --disable-pinned-memory);
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
   budgets after each prompt and to defer evictions asked for while a prompt runs);
 - server.PromptServer.instance.send_sync for the "lockn.residency" websocket event.
@@ -44,6 +47,23 @@ def _patchers(obj) -> list:
         return [obj]
     p = getattr(obj, "patcher", None)
     return [p] if p is not None else []
+
+
+def _pinned_bytes(patchers) -> int:
+    """Bytes of these models' weights that ComfyUI holds page-locked in system RAM."""
+    total = 0
+    for p in patchers:
+        try:
+            n = int(p.pinned_memory_size() or 0)             # dynamic VRAM: its pin tracking
+            if not n:                                         # classic loading: the keys it pinned on offload
+                import comfy.model_patcher
+                for key in list(getattr(p, "pinned", ()) or ()):
+                    w = comfy.model_patcher.get_key_weight(p.model, key)[0]
+                    n += w.nbytes
+            total += n
+        except Exception:                                     # a reading, never a reason to fail a report
+            log.debug("LockN residency: pinned size unreadable", exc_info=True)
+    return total
 
 
 @dataclass
@@ -92,6 +112,7 @@ class Registry:
                 e.bytes = sum(injected)
             elif ps:
                 e.bytes = int(sum(p.model_size() for p in ps))
+            e.host_pinned = _pinned_bytes(ps) if rec.obj is not None else 0
 
     # ---- the load seam ---------------------------------------------------------------------------
     def load(self, spec, loader):
@@ -317,7 +338,7 @@ class Registry:
             return {"entries": [e.to_dict() for e in entries],
                     "budgets": self.budgets.to_dict(),
                     "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
-                               "entries": len(entries)},
+                               "host_pinned_bytes": sum(e.host_pinned for e in entries), "entries": len(entries)},
                     "priority": dict(self.priority), "prompt_running": self.prompt_running,
                     "pending_evictions": len(self.pending), "warnings": list(self.warnings),
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
