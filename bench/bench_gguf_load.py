@@ -90,7 +90,7 @@ def main():
     sys.path.insert(0, str(REPO))
     from bench import synthetic
     from bench.bench_mode_switch import machine
-    models = str(synthetic.ensure())
+    models = str(synthetic.ensure(spec="dit"))     # the GGUF file of the recorded runs; tiny text encoders
     rows = []
     for rep in range(a.reps):
         for mode in ("direct", "lockn"):

@@ -1,8 +1,9 @@
-"""Mode-switch benchmark: image -> video -> music -> image, three cycles, on synthetic models of about
-1 GB each (bench/synthetic.py), with LockN's residency (its loader nodes) against ComfyUI's default
-cache (core loaders), side by side in one run: a fresh server per configuration, alternated.
+"""Mode-switch benchmark: image -> video -> music -> image, three cycles, on synthetic models of 1-2 GB
+each (bench/synthetic.py; --spec stacks: diffusion models and text encoders, --spec dit: diffusion
+models only), with LockN's residency (its loader nodes) against ComfyUI's default cache (core loaders),
+side by side in one run: a fresh server per configuration, alternated.
 
-    python -m bench.bench_mode_switch [--reps 2] [--gpu] [--out bench/out/mode_switch.json]
+    python -m bench.bench_mode_switch [--reps 2] [--gpu] [--spec stacks|dit] [--out bench/out/mode_switch.json]
 
 Reports per configuration the cycle times (first and warm), the time spent in loader nodes, and
 LockN's registry overhead per loader execution (its own bookkeeping, GET /lockn/residency).
@@ -110,10 +111,13 @@ def main():
     ap.add_argument("--reps", type=int, default=2, help="alternations of (default, lockn)")
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--gpu", action="store_true", help="run ComfyUI on the GPU (no --cpu)")
+    ap.add_argument("--spec", choices=synthetic.SPECS, default="stacks", help="which models are big (bench/synthetic.py)")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "mode_switch.json"))
     a = ap.parse_args()
-    models = synthetic.ensure()
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "runs": []}
+    models = synthetic.ensure(spec=a.spec)
+    sizes = {f"{d}/{f}": round(os.path.getsize(models / d / f) / 1e9, 3) for d in ("diffusion_models", "text_encoders")
+             for f in sorted(os.listdir(models / d)) if os.path.getsize(models / d / f) > 1e8}
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "spec": a.spec, "big_files_gb": sizes, "runs": []}
     for rep in range(a.reps):
         for config in ("default", "lockn"):
             print(f"rep {rep + 1}: {config}", flush=True)

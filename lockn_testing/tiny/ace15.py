@@ -31,24 +31,53 @@ OOBLECK = {"channels": 4, "c_mults": [1, 2, 4, 8, 16]}
 VAE_PATCH = {"oobleck": OOBLECK}
 
 
-def make_dit(seed: int, hidden: int = 64, intermediate: int = 64, layers: int = 2) -> tuple[dict, set, dict]:
-    """An ACE-Step 1.5 DiT state dict (bf16), its Linear weight names, and the marker patch it needs."""
+def make_dit(seed: int, hidden: int = 64, intermediate: int = 64, layers: int = 2,
+             text_hidden: int = QWEN06["fields"]["hidden_size"]) -> tuple[dict, set, dict]:
+    """An ACE-Step 1.5 DiT state dict (bf16), its Linear weight names, and the marker patch it needs,
+    for a 0.6B text encoder of width `text_hidden`."""
     import comfy.ops
     from comfy.ldm.ace.ace_step15 import AceStepConditionGenerationModel
     dit = init_state(AceStepConditionGenerationModel(
         hidden_size=hidden, intermediate_size=intermediate, num_heads=8, encoder_hidden_size=ENC_HIDDEN,
         encoder_num_heads=8, encoder_intermediate_size=64, num_dit_layers=layers, fsq_dim=ENC_HIDDEN,
-        text_hidden_dim=QWEN06["fields"]["hidden_size"], dtype=torch.float32, device="cpu",
+        text_hidden_dim=text_hidden, dtype=torch.float32, device="cpu",
         operations=comfy.ops.disable_weight_init), seed)
     linear = linear_weight_names(dit)
-    return {k: v.to(torch.bfloat16) for k, v in dit.state_dict().items()}, linear, DIT_PATCH
+    patch = {"ace_dit": {**DIT_PATCH["ace_dit"], "text_hidden_dim": text_hidden}}
+    return {k: v.to(torch.bfloat16) for k, v in dit.state_dict().items()}, linear, patch
+
+
+def te_patch(te_hidden: int | None = None, lm_hidden: int | None = None, te_vocab: int | None = None,
+             lm_vocab: int | None = None) -> dict:
+    """The marker patch of the two text encoder files, at the tiny sizes unless widths or vocabularies
+    are given (the real ones: 0.6B 1024 wide, 151669 tokens; 1.7B LM 2048 wide, 217204 tokens)."""
+    q06 = {"fields": {**QWEN06["fields"], **({"hidden_size": te_hidden} if te_hidden else {}),
+                      **({"vocab_size": te_vocab} if te_vocab else {})}, "attrs": QWEN06["attrs"]}
+    lm = {"fields": {**QWEN_LM["fields"], **({"hidden_size": lm_hidden} if lm_hidden else {}),
+                     **({"vocab_size": lm_vocab} if lm_vocab else {})}, "attrs": QWEN_LM["attrs"]}
+    return {"configs": {"Qwen3_06B_ACE15_Config": q06, "Qwen3_2B_ACE15_lm_Config": lm},
+            "ace_te_hidden": q06["fields"]["hidden_size"]}
+
+
+def make_te(seed: int, patch: dict = TE_PATCH) -> tuple[dict, dict]:
+    """The 0.6B text encoder and the 1.7B LM state dicts (marked), built through ComfyUI's ACE-Step 1.5
+    text encoder class at the sizes `patch` gives."""
+    import comfy.text_encoders.ace15 as ace15
+
+    from lockn_testing.comfy_patches import _Active
+    with _Active(patch):
+        te = init_state(ace15.te(lm_model="qwen3_2b")(device="cpu", dtype=torch.float32), seed)
+    te_sd = te.state_dict()
+    del te
+    q06 = {k[len("qwen3_06b.transformer."):]: v for k, v in te_sd.items() if k.startswith("qwen3_06b.transformer.")}
+    lm = {k[len("qwen3_2b.transformer."):]: v for k, v in te_sd.items() if k.startswith("qwen3_2b.transformer.")}
+    return with_marker(q06, "ace15", "text_encoder", patch), with_marker(lm, "ace15", "lm", patch)
 
 
 def build(root: str, seed: int = 0) -> dict:
-    import comfy.text_encoders.ace15 as ace15
     from comfy.ldm.audio.autoencoder import AudioOobleckVAE
 
-    from lockn_testing.comfy_patches import MARKER_KEY, _Active
+    from lockn_testing.comfy_patches import MARKER_KEY
     from lockn_testing.gguf_writer import write_gguf
     out = {}
 
@@ -63,16 +92,10 @@ def build(root: str, seed: int = 0) -> dict:
                quantizable=linear)
     out[DIT_GGUF] = os.path.join(root, "diffusion_models", DIT_GGUF)
 
-    with _Active(TE_PATCH):
-        te = init_state(ace15.te(lm_model="qwen3_2b")(device="cpu", dtype=torch.float32), seed + 12)
-    te_sd = te.state_dict()
-    q06 = {k[len("qwen3_06b.transformer."):]: v for k, v in te_sd.items() if k.startswith("qwen3_06b.transformer.")}
-    lm = {k[len("qwen3_2b.transformer."):]: v for k, v in te_sd.items() if k.startswith("qwen3_2b.transformer.")}
+    q06, lm = make_te(seed + 12)
     # fp32: a bf16 text encoder runs in bf16 on CPU, several times slower
-    out[TE] = save_safetensors(with_marker(q06, "ace15", "text_encoder", TE_PATCH),
-                               os.path.join(root, "text_encoders", TE), dtype=torch.float32)
-    out[LM] = save_safetensors(with_marker(lm, "ace15", "lm", TE_PATCH),
-                               os.path.join(root, "text_encoders", LM), dtype=torch.float32)
+    out[TE] = save_safetensors(q06, os.path.join(root, "text_encoders", TE), dtype=torch.float32)
+    out[LM] = save_safetensors(lm, os.path.join(root, "text_encoders", LM), dtype=torch.float32)
 
     # Oobleck VAE with the 48 kHz strides (detected from decoder.layers.2.layers.1 kernel size 12)
     vae = init_state(AudioOobleckVAE(strides=[2, 4, 4, 6, 10], **OOBLECK), seed + 13)

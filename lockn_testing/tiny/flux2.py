@@ -40,12 +40,13 @@ def linear_weight_names(module: torch.nn.Module) -> set[str]:
     return {f"{n}.weight" for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
-def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1) -> tuple[dict, set]:
-    """A Flux.2 diffusion model state dict (bf16, BFL key names) and its Linear weight names."""
+def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, te_hidden: int = TE_HIDDEN) -> tuple[dict, set]:
+    """A Flux.2 diffusion model state dict (bf16, BFL key names) and its Linear weight names, for a
+    text encoder of width `te_hidden`."""
     import comfy.ldm.flux.model
     import comfy.model_detection
     import comfy.ops
-    cfg = dit_config(3 * TE_HIDDEN, hidden, depth, single)
+    cfg = dit_config(3 * te_hidden, hidden, depth, single)
     dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **cfg), seed)
     linear = linear_weight_names(dit)
     sd = dit.state_dict()
@@ -58,26 +59,33 @@ def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1) -
     return {k: v.to(torch.bfloat16) for k, v in sd.items()}, linear
 
 
-def build(root: str, seed: int = 0) -> dict:
+def make_te(seed: int, hidden: int = TE_HIDDEN, vocab: int | None = None, intermediate: int | None = None) -> dict:
+    """The Mistral text encoder state dict (ComfyUI's Mistral3Small24B class, 30 layers, one attention
+    head), tekken tokenizer embedded, marked with its sizes. `vocab` may exceed the tokenizer's (rows
+    never looked up); the DiT's context width must be 3 * hidden."""
     import comfy.ops
     import comfy.text_encoders.llama
+    tekken, tok_vocab = tekken_json()
+    te_cfg = dict(vocab_size=max(vocab or 0, tok_vocab), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
+                  num_hidden_layers=TE_LAYERS, num_attention_heads=1, num_key_value_heads=1,
+                  max_position_embeddings=8192, final_norm=False)
+    te = init_state(comfy.text_encoders.llama.Mistral3Small24B(te_cfg, torch.float32, "cpu", comfy.ops.disable_weight_init), seed)
+    sd = te.state_dict()
+    del te
+    sd["tekken_model"] = torch.frombuffer(bytearray(tekken), dtype=torch.uint8).clone()
+    return with_marker(sd, "flux2", "text_encoder",
+                       {"te_model": "MISTRAL3_24B_PRUNED_FLUX2", "model_config": {"mistral3_24b": te_cfg}})
+
+
+def build(root: str, seed: int = 0) -> dict:
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
     from lockn_testing.gguf_writer import write_gguf
 
-    ops = comfy.ops.disable_weight_init
     out = {}
 
     # text encoder: ComfyUI's Mistral3Small24B class at a tiny width, tekken tokenizer embedded
-    tekken, vocab = tekken_json()
-    te_cfg = dict(vocab_size=vocab, hidden_size=TE_HIDDEN, intermediate_size=2 * TE_HIDDEN,
-                  num_hidden_layers=TE_LAYERS, num_attention_heads=1, num_key_value_heads=1,
-                  max_position_embeddings=8192, final_norm=False)
-    te = init_state(comfy.text_encoders.llama.Mistral3Small24B(te_cfg, torch.float32, "cpu", ops), seed + 1)
-    sd = te.state_dict()
-    sd["tekken_model"] = torch.frombuffer(bytearray(tekken), dtype=torch.uint8).clone()
-    sd = with_marker(sd, "flux2", "text_encoder",
-                     {"te_model": "MISTRAL3_24B_PRUNED_FLUX2", "model_config": {"mistral3_24b": te_cfg}})
+    sd = make_te(seed + 1)
     p = save_safetensors(sd, os.path.join(root, "text_encoders", TE), dtype=torch.bfloat16)
     out[TE] = p
     for alias in TE_ALIASES:

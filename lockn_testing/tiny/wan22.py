@@ -41,30 +41,37 @@ def make_expert(seed: int, dim: int = DIM, ffn: int = FFN, layers: int = LAYERS)
     return sd, linear
 
 
-def build(root: str, seed: int = 0) -> dict:
-    import comfy.ldm.wan.vae
+def make_te(seed: int, vocab: int | None = None) -> dict:
+    """The umt5-xxl state dict: ComfyUI's T5 class with the umt5 config at tiny depth and width but
+    d_model 4096 (the DiT's text_dim), sentencepiece tokenizer embedded, marked with its sizes. `vocab`
+    may exceed the tokenizer's (embedding rows never looked up; the real umt5 has 256384)."""
     import comfy.ops
     import comfy.text_encoders.t5
     import sentencepiece
-
-    from lockn_testing.gguf_writer import write_gguf
-
-    ops = comfy.ops.disable_weight_init
-    out = {}
-
-    # umt5-xxl: ComfyUI's T5 class with the umt5 config at tiny depth/width (d_model = the DiT's text_dim)
     spm = sentencepiece_model(320, model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
-    vocab = sentencepiece.SentencePieceProcessor(model_proto=spm).get_piece_size()
+    tok_vocab = sentencepiece.SentencePieceProcessor(model_proto=spm).get_piece_size()
     base_cfg_path = os.path.join(os.path.dirname(comfy.text_encoders.t5.__file__), "umt5_config_xxl.json")
     with open(base_cfg_path) as f:
         base = json.load(f)
-    over = dict(d_model=TEXT_DIM, d_ff=32, d_kv=16, num_heads=2, num_layers=2, vocab_size=vocab)
-    t5 = init_state(comfy.text_encoders.t5.T5(dict(base, **over), torch.float32, "cpu", ops), seed + 11)
+    over = dict(d_model=TEXT_DIM, d_ff=32, d_kv=16, num_heads=2, num_layers=2, vocab_size=max(vocab or 0, tok_vocab))
+    t5 = init_state(comfy.text_encoders.t5.T5(dict(base, **over), torch.float32, "cpu", comfy.ops.disable_weight_init), seed)
     with torch.no_grad():
         t5.shared.weight.mul_(TEXT_DIM ** 0.5 * 0.05)      # fan-in init leaves an embedding near zero
     sd = t5.state_dict()
+    del t5
     sd["spiece_model"] = bytes_tensor(spm)
-    sd = with_marker(sd, "wan22", "text_encoder", {"te_model": "T5_XXL", "model_config": {"umt5xxl": over}})
+    return with_marker(sd, "wan22", "text_encoder", {"te_model": "T5_XXL", "model_config": {"umt5xxl": over}})
+
+
+def build(root: str, seed: int = 0) -> dict:
+    import comfy.ldm.wan.vae
+
+    from lockn_testing.gguf_writer import write_gguf
+
+    out = {}
+
+    # umt5-xxl: ComfyUI's T5 class with the umt5 config at tiny depth/width (d_model = the DiT's text_dim)
+    sd = make_te(seed + 11)
     out[TE] = save_safetensors(sd, os.path.join(root, "text_encoders", TE), dtype=torch.bfloat16)
 
     # the two experts (same architecture, different seeds)
