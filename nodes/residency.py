@@ -10,7 +10,8 @@ ComfyUI functions and APIs relied on (no device function is patched):
 - comfy.model_management.free_memory(memory, device, keep_loaded=[...]) to move one entry GPU -> RAM
   while every other loaded model (pinned ones included) is kept through keep_loaded;
 - ModelPatcher.model_size(), .load_device; CLIP.patcher, VAE.patcher;
-- ModelPatcher.pinned_memory_size() (dynamic VRAM) and ModelPatcher.pinned (the keys ComfyUI pinned with
+- comfy.model_management.TOTAL_PINNED_MEMORY (kept by its pin functions), module._pin, what
+  comfy.pinned_memory.pin_memory sets and get_pin reads (dynamic VRAM), and ModelPatcher.pinned (the keys ComfyUI pinned with
   comfy.model_management.pin_memory when it offloaded them, otherwise) to report the pinned part of the
   RAM tier: the page-locking itself is ComfyUI's (NVIDIA and AMD, unless --disable-pinned-memory);
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
@@ -50,17 +51,21 @@ def _patchers(obj) -> list:
 
 
 def _pinned_bytes(patchers) -> int:
-    """Bytes of these models' weights that ComfyUI holds page-locked in system RAM."""
+    """Bytes of these models' weights that ComfyUI holds page-locked in system RAM. One pass over the
+    modules (ModelPatcher.pinned_memory_size() builds the whole load list, too slow for every report)."""
     total = 0
     for p in patchers:
         try:
-            n = int(p.pinned_memory_size() or 0)             # dynamic VRAM: its pin tracking
-            if not n:                                         # classic loading: the keys it pinned on offload
-                import comfy.model_patcher
-                for key in list(getattr(p, "pinned", ()) or ()):
-                    w = comfy.model_patcher.get_key_weight(p.model, key)[0]
-                    n += w.nbytes
-            total += n
+            import comfy.model_patcher
+            for m in p.model.modules():
+                # dynamic VRAM: comfy.pinned_memory.pin_memory sets module._pin (read by its get_pin);
+                # a plain attribute lives in the module's __dict__, and looking there skips
+                # nn.Module.__getattr__'s slow miss on the thousands of modules that have none
+                pin = m.__dict__.get("_pin")
+                if pin is not None:
+                    total += pin.numel() * pin.element_size()
+            for key in list(getattr(p, "pinned", ()) or ()):  # classic loading: the weights it pinned on offload
+                total += comfy.model_patcher.get_key_weight(p.model, key)[0].nbytes
         except Exception:                                     # a reading, never a reason to fail a report
             log.debug("LockN residency: pinned size unreadable", exc_info=True)
     return total
@@ -88,6 +93,7 @@ class Registry:
         self.overhead_s = 0.0                  # time spent in the registry itself (bookkeeping only)
         self.calls = 0
         self.warnings: list[str] = []
+        self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def _loaded(self) -> dict[int, object]:
@@ -95,8 +101,14 @@ class Registry:
         return {id(lm.model): lm for lm in mm.current_loaded_models if lm.model is not None}
 
     def refresh(self):
+        import comfy.model_management as mm
         loaded = self._loaded()
         sizes = policy.env_sizes()
+        # The per-entry pin scan walks every module: redo it only when ComfyUI's pinned total (which
+        # its pin_memory functions keep) or the set of held objects changed. No pins: no scan at all.
+        pinned_total = int(getattr(mm, "TOTAL_PINNED_MEMORY", 0) or 0)
+        seen = (pinned_total, tuple(id(r.obj) for r in self.records.values()))
+        rescan, self._pins_seen = seen != self._pins_seen, seen
         for rec in self.records.values():
             e = rec.entry
             ps = _patchers(rec.obj)
@@ -112,7 +124,10 @@ class Registry:
                 e.bytes = sum(injected)
             elif ps:
                 e.bytes = int(sum(p.model_size() for p in ps))
-            e.host_pinned = _pinned_bytes(ps) if rec.obj is not None else 0
+            if rec.obj is None or not pinned_total:
+                e.host_pinned = 0
+            elif rescan:
+                e.host_pinned = _pinned_bytes(ps)
 
     # ---- the load seam ---------------------------------------------------------------------------
     def load(self, spec, loader):

@@ -1,6 +1,8 @@
 """Residency readings against ComfyUI's real objects, in-process: the pinned part of the RAM tier is read
-from the ModelPatcher the way ComfyUI records it (on this CPU box ComfyUI pins nothing, so the pin is
-recorded by hand exactly as ModelPatcher.pin_weight_to_device would after a successful pin)."""
+from the ModelPatcher the way ComfyUI records it. On this CPU box ComfyUI pins nothing, so the pins are
+recorded by hand exactly as ComfyUI records a successful one: ModelPatcher.pin_weight_to_device adds
+the key to patcher.pinned (classic loading), comfy.pinned_memory.pin_memory sets module._pin to the
+page-locked host buffer (dynamic VRAM)."""
 from __future__ import annotations
 
 import sys
@@ -31,15 +33,33 @@ def test_report_counts_weights_comfyui_pinned(comfy_inproc):
     e, rep = entry()
     assert e["host_pinned_bytes"] == 0 and e["tier"] in ("ram", "gpu")
 
+    import comfy.model_management as mm
     import comfy.model_patcher
+    import torch
+
+    def pinned(nbytes):                            # ComfyUI's pin functions keep this total
+        mm.TOTAL_PINNED_MEMORY += nbytes
+
     keys = [k for k, _ in model.model.named_parameters()][:3]
     expected = sum(comfy.model_patcher.get_key_weight(model.model, k)[0].nbytes for k in keys)
     assert expected > 0
     model.pinned.update(keys)                      # what pin_weight_to_device records after cudaHostRegister
+    pinned(expected)
     try:
         e, rep = entry()
         assert e["host_pinned_bytes"] == expected
         assert rep["totals"]["host_pinned_bytes"] >= expected
     finally:
         model.pinned.difference_update(keys)
+        pinned(-expected)
+    assert entry()[0]["host_pinned_bytes"] == 0
+
+    mod = next(m for m in model.model.modules() if getattr(m, "weight", None) is not None)
+    mod._pin = torch.empty(4096, dtype=torch.uint8)    # what comfy.pinned_memory.pin_memory leaves behind
+    pinned(4096)
+    try:
+        assert entry()[0]["host_pinned_bytes"] == 4096
+    finally:
+        del mod._pin
+        pinned(-4096)
     assert entry()[0]["host_pinned_bytes"] == 0
