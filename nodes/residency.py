@@ -16,7 +16,10 @@ ComfyUI functions and APIs relied on (no device function is patched):
   RAM tier: the page-locking itself is ComfyUI's (NVIDIA and AMD, unless --disable-pinned-memory);
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
   budgets after each prompt and to defer evictions asked for while a prompt runs);
-- server.PromptServer.instance.send_sync for the "lockn.residency" websocket event.
+- server.PromptServer.instance.send_sync for the "lockn.residency" websocket event;
+- PromptServer.instance.prompt_queue (its RLock mutex, get_flags, set_flag) to ask for what
+  POST /free {"free_memory": true, "unload_models": false} does: after the prompt, the prompt worker
+  (main.py) resets the executor's output cache, which may still hold a dropped model's weights.
 A request to free everything (POST /free with free_memory, or ComfyUI's out-of-memory recovery,
 which calls unload_all_models) is never blocked: ComfyUI unloads pinned models too, and the tiers
 read afterwards say so.
@@ -28,7 +31,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 from ..lockn_gen import residency as policy
 from ..lockn_gen.residency import Budgets, Entry
@@ -78,6 +82,8 @@ class Record:
     paths: tuple
     obj: object = None
     drops: int = 0            # bumped when the object is dropped: part of the loader nodes' fingerprint
+    held: list = field(default_factory=list)   # weak references to the weights of the dropped object
+    release_asked: bool = False                 # ComfyUI was asked once to let go of them
 
 
 class Registry:
@@ -124,6 +130,7 @@ class Registry:
                 e.bytes = sum(injected)
             elif ps:
                 e.bytes = int(sum(p.model_size() for p in ps))
+            e.held = rec.obj is None and any(w() is not None for w in rec.held)
             if rec.obj is None or not pinned_total:
                 e.host_pinned = 0
             elif rescan:
@@ -262,9 +269,47 @@ class Registry:
         if rec.obj is None:
             return
         self._offload(rec)
+        # The weights (each ModelPatcher's module, shared with its clones) stay in memory while anything
+        # else refers to them, ComfyUI's output cache above all: watch them until they are gone.
+        rec.held = [weakref.ref(p.model) for p in _patchers(rec.obj) if getattr(p, "model", None) is not None]
+        rec.release_asked = False
         rec.obj = None
         rec.drops += 1
         rec.entry.tier = "dropped"
+
+    def _still_held(self) -> list[Record]:
+        out = []
+        for r in self.records.values():
+            r.held = [w for w in r.held if w() is not None]
+            if r.held and r.obj is None:
+                out.append(r)
+        return out
+
+    def release_dropped(self):
+        """Make dropping a model free its memory now. Weights still referenced after a garbage
+        collection are held by ComfyUI's output cache (the outputs of the prompt that used them): ask
+        ComfyUI to clear that cache after the current prompt, keeping every model loaded, the way
+        POST /free {"free_memory": true, "unload_models": false} does."""
+        if not [r for r in self._still_held() if not r.release_asked]:
+            return
+        import gc
+        gc.collect()
+        held = [r for r in self._still_held() if not r.release_asked]
+        if not held:
+            return
+        for r in held:                                  # once per drop: whatever else holds them (another
+            r.release_asked = True                      # pack's node, say) is reported, not chased
+        try:
+            from server import PromptServer
+            q = PromptServer.instance.prompt_queue
+        except Exception:                               # no server (in-process use): nothing to ask
+            return
+        with q.mutex:                                   # an RLock: no /free can slip in between
+            if "unload_models" not in q.get_flags(reset=False):
+                q.set_flag("unload_models", False)      # clear outputs only, unload nothing
+            q.set_flag("free_memory", True)
+        log.info("LockN residency: asked ComfyUI to clear its output cache, which still holds %s",
+                 ", ".join(r.entry.name for r in held))
 
     # ---- user actions ----------------------------------------------------------------------------
     def find(self, ident: str | None = None, family: str | None = None, name: str | None = None) -> list[Record]:
@@ -291,6 +336,8 @@ class Registry:
                     self._offload(r)
                 else:
                     self._drop(r, "evicted by request")
+            if to != "ram":
+                self.release_dropped()
             self.refresh()
             self._changed()
             return [r.entry.id for r in records]
@@ -339,6 +386,7 @@ class Registry:
                 self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)
             try:
                 self.enforce()
+                self.release_dropped()
             except Exception:          # never break ComfyUI's prompt loop
                 log.exception("LockN residency: enforcing the budgets failed")
             self.prompt_ids = set()
@@ -353,7 +401,8 @@ class Registry:
             return {"entries": [e.to_dict() for e in entries],
                     "budgets": self.budgets.to_dict(),
                     "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
-                               "host_pinned_bytes": sum(e.host_pinned for e in entries), "entries": len(entries)},
+                               "host_pinned_bytes": sum(e.host_pinned for e in entries),
+                               "held_after_drop_bytes": sum(e.bytes for e in entries if e.held), "entries": len(entries)},
                     "priority": dict(self.priority), "prompt_running": self.prompt_running,
                     "pending_evictions": len(self.pending), "warnings": list(self.warnings),
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),

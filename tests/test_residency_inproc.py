@@ -63,3 +63,26 @@ def test_report_counts_weights_comfyui_pinned(comfy_inproc):
         del mod._pin
         pinned(-4096)
     assert entry()[0]["host_pinned_bytes"] == 0
+
+
+def test_dropping_a_model_changes_its_loader_fingerprint(comfy_inproc):
+    """Cached outputs of a dropped model are never served: the loader's fingerprint (what ComfyUI's
+    cache keys on) changes when its model is dropped, and not when it only moves to RAM."""
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNAceStep15Loader"]
+    kw = {i.id: "(preset)" for i in cls.GET_SCHEMA().inputs}
+    kw.update(preset="ace15-turbo")
+    kw = {k: v for k, v in kw.items() if k != "weight_dtype"} | ({"weight_dtype": "default"} if "weight_dtype" in kw else {})
+    cls.execute(**kw)
+    fp = lambda: cls.fingerprint_inputs(**kw)           # noqa: E731
+    reg = _registry()
+    recs = reg.find(family="ace15")
+    assert recs and all(r.obj is not None for r in recs)
+    f1 = fp()
+    assert fp() == f1
+    reg.evict(recs, to="ram", defer_if_busy=False)
+    assert fp() == f1
+    reg.evict(recs, to="dropped", defer_if_busy=False)
+    assert fp() != f1
+    cls.execute(**kw)                                   # reloads; the new fingerprint is stable again
+    f2 = fp()
+    assert f2 not in (f1,) and fp() == f2

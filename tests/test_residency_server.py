@@ -91,13 +91,24 @@ def test_switching_workflows_does_not_reload_from_disk(res_server):
     assert loader_id(a) in r3.cached and "13" not in r3.executed
 
 
-def test_evicted_models_outputs_are_not_served_and_reload(res_server):
+def test_evicted_models_memory_is_released_and_they_reload(res_server):
     a = workflow("image", ROOMY)
+    res_server.run(workflow("music", ROOMY, prefix="res/before-evict"))
     res_server.run(a)
     before = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "flux2")}
+    others = {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server) if e["family"] != "flux2"}
+    assert any(t == "gpu" for t, _ in others.values()), others
     status, body = res_server.post("/lockn/residency/evict", {"family": "flux2"})
     assert status == 200 and len(body["evicted"]) == 3
     assert {e["tier"] for e in entries(res_server, "flux2")} == {"dropped"}
+    # ComfyUI's output cache held A's loader outputs, so the weights were still in memory: LockN asked
+    # ComfyUI to clear that cache (nothing unloaded), and the weights are gone
+    deadline = time.time() + 20
+    while any(e["held_after_drop"] for e in entries(res_server)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(e["held_after_drop"] for e in entries(res_server)), entries(res_server, "flux2")
+    assert report(res_server)["totals"]["held_after_drop_bytes"] == 0
+    assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server) if e["family"] != "flux2"} == others
     r = res_server.run(a)                       # same graph: without eviction it would be fully cached
     assert loader_id(a) in r.executed and "13" in r.executed
     after = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "flux2")}
