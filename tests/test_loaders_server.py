@@ -15,7 +15,7 @@ from lockn_testing.media import probe_image, probe_media
 pytestmark = pytest.mark.comfy
 
 
-@pytest.mark.parametrize("preset", ["flux2-dev-q4_k_m", "flux2-dev-q5_k_m", "flux2-dev-q8_0", "flux2-dev-fp8mixed"])
+@pytest.mark.parametrize("preset", ["flux2-dev-q4_k_m", "flux2-dev-q5_k_m", "flux2-dev-q8_0", "flux2-dev-fp8mixed", "flux2-klein-4b"])
 def test_flux2_loader(comfy_server, preset):
     res = comfy_server.run(graphs.flux2_t2i(loader="lockn", preset=preset, width=48, height=32, prefix=f"l/{preset}"))
     assert "12" in res.executed
@@ -56,33 +56,33 @@ def _error(server, prompt) -> dict:
 
 
 def test_missing_files_listed_in_one_error_with_download_command(comfy_server):
-    # klein: its diffusion model and Qwen3-4B text encoder are not in the tiny set, its VAE is
-    err = _error(comfy_server, graphs.flux2_t2i(loader="lockn", preset="flux2-klein-4b"))
+    # TI2V 5B: its diffusion model and the Wan2.2 VAE are not in the tiny set, its umt5 text encoder is
+    err = _error(comfy_server, graphs.wan22_i2v(loader="lockn", preset="wan22-ti2v-5b"))
     msg = err["exception_message"]
     assert "missing 2 of its 3 files" in msg
-    assert "flux-2-klein-4b-fp8.safetensors" in msg and "qwen_3_4b.safetensors" in msg
-    assert "flux2-vae.safetensors" not in msg.split("Download")[0].split("missing")[1]   # the present one is not listed
-    assert "4.07 GB" in msg and "8.04 GB" in msg                                          # sizes
-    assert str(comfy_server.base / "models" / "diffusion_models") in msg                  # where it looked
-    assert "lockn-gen models pull" in msg and "--file flux-2-klein-4b-fp8.safetensors" in msg
-    assert "--file qwen_3_4b.safetensors" in msg
-    assert err["node_type"] == "LockNFlux2Loader"
+    assert "wan2.2_ti2v_5B_fp16.safetensors" in msg and "wan2.2_vae.safetensors" in msg
+    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in msg.split("Download")[0].split("missing")[1]   # the present one is not listed
+    assert "10.00 GB" in msg and "1.40 GB" in msg                                                        # sizes
+    assert str(comfy_server.base / "models" / "diffusion_models") in msg                                 # where it looked
+    assert "lockn-gen models pull" in msg and "--file wan2.2_ti2v_5B_fp16.safetensors" in msg
+    assert "--file wan2.2_vae.safetensors" in msg
+    assert err["node_type"] == "LockNWan22Loader"
 
 
 def test_preflight_route_before_queueing(comfy_server):
-    q = urllib.parse.urlencode([("preset", "flux2-klein-4b"), ("preset", "ace15-turbo")])
+    q = urllib.parse.urlencode([("preset", "wan22-ti2v-5b"), ("preset", "ace15-turbo")])
     status, body = comfy_server.request("GET", f"/lockn/preflight?{q}")
     assert status == 200 and body["ok"] is False
-    klein, ace = body["presets"]
-    assert sorted(klein["missing"]) == ["flux-2-klein-4b-fp8.safetensors", "qwen_3_4b.safetensors"]
-    assert "models pull" in klein["download_command"]
+    ti2v, ace = body["presets"]
+    assert sorted(ti2v["missing"]) == ["wan2.2_ti2v_5B_fp16.safetensors", "wan2.2_vae.safetensors"]
+    assert "models pull" in ti2v["download_command"]
     assert ace["ok"] is True and ace["missing"] == []
     # a whole workflow (API format), loader nodes of ours and of ComfyUI
-    wf = graphs.flux2_t2i(loader="lockn", preset="flux2-klein-4b")
+    wf = graphs.wan22_i2v(loader="lockn", preset="wan22-ti2v-5b")
     wf["99"] = {"class_type": "VAELoader", "inputs": {"vae_name": "nowhere_vae.safetensors"}}
     status, body = comfy_server.request("POST", "/lockn/preflight", wf)
     assert status == 200 and body["ok"] is False
-    assert set(body["missing"]) == {"flux-2-klein-4b-fp8.safetensors", "qwen_3_4b.safetensors", "nowhere_vae.safetensors"}
+    assert set(body["missing"]) == {"wan2.2_ti2v_5B_fp16.safetensors", "wan2.2_vae.safetensors", "nowhere_vae.safetensors"}
     status, body = comfy_server.request("GET", "/lockn/preflight?preset=no-such-preset")
     assert status == 400 and "unknown preset" in body["error"]
 

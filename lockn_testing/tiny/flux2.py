@@ -1,4 +1,6 @@
-"""Tiny Flux.2 [dev]: diffusion model (safetensors + GGUF Q4_K_M/Q5_K_M/Q8_0), Mistral text encoder, VAE.
+"""Tiny Flux.2 [dev]: diffusion model (safetensors + GGUF Q4_K_M/Q5_K_M/Q8_0), Mistral text encoder, VAE;
+and Flux.2 [klein] 4B: its diffusion model (no guidance embedding: 4-step distilled) and its Qwen3-4B
+text encoder (the tokenizer is ComfyUI's bundled Qwen one; the VAE is the same flux2-vae).
 
 Sizes ComfyUI 0.20.1 infers from the Flux.2 weights: hidden (img_in), context width (txt_in), block
 counts, guidance embedding; head_dim 128, mlp ratio 3, theta 2000 and 128 latent channels are fixed.
@@ -25,14 +27,18 @@ GGUF = "flux2-dev-{q}.gguf"
 TE = "mistral_3_small_flux2_fp8.safetensors"
 TE_ALIASES = ("mistral_3_small_flux2_fp4_mixed.safetensors",)
 VAE = "flux2-vae.safetensors"
+KLEIN_DIT = "flux-2-klein-4b-fp8.safetensors"
+KLEIN_TE = "qwen_3_4b.safetensors"
+KLEIN_TE_HIDDEN = 32
+KLEIN_TE_LAYERS = 28    # the klein TE reads the hidden states of layers 9, 18 and 27
 
 
-def dit_config(context_in_dim: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1) -> dict:
+def dit_config(context_in_dim: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, guidance: bool = True) -> dict:
     # Mirrors the hard-coded flux2 branch of comfy/model_detection.py.
     return dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None,
                 context_in_dim=context_in_dim, hidden_size=hidden, mlp_ratio=3.0, num_heads=hidden // 128,
                 depth=depth, depth_single_blocks=single, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1,
-                qkv_bias=False, guidance_embed=True, txt_ids_dims=[3], global_modulation=True,
+                qkv_bias=False, guidance_embed=guidance, txt_ids_dims=[3], global_modulation=True,
                 mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0)
 
 
@@ -40,13 +46,14 @@ def linear_weight_names(module: torch.nn.Module) -> set[str]:
     return {f"{n}.weight" for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
-def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, te_hidden: int = TE_HIDDEN) -> tuple[dict, set]:
+def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, te_hidden: int = TE_HIDDEN,
+             guidance: bool = True) -> tuple[dict, set]:
     """A Flux.2 diffusion model state dict (bf16, BFL key names) and its Linear weight names, for a
-    text encoder of width `te_hidden`."""
+    text encoder of width `te_hidden`; klein has no guidance embedding."""
     import comfy.ldm.flux.model
     import comfy.model_detection
     import comfy.ops
-    cfg = dit_config(3 * te_hidden, hidden, depth, single)
+    cfg = dit_config(3 * te_hidden, hidden, depth, single, guidance)
     dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **cfg), seed)
     linear = linear_weight_names(dit)
     sd = dit.state_dict()
@@ -77,6 +84,19 @@ def make_te(seed: int, hidden: int = TE_HIDDEN, vocab: int | None = None, interm
                        {"te_model": "MISTRAL3_24B_PRUNED_FLUX2", "model_config": {"mistral3_24b": te_cfg}})
 
 
+def make_klein_te(seed: int) -> dict:
+    """The klein text encoder: ComfyUI's Qwen3_4B class at a tiny width, with the Qwen vocabulary (its
+    bundled tokenizer emits ids up to 151645), marked with its sizes."""
+    import comfy.ops
+    import comfy.text_encoders.llama
+    cfg = dict(vocab_size=151936, hidden_size=KLEIN_TE_HIDDEN, intermediate_size=2 * KLEIN_TE_HIDDEN,
+               num_hidden_layers=KLEIN_TE_LAYERS, num_attention_heads=1, num_key_value_heads=1)
+    te = init_state(comfy.text_encoders.llama.Qwen3_4B(cfg, torch.float32, "cpu", comfy.ops.disable_weight_init), seed)
+    sd = te.state_dict()
+    del te
+    return with_marker(sd, "flux2", "text_encoder", {"te_model": "QWEN3_4B", "model_config": {"qwen3_4b": cfg}})
+
+
 def build(root: str, seed: int = 0) -> dict:
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
@@ -99,6 +119,13 @@ def build(root: str, seed: int = 0) -> dict:
         write_gguf(os.path.join(root, "diffusion_models", name), {k: v.float() for k, v in sd.items()},
                    arch="flux", ftype=q, quantizable=linear)
         out[name] = os.path.join(root, "diffusion_models", name)
+
+    # klein 4B: its own diffusion model and Qwen3-4B text encoder, the same VAE
+    sd, _ = make_dit(seed + 4, te_hidden=KLEIN_TE_HIDDEN, guidance=False)
+    out[KLEIN_DIT] = save_safetensors(with_marker(sd, "flux2", "diffusion_model"),
+                                      os.path.join(root, "diffusion_models", KLEIN_DIT))
+    out[KLEIN_TE] = save_safetensors(make_klein_te(seed + 5), os.path.join(root, "text_encoders", KLEIN_TE),
+                                     dtype=torch.bfloat16)
 
     # VAE: decode-only (the encoder's width is hard-coded at 128 in sd.py; text-to-image never encodes)
     dd = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
