@@ -10,10 +10,10 @@ ComfyUI functions and APIs relied on (no device function is patched):
 - comfy.model_management.free_memory(memory, device, keep_loaded=[...]) to move one entry GPU -> RAM
   while every other loaded model (pinned ones included) is kept through keep_loaded;
 - ModelPatcher.model_size(), .load_device; CLIP.patcher, VAE.patcher;
-- comfy.model_management.TOTAL_PINNED_MEMORY (kept by its pin functions), module._pin, what
-  comfy.pinned_memory.pin_memory sets and get_pin reads (dynamic VRAM), and ModelPatcher.pinned (the keys ComfyUI pinned with
-  comfy.model_management.pin_memory when it offloaded them, otherwise) to report the pinned part of the
-  RAM tier: the page-locking itself is ComfyUI's (NVIDIA and AMD, unless --disable-pinned-memory);
+- to report the pinned part of the RAM tier (the page-locking itself is ComfyUI's: NVIDIA and AMD,
+  unless --disable-pinned-memory): comfy.model_management.TOTAL_PINNED_MEMORY, kept by its pin
+  functions; module._pin, which comfy.pinned_memory.pin_memory sets and get_pin reads (dynamic VRAM);
+  ModelPatcher.pinned, the keys comfy.model_management.pin_memory pinned on offload (classic loading);
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
   budgets after each prompt and to defer evictions asked for while a prompt runs);
 - server.PromptServer.instance.send_sync for the "lockn.residency" websocket event;
