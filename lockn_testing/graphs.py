@@ -1,7 +1,7 @@
 """The official ComfyUI template graphs (../shared/MODELS.md) as API prompts, at tiny sizes.
 
 Node lists and settings follow the templates shipped with ComfyUI 0.20.1 (comfyui-workflow-templates
-0.9.73: image_flux2_text_to_image, video_wan2_2_14B_i2v, video_ltx2_t2v / _i2v first stage,
+0.9.73: image_flux2_text_to_image, video_wan2_2_14B_i2v, video_wan2_2_5B_ti2v, video_ltx2_t2v / _i2v first stage,
 audio_ace_step_1_5_split); only sizes, lengths and step counts are shrunk so they run on a CPU.
 `loader="gguf"` swaps the diffusion-model loader for ComfyUI-GGUF's UnetLoaderGGUF; `loader="lockn"`
 replaces the family's loaders by LockN Gen's one loader node with a preset (`preset=...`, `overrides=`).
@@ -89,6 +89,32 @@ def wan22_i2v(image="start.png", loader="core", quant="Q4_K_M", width=32, height
         "87": {"class_type": "VAEDecode", "inputs": {"samples": ["85", 0], "vae": ["90", 0]}},
         "94": {"class_type": "CreateVideo", "inputs": {"images": ["87", 0], "fps": fps}},
         "108": {"class_type": "SaveVideo", "inputs": {"video": ["94", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}},
+    }
+
+
+def wan22_ti2v(image="start.png", loader="core", width=32, height=32, length=5, steps=2, fps=24.0,
+               prefix="video/wan22_ti2v", preset="wan22-ti2v-5b", overrides=None):
+    """Wan2.2 TI2V 5B image to video: one model, the Wan 2.2 VAE (template: shift 8, uni_pc, cfg 5, 24 fps)."""
+    if loader == "lockn":
+        g = wan22_ti2v(image, "core", width=width, height=height, length=length, steps=steps, fps=fps, prefix=prefix)
+        del g["37"], g["38"], g["39"]
+        g["37"] = lockn_loader("wan22", preset, overrides)    # a single-model preset: the same MODEL on both outputs
+        for n, key, out in (("48", "model", 0), ("6", "clip", 2), ("7", "clip", 2), ("55", "vae", 3), ("8", "vae", 3)):
+            g[n]["inputs"][key] = ["37", out]
+        return g
+    return {
+        "37": {"class_type": "UNETLoader", "inputs": {"unet_name": "wan2.2_ti2v_5B_fp16.safetensors", "weight_dtype": "default"}},
+        "38": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan", "device": "default"}},
+        "39": {"class_type": "VAELoader", "inputs": {"vae_name": "wan2.2_vae.safetensors"}},
+        "48": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["37", 0], "shift": 8.0}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["38", 0], "text": "A small boat drifts on a calm lake at sunrise."}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["38", 0], "text": WAN_NEGATIVE}},
+        "56": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "55": {"class_type": "Wan22ImageToVideoLatent", "inputs": {"vae": ["39", 0], "width": width, "height": height, "length": length, "batch_size": 1, "start_image": ["56", 0]}},
+        "3": {"class_type": "KSampler", "inputs": {"model": ["48", 0], "seed": 898471028164125, "steps": steps, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple", "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["55", 0], "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["39", 0]}},
+        "57": {"class_type": "CreateVideo", "inputs": {"images": ["8", 0], "fps": fps}},
+        "58": {"class_type": "SaveVideo", "inputs": {"video": ["57", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}},
     }
 
 

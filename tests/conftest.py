@@ -85,9 +85,11 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def comfy_server(tiny_models, bad_models, start_image):
     """One real ComfyUI server (main.py --cpu) with the pack, ComfyUI-GGUF and the test patches
-    (plus the broken files of `bad_models` as an extra model folder)."""
+    (plus the broken files of `bad_models` as an extra model folder, and a user catalog with a preset
+    whose files are not in the tiny set)."""
     from lockn_testing.harness.server import serving
-    with serving(tiny_models, {"start.png": start_image}, extra_model_dirs=(str(bad_models),)) as srv:
+    env = {"LOCKN_GEN_CATALOG": str(Path(__file__).parent / "fixtures" / "user_catalog.toml")}
+    with serving(tiny_models, {"start.png": start_image}, extra_model_dirs=(str(bad_models),), env=env) as srv:
         yield srv
 
 

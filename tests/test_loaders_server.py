@@ -31,6 +31,17 @@ def test_wan22_loader_two_experts(comfy_server, preset):
     assert v["frames"] == 5 and v["fps"] == pytest.approx(16.0)
 
 
+def test_wan22_single_model_preset_matches_the_core_loaders(comfy_server):
+    # TI2V 5B: one model (given on both MODEL outputs) and the Wan 2.2 VAE; the same video as the
+    # official template with ComfyUI's own loaders
+    videos = {}
+    for loader in ("core", "lockn"):
+        res = comfy_server.run(graphs.wan22_ti2v(loader=loader, length=5, prefix=f"l/ti2v-{loader}"))
+        videos[loader] = probe_media(comfy_server.output_files(res, "58")[0])["video"]
+    assert videos["lockn"]["frames"] == 5 and videos["lockn"]["fps"] == pytest.approx(24.0)
+    assert videos["lockn"]["std"] > 0 and videos["lockn"] == videos["core"]
+
+
 @pytest.mark.parametrize("preset", ["ltx2-19b-distilled-fp8", "ltx2-19b-dev-q4_k_m"])
 def test_ltx2_loader_video_and_audio(comfy_server, preset):
     res = comfy_server.run(graphs.ltx2_av(loader="lockn", preset=preset, length=9, prefix=f"l/{preset}"))
@@ -56,33 +67,34 @@ def _error(server, prompt) -> dict:
 
 
 def test_missing_files_listed_in_one_error_with_download_command(comfy_server):
-    # TI2V 5B: its diffusion model and the Wan2.2 VAE are not in the tiny set, its umt5 text encoder is
-    err = _error(comfy_server, graphs.wan22_i2v(loader="lockn", preset="wan22-ti2v-5b"))
+    # a user's preset (tests/fixtures/user_catalog.toml): its klein 9B model and Qwen3-8B text encoder
+    # are not in the tiny set, its VAE is
+    err = _error(comfy_server, graphs.flux2_t2i(loader="lockn", preset="my-flux2-klein-9b"))
     msg = err["exception_message"]
     assert "missing 2 of its 3 files" in msg
-    assert "wan2.2_ti2v_5B_fp16.safetensors" in msg and "wan2.2_vae.safetensors" in msg
-    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in msg.split("Download")[0].split("missing")[1]   # the present one is not listed
-    assert "10.00 GB" in msg and "1.40 GB" in msg                                                        # sizes
-    assert str(comfy_server.base / "models" / "diffusion_models") in msg                                 # where it looked
-    assert "lockn-gen models pull" in msg and "--file wan2.2_ti2v_5B_fp16.safetensors" in msg
-    assert "--file wan2.2_vae.safetensors" in msg
-    assert err["node_type"] == "LockNWan22Loader"
+    assert "flux-2-klein-9b-fp8.safetensors" in msg and "qwen_3_8b.safetensors" in msg
+    assert "flux2-vae.safetensors" not in msg.split("Download")[0].split("missing")[1]   # the present one is not listed
+    assert "9.43 GB" in msg and "16.40 GB" in msg                                          # sizes
+    assert str(comfy_server.base / "models" / "diffusion_models") in msg                   # where it looked
+    assert "lockn-gen models pull" in msg and "--file flux-2-klein-9b-fp8.safetensors" in msg
+    assert "--file qwen_3_8b.safetensors" in msg and "user_catalog.toml" in msg          # the user's catalog too
+    assert err["node_type"] == "LockNFlux2Loader"
 
 
 def test_preflight_route_before_queueing(comfy_server):
-    q = urllib.parse.urlencode([("preset", "wan22-ti2v-5b"), ("preset", "ace15-turbo")])
+    q = urllib.parse.urlencode([("preset", "my-flux2-klein-9b"), ("preset", "ace15-turbo")])
     status, body = comfy_server.request("GET", f"/lockn/preflight?{q}")
     assert status == 200 and body["ok"] is False
-    ti2v, ace = body["presets"]
-    assert sorted(ti2v["missing"]) == ["wan2.2_ti2v_5B_fp16.safetensors", "wan2.2_vae.safetensors"]
-    assert "models pull" in ti2v["download_command"]
+    mine, ace = body["presets"]
+    assert sorted(mine["missing"]) == ["flux-2-klein-9b-fp8.safetensors", "qwen_3_8b.safetensors"]
+    assert "models pull" in mine["download_command"]
     assert ace["ok"] is True and ace["missing"] == []
     # a whole workflow (API format), loader nodes of ours and of ComfyUI
-    wf = graphs.wan22_i2v(loader="lockn", preset="wan22-ti2v-5b")
+    wf = graphs.flux2_t2i(loader="lockn", preset="my-flux2-klein-9b")
     wf["99"] = {"class_type": "VAELoader", "inputs": {"vae_name": "nowhere_vae.safetensors"}}
     status, body = comfy_server.request("POST", "/lockn/preflight", wf)
     assert status == 200 and body["ok"] is False
-    assert set(body["missing"]) == {"wan2.2_ti2v_5B_fp16.safetensors", "wan2.2_vae.safetensors", "nowhere_vae.safetensors"}
+    assert set(body["missing"]) == {"flux-2-klein-9b-fp8.safetensors", "qwen_3_8b.safetensors", "nowhere_vae.safetensors"}
     status, body = comfy_server.request("GET", "/lockn/preflight?preset=no-such-preset")
     assert status == 400 and "unknown preset" in body["error"]
 

@@ -192,7 +192,7 @@ def _patch_diffusion_loader():
     comfy.sd.load_diffusion_model_state_dict = load_diffusion_model_state_dict
 
 
-# ---- 6. ACE-Step 1.5 VAE -----------------------------------------------------------------------------
+# ---- 6. ACE-Step 1.5 VAE and Wan 2.2 VAE ---------------------------------------------------------------
 # Reason: sd.py builds the Oobleck audio VAE with 128 channels (169M parameters) whatever the weights say.
 def _patch_vae():
     import comfy.sd
@@ -203,6 +203,16 @@ def _patch_vae():
         return OrigOobleck(**{**config, **(_current("oobleck") or {})})
 
     comfy.sd.AudioOobleckVAE = AudioOobleckVAE
+
+    # Reason: sd.py builds the Wan 2.2 VAE (TI2V 5B) with dim 160 and decoder dim 256 (705M parameters)
+    # whatever the weights say.
+    import comfy.ldm.wan.vae2_2 as vae2_2
+    OrigWan22VAE = vae2_2.WanVAE
+
+    def WanVAE(**config):
+        return OrigWan22VAE(**{**config, **(_current("wan22_vae") or {})})
+
+    vae2_2.WanVAE = WanVAE
     orig_init = comfy.sd.VAE.__init__
 
     @functools.wraps(orig_init)

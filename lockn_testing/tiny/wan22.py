@@ -1,4 +1,6 @@
-"""Tiny Wan2.2 I2V A14B: high- and low-noise experts (safetensors + GGUF Q4_K_M/Q8_0), umt5-xxl, Wan 2.1 VAE.
+"""Tiny Wan2.2 I2V A14B: high- and low-noise experts (safetensors + GGUF Q4_K_M/Q8_0), umt5-xxl, Wan 2.1 VAE;
+and Wan2.2 TI2V 5B: its single model (in/out 48 channels, detected as WAN22_T2V) and the Wan 2.2 VAE
+(48 latent channels; ComfyUI hard-codes its widths, so the marker gives the tiny ones).
 
 ComfyUI infers dim, heads (dim/128), ffn, layers and in_dim 36 from the weights and detects the
 experts as WAN21_T2V (I2V works through concat_cond). text_dim stays at the real 4096, so the
@@ -22,15 +24,20 @@ EXPERTS = {
 }
 TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 VAE = "wan_2.1_vae.safetensors"
+TI2V = "wan2.2_ti2v_5B_fp16.safetensors"
+VAE22 = "wan2.2_vae.safetensors"
+VAE22_PATCH = {"wan22_vae": {"dim": 16, "dec_dim": 16}}
 
 
-def make_expert(seed: int, dim: int = DIM, ffn: int = FFN, layers: int = LAYERS) -> tuple[dict, set]:
-    """A Wan2.2 I2V A14B expert state dict (fp16) and its Linear weight names."""
+def make_expert(seed: int, dim: int = DIM, ffn: int = FFN, layers: int = LAYERS, in_dim: int = 36,
+                out_dim: int = 16) -> tuple[dict, set]:
+    """A Wan2.2 I2V A14B expert state dict (fp16) and its Linear weight names (in_dim = out_dim = 48:
+    the TI2V 5B model)."""
     import comfy.ldm.wan.model
     import comfy.model_detection
     import comfy.ops
-    cfg = dict(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=36, dim=dim, ffn_dim=ffn, freq_dim=256,
-               text_dim=TEXT_DIM, out_dim=16, num_heads=dim // 128, num_layers=layers, window_size=(-1, -1),
+    cfg = dict(model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=in_dim, dim=dim, ffn_dim=ffn, freq_dim=256,
+               text_dim=TEXT_DIM, out_dim=out_dim, num_heads=dim // 128, num_layers=layers, window_size=(-1, -1),
                qk_norm=True, cross_attn_norm=True, eps=1e-6)
     m = init_state(comfy.ldm.wan.model.WanModel(**cfg, operations=comfy.ops.disable_weight_init, dtype=torch.float32, device="cpu"), seed)
     linear = linear_weight_names(m)
@@ -90,4 +97,14 @@ def build(root: str, seed: int = 0) -> dict:
                                               conv_out_channels=3, dropout=0.0), seed + 30)
     out[VAE] = save_safetensors(with_marker(vae.state_dict(), "wan22", "vae"), os.path.join(root, "vae", VAE),
                                 dtype=torch.bfloat16)
+
+    # TI2V 5B: one model, 48 latent channels, and its own VAE
+    sd, _ = make_expert(seed + 40, in_dim=48, out_dim=48)
+    out[TI2V] = save_safetensors(with_marker(sd, "wan22", "diffusion_model"), os.path.join(root, "diffusion_models", TI2V))
+    import comfy.ldm.wan.vae2_2
+    vae = init_state(comfy.ldm.wan.vae2_2.WanVAE(z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                                  temperal_downsample=[False, True, True], dropout=0.0,
+                                                  **VAE22_PATCH["wan22_vae"]), seed + 41)
+    out[VAE22] = save_safetensors(with_marker(vae.state_dict(), "wan22", "vae", VAE22_PATCH),
+                                  os.path.join(root, "vae", VAE22), dtype=torch.bfloat16)
     return out
