@@ -57,10 +57,10 @@ def _patchers(obj) -> list:
 def _pinned_bytes(patchers) -> int:
     """Bytes of these models' weights that ComfyUI holds page-locked in system RAM. One pass over the
     modules (ModelPatcher.pinned_memory_size() builds the whole load list, too slow for every report)."""
+    import comfy.model_patcher
     total = 0
     for p in patchers:
         try:
-            import comfy.model_patcher
             for m in p.model.modules():
                 # dynamic VRAM: comfy.pinned_memory.pin_memory sets module._pin (read by its get_pin);
                 # a plain attribute lives in the module's __dict__, and looking there skips

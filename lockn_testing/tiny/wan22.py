@@ -72,6 +72,7 @@ def make_te(seed: int, vocab: int | None = None) -> dict:
 
 def build(root: str, seed: int = 0) -> dict:
     import comfy.ldm.wan.vae
+    import comfy.ldm.wan.vae2_2
 
     from lockn_testing.gguf_writer import write_gguf
 
@@ -101,7 +102,6 @@ def build(root: str, seed: int = 0) -> dict:
     # TI2V 5B: one model, 48 latent channels, and its own VAE
     sd, _ = make_expert(seed + 40, in_dim=48, out_dim=48)
     out[TI2V] = save_safetensors(with_marker(sd, "wan22", "diffusion_model"), os.path.join(root, "diffusion_models", TI2V))
-    import comfy.ldm.wan.vae2_2
     vae = init_state(comfy.ldm.wan.vae2_2.WanVAE(z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                                                   temperal_downsample=[False, True, True], dropout=0.0,
                                                   **VAE22_PATCH["wan22_vae"]), seed + 41)
