@@ -2,11 +2,11 @@
 model management. Domain logic lives in the plain-Python package `lockn_gen` beside this folder."""
 import logging
 
-from comfy_api.latest import Caching, ComfyExtension, io
+from comfy_api.latest import ComfyExtension, io
 
 from .loaders import LOADER_NODES
 from .media import MEDIA_NODES
-from .residency import lifecycle_provider
+from .residency import REGISTRY, lifecycle_provider
 from .residency_nodes import RESIDENCY_NODES
 
 log = logging.getLogger("lockn_gen")
@@ -14,7 +14,7 @@ log = logging.getLogger("lockn_gen")
 
 class LockNGenExtension(ComfyExtension):
     async def on_load(self) -> None:
-        await Caching().register_provider(lifecycle_provider())
+        REGISTRY.hook = lifecycle_provider()     # registered with ComfyUI only while needed (Registry.arm)
         try:
             from server import PromptServer
             server = getattr(PromptServer, "instance", None)

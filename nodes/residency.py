@@ -15,7 +15,12 @@ ComfyUI functions and APIs relied on (no device function is patched):
   functions; module._pin, which comfy.pinned_memory.pin_memory sets and get_pin reads (dynamic VRAM);
   ModelPatcher.pinned, the keys comfy.model_management.pin_memory pinned on offload (classic loading);
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
-  budgets after each prompt and to defer evictions asked for while a prompt runs);
+  budgets after a prompt and to defer evictions asked for while a prompt runs), registered and
+  unregistered with comfy_execution.cache_provider.register_cache_provider / unregister_cache_provider
+  (what Caching.register_provider / unregister_provider call, but synchronous, so a node can arm it);
+  only while the registry needs a prompt's end: see `Registry.arm`;
+- PromptServer.instance.prompt_queue.currently_running (a prompt is in progress, from the worker's
+  get() to its task_done());
 - server.PromptServer.instance.send_sync for the "lockn.residency" websocket event;
 - PromptServer.instance.prompt_queue (its RLock mutex, get_flags, set_flag) to ask for what
   POST /free {"free_memory": true, "unload_models": false} does: after the prompt, the prompt worker
@@ -100,6 +105,8 @@ class Registry:
         self.calls = 0
         self.warnings: list[str] = []
         self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
+        self.hook = None                       # the prompt life-cycle provider (set up by the extension)
+        self.armed = False                     # the hook is registered with ComfyUI now
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def _loaded(self) -> dict[int, object]:
@@ -180,6 +187,7 @@ class Registry:
         """A loader is about to ask for these: protect the ones already held while it loads the rest,
         so making room for one component never evicts another the same node needs."""
         with self.lock:
+            self.in_prompt()
             for spec in specs:
                 try:
                     self.prompt_ids.add(self._rid(spec.identity()))
@@ -328,9 +336,13 @@ class Registry:
         """Evict entries (to "ram" or "dropped"). While a prompt runs (and the request comes from
         outside it) the eviction waits for the prompt's end, so no model is pulled from under it."""
         with self.lock:
-            if defer_if_busy and self.prompt_running:
-                self.pending.append(([r.entry.id for r in records], to))
-                return [r.entry.id for r in records]
+            if defer_if_busy:
+                self.arm()                     # first, so no prompt can start unseen after the check
+                if self.busy():
+                    self.pending.append(([r.entry.id for r in records], to))
+                    return [r.entry.id for r in records]
+                self._run_pending()
+                self._disarm()
             for r in records:
                 if to == "ram":
                     self._offload(r)
@@ -369,10 +381,70 @@ class Registry:
         return [r for r in self.records.values() if r.obj is not None and want & {id(p) for p in _patchers(r.obj)}]
 
     # ---- prompt life cycle (called by the CacheProvider below) ------------------------------------
+    # ComfyUI tells a registered cache provider when each prompt starts and ends, but while any provider
+    # is registered its executor also serialises and hashes every node's cache key, two or three times
+    # per node and prompt (comfy_execution/caching.py, _build_context), whether or not the provider
+    # wants to cache: 30-80 ms per prompt of the test graphs on a 2-core CPU, several hundred for the
+    # 37-node chain, and it grows with the square of a graph's depth. So the hook is registered only
+    # while the registry needs a prompt's end: from the start of a prompt that holds a LockN loader
+    # (ComfyUI asks for the loaders' fingerprints then, cached or not), or from an eviction asked for
+    # while a prompt runs, to the end of that prompt. Prompts without LockN nodes pay nothing.
+    def arm(self):
+        """Register the life-cycle hook: from now on every prompt that starts calls prompt_start,
+        which waits for this lock, and every prompt that ends calls prompt_end."""
+        with self.lock:
+            if self.hook is not None and not self.armed:
+                from comfy_execution.cache_provider import register_cache_provider
+                register_cache_provider(self.hook)
+                self.armed = True
+
+    def _disarm(self):
+        if self.armed:
+            from comfy_execution.cache_provider import unregister_cache_provider
+            unregister_cache_provider(self.hook)
+            self.armed = False
+
+    def in_prompt(self):
+        """A LockN node runs, so a prompt is in progress: note it and hear its end."""
+        with self.lock:
+            if self.hook is None:              # no life cycle to hear (the registry used on its own)
+                return
+            if not self.prompt_running:        # the first LockN node of this prompt
+                self.prompt_running = True
+                self.prompt_ids = set()
+            self.arm()
+
+    def busy(self) -> bool:
+        """A prompt is in progress: one that the hook saw start, or any that ComfyUI's queue runs."""
+        if self.prompt_running:
+            return True
+        try:
+            from server import PromptServer
+            return bool(PromptServer.instance.prompt_queue.currently_running)
+        except Exception:                      # no server (in-process use)
+            return False
+
+    def _run_pending(self):
+        pending, self.pending = self.pending, []
+        for ids, to in pending:
+            self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)
+
+    def flush_if_idle(self):
+        """Run deferred evictions once no prompt runs (for one whose end came before the hook was
+        armed). The hook is armed while any wait, so a prompt that starts meanwhile waits for the lock."""
+        with self.lock:
+            if self.pending and not self.busy():
+                self._run_pending()
+                self._disarm()
+            return bool(self.pending)
+
     def prompt_start(self):
         with self.lock:
+            if not self.armed:                 # disarmed while this call waited for the lock
+                return
             self.prompt_running = True
             self.prompt_ids = set()
+            self._run_pending()                # evictions that came after the previous prompt's end
 
     def prompt_end(self):
         with self.lock:
@@ -381,15 +453,14 @@ class Registry:
             for rid in self.prompt_ids:          # everything the prompt used was in use until its end
                 if rid in self.records:
                     self.records[rid].entry.last_used = now
-            pending, self.pending = self.pending, []
-            for ids, to in pending:
-                self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)
+            self._run_pending()
             try:
                 self.enforce()
                 self.release_dropped()
             except Exception:          # never break ComfyUI's prompt loop
                 log.exception("LockN residency: enforcing the budgets failed")
             self.prompt_ids = set()
+            self._disarm()
             self._changed()
 
     # ---- reporting ---------------------------------------------------------------------------------
@@ -403,7 +474,7 @@ class Registry:
                     "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
                                "host_pinned_bytes": sum(e.host_pinned for e in entries),
                                "held_after_drop_bytes": sum(e.bytes for e in entries if e.held), "entries": len(entries)},
-                    "priority": dict(self.priority), "prompt_running": self.prompt_running,
+                    "priority": dict(self.priority), "prompt_running": self.busy(), "hook_armed": self.armed,
                     "pending_evictions": len(self.pending), "warnings": list(self.warnings),
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
                     "overhead_s_total": self.overhead_s, "calls": self.calls}

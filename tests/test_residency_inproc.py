@@ -89,3 +89,39 @@ def test_dropping_a_model_changes_its_loader_fingerprint(comfy_inproc):
     cls.execute(**kw)                                   # reloads; the new fingerprint is stable again
     f2 = fp()
     assert f2 != f1 and fp() == f2
+
+
+def test_prompts_without_lockn_nodes_pay_nothing_for_the_prompt_hook(comfy_inproc):
+    """The registry hears a prompt's end through ComfyUI's cache-provider hook, and while any provider is
+    registered ComfyUI serialises and hashes every node's cache key. So the hook is registered only for
+    prompts that hold a LockN loader (also when the loader's outputs come from ComfyUI's cache)."""
+    import comfy_execution.cache_provider as cp
+    from lockn_testing import graphs
+
+    reg = _registry()
+    hashed = []
+    serialize = cp._serialize_cache_key
+    cp._serialize_cache_key = lambda key: hashed.append(key) or serialize(key)   # counts ComfyUI's work
+
+    def flux():
+        reg.refresh()
+        return [r.entry for r in reg.find(family="flux2") if r.obj is not None]
+    try:
+        comfy_inproc.run(graphs.flux2_t2i(loader="lockn", steps=1, width=32, height=32, prefix="hook/lockn"))
+        assert hashed and not reg.armed and not reg.prompt_running         # heard the end, then let go
+
+        # The same graph with a new seed: the loader's outputs come from ComfyUI's cache, and the prompt's
+        # end, where the registry applies its budgets, is still heard: a GPU budget of 1 kB sends the
+        # image models to RAM after it.
+        assert "gpu" in {e.tier for e in flux()}
+        reg.set_budgets(gpu_gb=1e-6)
+        out = comfy_inproc.run(graphs.flux2_t2i(loader="lockn", steps=1, width=32, height=32, seed=7, prefix="hook/lockn"))
+        assert "12" in out["cached"] and "12" not in out["executed"]
+        assert {e.tier for e in flux()} == {"ram"} and not reg.armed and not reg.prompt_running
+
+        hashed.clear()
+        comfy_inproc.run(graphs.flux2_t2i(loader="core", steps=1, width=32, height=32, prefix="hook/core"))
+        assert hashed == [] and not reg.armed
+    finally:
+        cp._serialize_cache_key = serialize
+        reg.set_budgets(gpu_gb=0)                    # back to the default budget

@@ -202,3 +202,34 @@ def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(r
     assert all(e["tier"] == "dropped" for e in entries(res_server))
     res_server.run(workflow("music", ROOMY, prefix="res/after-free-memory"))
     assert all(e["loads_from_disk"] == loads[e["id"]] + 1 for e in entries(res_server, "ace15"))
+
+
+@pytest.mark.parametrize("loader", ["lockn", "core"])
+def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server, loader):
+    """POST /lockn/residency/evict while a prompt runs: the answer says it waits, nothing changes under the
+    running prompt, and the eviction is done when the prompt ends. Also while a prompt without LockN nodes
+    runs: the registry's prompt hook is registered with ComfyUI only while it needs a prompt's end."""
+    res_server.run(workflow("music", ROOMY, prefix="res/before-deferred"))
+    [dit] = [e for e in entries(res_server, "ace15") if e["role"] == "diffusion_model"]
+    assert dit["tier"] != "dropped" and not report(res_server)["hook_armed"]
+    wan_before = {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "wan22")}
+    slow = (workflow("video", ROOMY, steps=160, split=80, prefix="res/slow-lockn") if loader == "lockn"
+            else graphs.wan22_i2v(loader="core", steps=160, split=80, prefix="res/slow-core"))
+    done = []
+    runner = threading.Thread(target=lambda: done.append(res_server.run(slow, timeout=300)))
+    runner.start()
+    deadline = time.time() + 60
+    while not res_server.get("/queue")["queue_running"] and time.time() < deadline:
+        time.sleep(0.02)
+    status, body = res_server.post("/lockn/residency/evict", {"id": dit["id"]})
+    assert status == 200 and body["deferred"] is True, body
+    assert body["residency"]["pending_evictions"] == 1 and body["residency"]["prompt_running"] is True
+    assert next(e for e in body["residency"]["entries"] if e["id"] == dit["id"])["tier"] != "dropped"
+    assert runner.is_alive()                        # the prompt was still running when the answer came
+    runner.join(timeout=300)
+    assert done and not done[0].interrupted
+    rep = report(res_server)
+    assert rep["pending_evictions"] == 0 and not rep["hook_armed"] and not rep["prompt_running"]
+    assert next(e for e in rep["entries"] if e["id"] == dit["id"])["tier"] == "dropped"
+    if loader == "core":                            # a prompt without LockN nodes leaves the Wan entries be
+        assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "wan22")} == wan_before
