@@ -64,6 +64,7 @@ def ensure(out: Path | None = None, scale: float = 1.0, spec: str = "stacks") ->
     out = out or default_out(spec)
     stamp = out / "COMPLETE"
     if stamp.is_file() and stamp.read_text().strip() == f"scale={scale} spec={spec}":
+        _link_tiny(out, spec)            # the tiny set may have been regenerated since (a new cache key)
         return out
     import subprocess
     cmd = [sys.executable, "-m", "bench.synthetic", "--out", str(out), "--scale", str(scale), "--spec", spec, "--generate"]
@@ -72,10 +73,33 @@ def ensure(out: Path | None = None, scale: float = 1.0, spec: str = "stacks") ->
     return out
 
 
+def _made_here(spec: str) -> set[str]:
+    return set(BIG) | ({*TEXT, "qwen_1.7b_ace15.safetensors"} if spec == "stacks" else set())
+
+
+def _link_tiny(out: Path, spec: str):
+    """Link every file of the tiny set that this spec does not make big; links into an older tiny set
+    (its cache key changes with the factory's code) are pointed at the current one."""
+    from lockn_testing import tiny
+    tiny_root = tiny.ensure()
+    made = _made_here(spec)
+    for folder in os.listdir(tiny_root):
+        if not (tiny_root / folder).is_dir():
+            continue
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for f in os.listdir(tiny_root / folder):
+            link, target = out / folder / f, tiny_root / folder / f
+            if f in made:
+                continue
+            if link.is_symlink() and os.readlink(link) != str(target):
+                link.unlink()
+            if not os.path.lexists(link):
+                link.symlink_to(target)
+
+
 def _generate(out: Path, scale: float, spec: str):
     import torch
     torch.set_num_threads(os.cpu_count() or 2)
-    from lockn_testing import tiny
     from lockn_testing.comfy_boot import boot
     boot(argv=("--cpu",))
     import lockn_testing.comfy_patches  # noqa: F401  (the builders construct ComfyUI's classes at the marker's sizes)
@@ -84,18 +108,7 @@ def _generate(out: Path, scale: float, spec: str):
     from lockn_testing.tiny.common import save_safetensors, with_marker
 
     stacks = spec == "stacks"
-    text = dict(TEXT) if stacks else {}
-    if stacks:
-        text["qwen_1.7b_ace15.safetensors"] = ("ace15", ACE15_TE)
-    tiny_root = tiny.ensure()
-    for folder in os.listdir(tiny_root):
-        if not (tiny_root / folder).is_dir():
-            continue
-        (out / folder).mkdir(parents=True, exist_ok=True)
-        for f in os.listdir(tiny_root / folder):
-            link = out / folder / f
-            if f not in BIG and f not in text and not link.exists():
-                link.symlink_to(tiny_root / folder / f)
+    _link_tiny(out, spec)
     te_hidden = FLUX2_TE["hidden"] if stacks else flux2.TE_HIDDEN
     text_hidden = ACE15_TE["te_hidden"] if stacks else ace15.QWEN06["fields"]["hidden_size"]
     for i, (name, (fam, dims, fmt)) in enumerate(BIG.items()):
