@@ -167,8 +167,8 @@ def load_family(family: str, preset: str, overrides: dict, weight_dtype: str = "
 def fingerprint(family: str, preset: str, overrides: dict, weight_dtype: str = "default") -> str:
     """What ComfyUI's cache compares: the files' identity and the registry's drop counters, so an
     evicted model's cached outputs are not served again (and a changed file is reloaded).
-    ComfyUI asks for it when a prompt that holds this node starts, also when the node's outputs come
-    from its cache: the registry hears that prompt's end, to apply the budgets after it."""
+    ComfyUI asks for it before the first node of a prompt that holds this node runs, also when the
+    node's outputs come from its cache: the registry notes the prompt (and settles the last one)."""
     REGISTRY.in_prompt()
     try:
         _, res = resolve_preset(family, preset, overrides)

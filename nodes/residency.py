@@ -14,13 +14,15 @@ ComfyUI functions and APIs relied on (no device function is patched):
   unless --disable-pinned-memory): comfy.model_management.TOTAL_PINNED_MEMORY, kept by its pin
   functions; module._pin, which comfy.pinned_memory.pin_memory sets and get_pin reads (dynamic VRAM);
   ModelPatcher.pinned, the keys comfy.model_management.pin_memory pinned on offload (classic loading);
-- comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end (prompt life cycle, to apply
-  budgets after a prompt and to defer evictions asked for while a prompt runs), registered and
-  unregistered with comfy_execution.cache_provider.register_cache_provider / unregister_cache_provider
-  (what Caching.register_provider / unregister_provider call, but synchronous, so a node can arm it);
-  only while the registry needs a prompt's end: see `Registry.arm`;
-- PromptServer.instance.prompt_queue.currently_running (a prompt is in progress, from the worker's
-  get() to its task_done());
+- comfy_execution.utils.get_executing_context() in a loader's fingerprint_inputs and execute (the
+  prompt's id: ComfyUI asks for every fingerprint before a prompt's first node runs);
+- PromptServer.instance.prompt_queue: currently_running (a prompt is in progress, from the worker's
+  get() to its task_done()) read under its mutex, which get() needs to start the next prompt;
+  PromptServer.instance.loop for the idle watcher;
+- comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end, registered with
+  comfy_execution.cache_provider.register_cache_provider / unregister_cache_provider (what
+  Caching.register_provider / unregister_provider call, but synchronous) only while an eviction waits
+  for a running prompt's end: see "prompt life cycle" below for why not always;
 - server.PromptServer.instance.send_sync for the "lockn.residency" websocket event;
 - PromptServer.instance.prompt_queue (its RLock mutex, get_flags, set_flag) to ask for what
   POST /free {"free_memory": true, "unload_models": false} does: after the prompt, the prompt worker
@@ -31,12 +33,14 @@ read afterwards say so.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..lockn_gen import residency as policy
@@ -45,6 +49,21 @@ from ..lockn_gen.residency import Budgets, Entry
 log = logging.getLogger("lockn_gen.residency")
 MODE_OF_FAMILY = {"flux2": "image", "wan22": "video", "ltx2": "video", "ace15": "music"}
 EVENT = "lockn.residency"
+
+
+def _queue():
+    """ComfyUI's prompt queue, or None in-process (no server)."""
+    try:
+        from server import PromptServer
+        return PromptServer.instance.prompt_queue
+    except Exception:
+        return None
+
+
+def _executing():
+    """The node ComfyUI executes (or fingerprints) in this thread, with its prompt's id; else None."""
+    from comfy_execution.utils import get_executing_context
+    return get_executing_context()
 
 
 def _patchers(obj) -> list:
@@ -107,6 +126,8 @@ class Registry:
         self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
         self.hook = None                       # the prompt life-cycle provider (set up by the extension)
         self.armed = False                     # the hook is registered with ComfyUI now
+        self.prompt_id = None                  # the last prompt a LockN loader was part of
+        self.watching = False                  # the idle watcher runs
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def _loaded(self) -> dict[int, object]:
@@ -307,10 +328,8 @@ class Registry:
             return
         for r in held:                                  # once per drop: whatever else holds them (another
             r.release_asked = True                      # pack's node, say) is reported, not chased
-        try:
-            from server import PromptServer
-            q = PromptServer.instance.prompt_queue
-        except Exception:                               # no server (in-process use): nothing to ask
+        q = _queue()
+        if q is None:                                   # no server (in-process use): nothing to ask
             return
         with q.mutex:                                   # an RLock: no /free can slip in between
             if "unload_models" not in q.get_flags(reset=False):
@@ -333,26 +352,36 @@ class Registry:
         return out
 
     def evict(self, records, to: str = "dropped", defer_if_busy: bool = True) -> list[str]:
-        """Evict entries (to "ram" or "dropped"). While a prompt runs (and the request comes from
-        outside it) the eviction waits for the prompt's end, so no model is pulled from under it."""
+        """Evict entries (to "ram" or "dropped"). A request from outside the prompts (defer_if_busy)
+        waits while one runs, so no model is pulled from under it: the registry's hook is registered
+        to hear that prompt's end, and the watcher settles it should the end have passed already."""
+        ids = [r.entry.id for r in records]
+        if defer_if_busy:
+            with self._when_idle() as idle:
+                if idle:
+                    self._settle()             # the last prompt's end first
+                    self._disarm()
+                    self._evict_now(records, to)
+                    return ids
+            with self.lock:
+                self.pending.append((ids, to))
+                self.arm()
+                self._watch()
+            return ids
         with self.lock:
-            if defer_if_busy:
-                self.arm()                     # first, so no prompt can start unseen after the check
-                if self.busy():
-                    self.pending.append(([r.entry.id for r in records], to))
-                    return [r.entry.id for r in records]
-                self._run_pending()
-                self._disarm()
-            for r in records:
-                if to == "ram":
-                    self._offload(r)
-                else:
-                    self._drop(r, "evicted by request")
-            if to != "ram":
-                self.release_dropped()
-            self.refresh()
-            self._changed()
-            return [r.entry.id for r in records]
+            self._evict_now(records, to)
+        return ids
+
+    def _evict_now(self, records, to):
+        for r in records:
+            if to == "ram":
+                self._offload(r)
+            else:
+                self._drop(r, "evicted by request")
+        if to != "ram":
+            self.release_dropped()
+        self.refresh()
+        self._changed()
 
     def pin(self, records, pinned: bool = True):
         with self.lock:
@@ -380,18 +409,24 @@ class Registry:
         want = {id(p) for o in objs for p in _patchers(o)}
         return [r for r in self.records.values() if r.obj is not None and want & {id(p) for p in _patchers(r.obj)}]
 
-    # ---- prompt life cycle (called by the CacheProvider below) ------------------------------------
-    # ComfyUI tells a registered cache provider when each prompt starts and ends, but while any provider
-    # is registered its executor also serialises and hashes every node's cache key, two or three times
-    # per node and prompt (comfy_execution/caching.py, _build_context), whether or not the provider
-    # wants to cache: 30-80 ms per prompt of the test graphs on a 2-core CPU, several hundred for the
-    # 37-node chain, and it grows with the square of a graph's depth. So the hook is registered only
-    # while the registry needs a prompt's end: from the start of a prompt that holds a LockN loader
-    # (ComfyUI asks for the loaders' fingerprints then, cached or not), or from an eviction asked for
-    # while a prompt runs, to the end of that prompt. Prompts without LockN nodes pay nothing.
+    # ---- prompt life cycle ------------------------------------------------------------------------
+    # After a prompt that used LockN's models the registry settles: it marks what the prompt used as
+    # recently used, runs the evictions that waited for the prompt, applies the budgets and lets go of
+    # dropped models' memory. ComfyUI's only prompt-end signal for a custom node is the cache-provider
+    # hook, and while any provider is registered its executor serialises and hashes every node's cache
+    # key two or three times per node (comfy_execution/caching.py, _build_context): 34-78 ms per prompt
+    # of the template graphs on a 2-core CPU, 283 ms for the 37-node chain (bench/RESULTS.md), growing
+    # faster than the graph. So the registry settles without it, at whichever comes first:
+    # - the start of the next prompt that holds a LockN loader: ComfyUI asks for every node's
+    #   fingerprint before any node runs, with the prompt's id in comfy_execution.utils'
+    #   get_executing_context(), and a new id means the last prompt has ended (one runs at a time);
+    # - an idle queue: a watcher on the server's event loop looks four times a second, and every
+    #   report looks first. Both hold the queue's mutex while they settle, so no prompt starts meanwhile.
+    # The hook is registered only while evictions asked for during a prompt wait for it (see `evict`),
+    # so they run at that prompt's end even when prompts without LockN nodes follow it.
     def arm(self):
-        """Register the life-cycle hook: from now on every prompt that starts calls prompt_start,
-        which waits for this lock, and every prompt that ends calls prompt_end."""
+        """Register the life-cycle hook: every prompt that starts from now on calls prompt_start and
+        every prompt that ends calls prompt_end, until one has."""
         with self.lock:
             if self.hook is not None and not self.armed:
                 from comfy_execution.cache_provider import register_cache_provider
@@ -405,66 +440,116 @@ class Registry:
             self.armed = False
 
     def in_prompt(self):
-        """A LockN node runs, so a prompt is in progress: note it and hear its end."""
+        """A LockN loader's fingerprint or execution: note the prompt it belongs to."""
+        ctx = _executing()
+        if ctx is None:                        # a direct call, outside ComfyUI's executor
+            return
         with self.lock:
-            if self.hook is None:              # no life cycle to hear (the registry used on its own)
-                return
-            if not self.prompt_running:        # the first LockN node of this prompt
-                self.prompt_running = True
-                self.prompt_ids = set()
-            self.arm()
+            self._begin(ctx.prompt_id)
+
+    def _begin(self, prompt_id):
+        if prompt_id == self.prompt_id:
+            return
+        self._settle()                         # a new prompt: the last one has ended
+        self.prompt_id, self.prompt_running, self.prompt_ids = prompt_id, True, set()
+        self._watch()
 
     def busy(self) -> bool:
-        """A prompt is in progress: one that the hook saw start, or any that ComfyUI's queue runs."""
-        if self.prompt_running:
-            return True
-        try:
-            from server import PromptServer
-            return bool(PromptServer.instance.prompt_queue.currently_running)
-        except Exception:                      # no server (in-process use)
-            return False
+        """A prompt is in progress: one the registry saw start and has not settled, or any that
+        ComfyUI's queue runs."""
+        q = _queue()
+        return self.prompt_running or bool(q is not None and q.currently_running)
 
     def _run_pending(self):
         pending, self.pending = self.pending, []
         for ids, to in pending:
-            self.evict([self.records[i] for i in ids if i in self.records], to, defer_if_busy=False)
+            self._evict_now([self.records[i] for i in ids if i in self.records], to)
 
-    def flush_if_idle(self):
-        """Run deferred evictions once no prompt runs (for one whose end came before the hook was
-        armed). The hook is armed while any wait, so a prompt that starts meanwhile waits for the lock."""
-        with self.lock:
-            if self.pending and not self.busy():
-                self._run_pending()
-                self._disarm()
-            return bool(self.pending)
+    def _settle(self):
+        """The prompt the registry saw has ended, or evictions wait for a prompt that has."""
+        if not (self.prompt_running or self.pending):
+            return
+        now = time.time()
+        for rid in self.prompt_ids:            # everything the prompt used was in use until its end
+            if rid in self.records:
+                self.records[rid].entry.last_used = now
+        self.prompt_running, self.prompt_ids = False, set()
+        self._run_pending()
+        try:
+            self.enforce()
+            self.release_dropped()
+        except Exception:                      # never break ComfyUI's prompt loop
+            log.exception("LockN residency: enforcing the budgets failed")
+        self._changed()
 
-    def prompt_start(self):
-        with self.lock:
-            if not self.armed:                 # disarmed while this call waited for the lock
+    @contextmanager
+    def _when_idle(self):
+        """True, holding the queue's mutex and then the registry's lock, when no prompt runs; else
+        False, holding neither. While the mutex is held ComfyUI's worker cannot start a prompt, and with
+        none running it holds no registry lock: the only order in which both locks are taken (a
+        prompt's own thread takes the registry's lock, then the mutex in release_dropped)."""
+        q = _queue()
+        if q is None:                          # in-process: a call from outside any node is between prompts
+            if _executing() is None:
+                with self.lock:
+                    yield True
+            else:
+                yield False
+            return
+        with q.mutex:
+            if not q.currently_running:
+                with self.lock:
+                    yield True
                 return
-            self.prompt_running = True
-            self.prompt_ids = set()
-            self._run_pending()                # evictions that came after the previous prompt's end
+        yield False
 
-    def prompt_end(self):
+    def settle_if_idle(self):
+        with self._when_idle() as idle:
+            if idle:
+                self._settle()
+                self._disarm()
+
+    def _watch(self):
+        """Settle once the queue is idle: a task on the server's event loop looks four times a second
+        while anything waits, each look in a thread of the loop's executor (settling may move models)."""
+        if self.watching:
+            return
+        try:
+            from server import PromptServer
+            loop = PromptServer.instance.loop
+        except Exception:                      # in-process: the next call from outside a node settles
+            return
+        self.watching = True
+
+        async def watch():
+            while await loop.run_in_executor(None, self._watch_step):
+                await asyncio.sleep(0.25)
+        loop.call_soon_threadsafe(lambda: loop.create_task(watch()))
+
+    def _watch_step(self) -> bool:
+        self.settle_if_idle()
+        with self.lock:                        # decided under the lock that _watch is called under
+            self.watching = self.prompt_running or bool(self.pending)
+            return self.watching
+
+    # called by the CacheProvider below while the hook is registered
+    def prompt_start(self, prompt_id):
         with self.lock:
-            self.prompt_running = False
-            now = time.time()
-            for rid in self.prompt_ids:          # everything the prompt used was in use until its end
-                if rid in self.records:
-                    self.records[rid].entry.last_used = now
-            self._run_pending()
-            try:
-                self.enforce()
-                self.release_dropped()
-            except Exception:          # never break ComfyUI's prompt loop
-                log.exception("LockN residency: enforcing the budgets failed")
-            self.prompt_ids = set()
+            if self.armed:                     # else disarmed while this call waited for the lock
+                self._begin(prompt_id)
+
+    def prompt_end(self, prompt_id):
+        with self.lock:
+            self._settle()
             self._disarm()
-            self._changed()
 
     # ---- reporting ---------------------------------------------------------------------------------
     def report(self) -> dict:
+        """The report, settled first when no prompt runs (so a reader after a prompt sees its end)."""
+        self.settle_if_idle()
+        return self._report()
+
+    def _report(self) -> dict:
         with self.lock:
             self.refresh()
             entries = sorted(self._entries(), key=lambda e: (-e.last_used))
@@ -486,7 +571,7 @@ class Registry:
         except ImportError:
             inst = None
         if inst is not None:
-            inst.send_sync(EVENT, self.report())
+            inst.send_sync(EVENT, self._report())
 
 
 REGISTRY = Registry()
@@ -513,9 +598,9 @@ def lifecycle_provider():
             return False
 
         def on_prompt_start(self, prompt_id):
-            REGISTRY.prompt_start()
+            REGISTRY.prompt_start(prompt_id)
 
         def on_prompt_end(self, prompt_id):
-            REGISTRY.prompt_end()
+            REGISTRY.prompt_end(prompt_id)
 
     return ResidencyLifecycle()

@@ -13,7 +13,6 @@ folders) get 400 with a message and change nothing.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -110,23 +109,6 @@ def workflow_preflight(workflow: dict) -> dict:
             "download_command": download_command(known) if known else None}
 
 
-_flusher: list = []
-
-
-def _flush_when_idle() -> None:
-    """Deferred evictions run at the end of the prompt that runs now. Should that prompt have ended
-    before the registry's hook was armed, they run once the queue is idle (or at the next prompt's
-    start, whichever comes first): this task checks four times a second while any wait."""
-    if _flusher and not _flusher[0].done():
-        return
-
-    async def loop():
-        while REGISTRY.flush_if_idle():
-            await asyncio.sleep(0.25)
-
-    _flusher[:] = [asyncio.get_running_loop().create_task(loop())]
-
-
 def register(server) -> None:
     routes = server.routes
 
@@ -156,8 +138,6 @@ def register(server) -> None:
             return _bad(str(e))
         done = REGISTRY.evict(recs, to=to)
         deferred = any(set(done) & set(ids) for ids, _ in REGISTRY.pending)
-        if deferred:
-            _flush_when_idle()
         return web.json_response({"evicted": done, "to": to, "deferred": deferred,
                                   "residency": REGISTRY.report()})
 

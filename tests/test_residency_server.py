@@ -204,6 +204,34 @@ def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(r
     assert all(e["loads_from_disk"] == loads[e["id"]] + 1 for e in entries(res_server, "ace15"))
 
 
+def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
+    """The registry hears no prompt end from ComfyUI (its one hook for that makes every prompt slower):
+    once the queue is idle, its watcher settles the last prompt by itself. Here a GPU budget below the
+    image models' size sends them to RAM after the prompt, and the websocket says so, while no HTTP
+    request reaches the server."""
+    import websocket
+    ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=watcher", timeout=1)
+    try:
+        res_server.run(workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/watcher"))
+        settled = None
+        deadline = time.time() + 20
+        while settled is None and time.time() < deadline:
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            m = json.loads(msg) if isinstance(msg, str) else {}
+            d = m.get("data", {})
+            if m.get("type") == "lockn.residency" and not d["prompt_running"]:
+                settled = d
+    finally:
+        ws.close()
+    assert settled is not None, "no settled residency event after the prompt"
+    tiers = {e["role"]: e["tier"] for e in settled["entries"] if e["family"] == "flux2"}
+    assert tiers["diffusion_model"] == "ram" and tiers["text_encoder"] == "ram", tiers
+    assert settled["totals"]["gpu_bytes"] <= GB
+
+
 @pytest.mark.parametrize("loader", ["lockn", "core"])
 def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server, loader):
     """POST /lockn/residency/evict while a prompt runs: the answer says it waits, nothing changes under the
