@@ -1,15 +1,16 @@
-"""What LockN's prompt hook costs a prompt: ComfyUI's cache-provider hook (comfy_api.latest Caching) is
-how the registry hears a prompt end, and while any provider is registered ComfyUI's executor
-serialises and hashes every node's cache key two or three times per node (comfy_execution/caching.py,
-_build_context). LockN registers it only for prompts that hold a LockN loader; this measures the
-price those prompts pay, and that the others no longer pay.
+"""What ComfyUI's prompt hook would cost every prompt: its cache-provider hook (comfy_api.latest Caching)
+is the one prompt-end signal a custom node gets, and while any provider is registered ComfyUI's
+executor serialises and hashes every node's cache key two or three times per node
+(comfy_execution/caching.py, _build_context). LockN's registry first had it registered all the time;
+it now settles after a prompt without it (nodes/residency.py, "prompt life cycle") and registers it
+only while an eviction waits for a running prompt. This measures the price that avoids.
 
     python -m bench.bench_prompt_hook [--reps 5]
 
 In-process ComfyUI (CPU) on the tiny models, core loaders. Each measured prompt follows a different
 graph, so that under ComfyUI's default cache every node runs again, as on a mode switch. "off": no
-provider registered (for the chain, whose loaders are LockN's, the registry is kept from arming
-it); "on": LockN's hook registered when the prompt starts, as for any prompt with a LockN loader. Alternated, medians. Graphs: the three template graphs of the mode-switch benchmark and
+provider registered; "on": LockN's hook registered when the prompt starts, as it was for every
+prompt before. Alternated, medians. Graphs: the three template graphs of the mode-switch benchmark and
 the shipped 37-node quality chain (workflows/chain_quality.json, with the demo's tiny settings).
 """
 from __future__ import annotations
@@ -93,17 +94,11 @@ def main():
             for i, name in enumerate(names):
                 for mode in ("off", "on") if rep % 2 else ("on", "off"):
                     comfy.run(flows[names[i - 1]]())       # another graph first: everything runs again
-                    hook = reg.hook
                     if mode == "on":
-                        reg.arm()                          # what a LockN loader's fingerprint does
-                    else:
-                        reg.hook = None                    # the chain's LockN loaders may not arm it
+                        reg.arm()                          # registered as it was for every prompt
                     spent[0] = 0.0
                     t0 = time.perf_counter()
-                    try:
-                        comfy.run(flows[name]())
-                    finally:
-                        reg.hook = hook
+                    comfy.run(flows[name]())
                     wall = time.perf_counter() - t0
                     assert not reg.armed, "the hook outlived its prompt"
                     if rep:

@@ -17,7 +17,8 @@ ComfyUI functions and APIs relied on (no device function is patched):
 - comfy_execution.utils.get_executing_context() in a loader's fingerprint_inputs and execute (the
   prompt's id: ComfyUI asks for every fingerprint before a prompt's first node runs);
 - PromptServer.instance.prompt_queue: currently_running (a prompt is in progress, from the worker's
-  get() to its task_done()) read under its mutex, which get() needs to start the next prompt;
+  get() to its task_done()) read under its mutex, which get() needs to start the next prompt; queue,
+  the heap of waiting items (number, prompt id, prompt, ...), whose [0] runs next;
   PromptServer.instance.loop for the idle watcher;
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end, registered with
   comfy_execution.cache_provider.register_cache_provider / unregister_cache_provider (what
@@ -64,6 +65,11 @@ def _executing():
     """The node ComfyUI executes (or fingerprints) in this thread, with its prompt's id; else None."""
     from comfy_execution.utils import get_executing_context
     return get_executing_context()
+
+
+def _holds_lockn_loader(prompt) -> bool:
+    return any(isinstance(n, dict) and str(n.get("class_type", "")).startswith("LockN")
+               and str(n.get("class_type", "")).endswith("Loader") for n in prompt.values())
 
 
 def _patchers(obj) -> list:
@@ -422,8 +428,9 @@ class Registry:
     #   get_executing_context(), and a new id means the last prompt has ended (one runs at a time);
     # - an idle queue: a watcher on the server's event loop looks four times a second, and every
     #   report looks first. Both hold the queue's mutex while they settle, so no prompt starts meanwhile.
-    # The hook is registered only while evictions asked for during a prompt wait for it (see `evict`),
-    # so they run at that prompt's end even when prompts without LockN nodes follow it.
+    # The hook is registered only where those come too late: while evictions asked for during a prompt
+    # wait for it (see `evict`), and when the prompt queued next holds no LockN loader (the watcher
+    # looks), so the registry settles before such a prompt runs.
     def arm(self):
         """Register the life-cycle hook: every prompt that starts from now on calls prompt_start and
         every prompt that ends calls prompt_end, until one has."""
@@ -522,15 +529,33 @@ class Registry:
         self.watching = True
 
         async def watch():
-            while await loop.run_in_executor(None, self._watch_step):
-                await asyncio.sleep(0.25)
+            try:
+                while await loop.run_in_executor(None, self._watch_step):
+                    await asyncio.sleep(0.25)
+            except Exception:                  # the next prompt or report settles instead
+                log.exception("LockN residency: the idle watcher failed")
+                with self.lock:
+                    self.watching = False
         loop.call_soon_threadsafe(lambda: loop.create_task(watch()))
 
     def _watch_step(self) -> bool:
         self.settle_if_idle()
+        self._hear_end_before_other_prompts()
         with self.lock:                        # decided under the lock that _watch is called under
             self.watching = self.prompt_running or bool(self.pending)
             return self.watching
+
+    def _hear_end_before_other_prompts(self):
+        """The prompt queued next holds no LockN loader, so the registry would settle only after it:
+        register the hook to hear the running prompt's end instead (ComfyUI hashes cache keys for
+        the rest of this prompt, and for none after)."""
+        q = _queue()
+        if q is None or self.armed or not self.prompt_running:
+            return
+        with q.mutex:
+            nxt = q.queue[0] if q.queue and q.currently_running else None    # a heap: [0] runs next
+        if nxt is not None and not _holds_lockn_loader(nxt[2]):
+            self.arm()
 
     # called by the CacheProvider below while the hook is registered
     def prompt_start(self, prompt_id):

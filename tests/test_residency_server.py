@@ -232,6 +232,43 @@ def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     assert settled["totals"]["gpu_bytes"] <= GB
 
 
+def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_server):
+    """The registry settles when a LockN prompt starts or the queue is idle. When the prompt queued next
+    holds no LockN loader, it hears the running prompt's end instead, so the budgets apply before that
+    prompt runs: the settled residency event comes between the two prompts."""
+    import websocket
+    ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=order", timeout=1)
+    try:
+        first = workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=120, split=60, prefix="res/order-lockn")
+        second = graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")
+        ids = []
+        for g in (first, second):
+            status, body = res_server.post("/prompt", {"prompt": g, "client_id": "order"})
+            assert status == 200, body
+            ids.append(body["prompt_id"])
+        msgs, deadline = [], time.time() + 180
+        while time.time() < deadline:
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            if not isinstance(msg, str):
+                continue
+            msgs.append(json.loads(msg))
+            d = msgs[-1].get("data", {})
+            if msgs[-1]["type"] == "executing" and d.get("node") is None and d.get("prompt_id") == ids[1]:
+                break
+    finally:
+        ws.close()
+
+    def first_index(kind, pid):
+        return next(i for i, m in enumerate(msgs) if m["type"] == kind and m["data"].get("prompt_id") == pid)
+    end1, start2 = first_index("execution_success", ids[0]), first_index("execution_start", ids[1])
+    settled = [i for i, m in enumerate(msgs) if m["type"] == "lockn.residency" and i > end1
+               and m["data"]["totals"]["gpu_bytes"] <= GB]
+    assert settled and settled[0] < start2, (end1, start2, settled)
+
+
 @pytest.mark.parametrize("loader", ["lockn", "core"])
 def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server, loader):
     """POST /lockn/residency/evict while a prompt runs: the answer says it waits, nothing changes under the
