@@ -269,6 +269,50 @@ def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_se
     assert settled and settled[0] < start2, (end1, start2, settled)
 
 
+def test_reports_and_evictions_while_queued_prompts_run_never_block(res_server):
+    """The registry's lock and ComfyUI's queue mutex are taken by the prompt worker, the server's event
+    loop and the idle watcher: ask for reports and evictions many times a second while a queue of LockN
+    and core prompts runs, and everything still finishes, in order, with nothing left waiting."""
+    flows = [workflow(m, ROOMY, prefix=f"res/stress-{m}") for m in ("image", "music", "video", "image")]
+    flows.insert(2, graphs.flux2_t2i(loader="core", steps=1, prefix="res/stress-core"))
+    ids = []
+    for g in flows:
+        status, body = res_server.post("/prompt", {"prompt": g})
+        assert status == 200, body
+        ids.append(body["prompt_id"])
+    stop, errors, asked = threading.Event(), [], [0]
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                rep = res_server.get("/lockn/residency", timeout=30)
+                if asked[0] % 4 == 0 and rep["entries"]:
+                    e = rep["entries"][asked[0] % len(rep["entries"])]
+                    to = ("ram", "dropped")[asked[0] // 4 % 2]
+                    status, _ = res_server.post("/lockn/residency/evict", {"id": e["id"], "to": to}, timeout=30)
+                    assert status == 200
+            except Exception as ex:              # a timeout here would be a lock held too long
+                errors.append(repr(ex))
+            asked[0] += 1
+            time.sleep(0.02)
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            hist = res_server.get("/history", timeout=30)
+            if all(i in hist for i in ids):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors and asked[0] > 20, (errors[:3], asked[0])
+    assert [hist[i]["status"]["status_str"] for i in ids] == ["success"] * len(ids)
+    rep = report(res_server)
+    assert rep["pending_evictions"] == 0 and not rep["prompt_running"] and not rep["hook_armed"]
+
+
 @pytest.mark.parametrize("loader", ["lockn", "core"])
 def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server, loader):
     """POST /lockn/residency/evict while a prompt runs: the answer says it waits, nothing changes under the
