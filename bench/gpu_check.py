@@ -6,7 +6,9 @@ For each setting, a fresh ComfyUI server on the GPU runs workflow A (Flux.2 imag
 C (ACE-Step music), then A again, through LockN's loaders, and checks: A's models were not read from
 disk again; entries sit on the CUDA device; POST /free {unload_models} takes everything off the GPU,
 pinned models included, and the registry stays consistent (same entries, models served from RAM on
-the next run). Prints and writes the observations as JSON; exits 1 when a check fails.
+the next run); a GPU budget applies after a prompt and a dropped model reloads onto the device (the
+registry settles those outside the prompt worker's thread). Prints and writes the observations as
+JSON; exits 1 when a check fails.
 """
 from __future__ import annotations
 
@@ -74,6 +76,20 @@ def check_setting(models, start_image, dynamic: bool) -> dict:
         obs["checks"]["registry_consistent_after_free"] = (
             {e["id"]: e["loads_from_disk"] for e in again["entries"]} == loads
             and any(e["tier"] == "gpu" for e in again["entries"] if e["family"] == "ace15"))
+        # Settling outside the prompt worker's thread (a report, the idle watcher), on the device:
+        # a GPU budget of 1 MB applies after the prompt; a dropped model reloads onto the device.
+        srv.run(graphs.with_residency(g["A"], gpu_gb=0.001), timeout=600)
+        tight = srv.get("/lockn/residency")
+        obs["tiers_after_1mb_budget"] = {e["name"]: (e["tier"], e["device"]) for e in tight["entries"]}
+        dit = next(e for e in tight["entries"] if e["family"] == "flux2" and e["role"] == "diffusion_model")
+        obs["warnings_after_1mb_budget"] = tight["warnings"]                # the pinned ACE-Step model stays
+        obs["checks"]["budget_applied_after_prompt"] = (
+            dit["tier"] == "ram" and all(e["tier"] != "gpu" for e in tight["entries"] if not e["pinned"]))
+        srv.post("/lockn/residency/evict", {"id": dit["id"], "to": "dropped"})
+        srv.run(graphs.with_residency(g["A"], gpu_gb=0.0), timeout=600)          # the default budget again
+        back = next(e for e in srv.get("/lockn/residency")["entries"] if e["id"] == dit["id"])
+        obs["checks"]["dropped_model_reloads_onto_the_device"] = (
+            back["loads_from_disk"] == dit["loads_from_disk"] + 1 and back["tier"] == "gpu")
         log = srv.log_tail(200000)
         obs["log_mentions_dynamic_vram"] = [line.strip() for line in log.splitlines()
                                             if "dynamic" in line.lower() or "aimdo" in line.lower()][:6]

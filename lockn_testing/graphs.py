@@ -197,6 +197,25 @@ def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace1
     }
 
 
+def with_residency(g: dict, gpu_gb: float = 0.0, ram_gb: float = 0.0, pin: bool = False) -> dict:
+    """The same graph with LockN's Residency node between its LockN loader and the rest: budgets in GB
+    (0: the default) and pin for the loader's models."""
+    lid = next(k for k, n in g.items() if n["class_type"].startswith("LockN") and n["class_type"].endswith("Loader"))
+    names = (["model", "model_2", "clip", "vae"] if g[lid]["class_type"] == "LockNWan22Loader"
+             else ["model", "clip", "vae"])
+    r_out = {"model": 0, "model_2": 1, "clip": 2, "vae": 3}          # LockNResidency's outputs
+    g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
+    for n in g.values():
+        for k, v in n["inputs"].items():
+            if isinstance(v, list) and v[0] == lid:
+                n["inputs"][k] = ["R", r_out[names[v[1]]]]
+    g["R"] = {"class_type": "LockNResidency", "inputs": {
+        "gpu_budget_gb": gpu_gb, "ram_budget_gb": ram_gb, "pin": pin,
+        "image_priority": 1, "video_priority": 1, "music_priority": 1,
+        **{name: [lid, i] for i, name in enumerate(names)}}}
+    return g
+
+
 def report_sinks(g: dict) -> dict:
     """The same graph ending in LockN's Residency Report instead of saving files (for machines without
     PyAV, e.g. a bare GPU box): every Save* node becomes a report triggered by what it would save, and

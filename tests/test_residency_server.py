@@ -40,19 +40,7 @@ def workflow(mode: str, residency: dict | None = None, **kw) -> dict:
     g = make(loader="lockn", preset=preset, **{"prefix": f"res/{mode}", **extra, **kw})
     if residency is None:
         return g
-    lid = next(k for k, n in g.items() if n["class_type"].startswith("LockN"))
-    outs = {"image": {0: 0, 1: 2, 2: 3}, "music": {0: 0, 1: 2, 2: 3}, "video": {0: 0, 1: 1, 2: 2, 3: 3}}[mode]
-    ins = {"image": {0: "model", 1: "clip", 2: "vae"}, "music": {0: "model", 1: "clip", 2: "vae"},
-           "video": {0: "model", 1: "model_2", 2: "clip", 3: "vae"}}[mode]
-    for n in g.values():
-        for k, v in n["inputs"].items():
-            if isinstance(v, list) and v[0] == lid:
-                n["inputs"][k] = ["R", outs[v[1]]]
-    g["R"] = {"class_type": "LockNResidency", "inputs": {
-        "gpu_budget_gb": residency.get("gpu", 0.0), "ram_budget_gb": residency.get("ram", 0.0),
-        "pin": residency.get("pin", False), "image_priority": 1, "video_priority": 1, "music_priority": 1,
-        **{name: [lid, i] for i, name in ins.items()}}}
-    return g
+    return graphs.with_residency(g, residency.get("gpu", 0.0), residency.get("ram", 0.0), residency.get("pin", False))
 
 
 def report(srv) -> dict:
