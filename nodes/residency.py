@@ -481,12 +481,12 @@ class Registry:
             if rid in self.records:
                 self.records[rid].entry.last_used = now
         self.prompt_running, self.prompt_ids = False, set()
-        self._run_pending()
         try:
+            self._run_pending()
             self.enforce()
             self.release_dropped()
-        except Exception:                      # never break ComfyUI's prompt loop
-            log.exception("LockN residency: enforcing the budgets failed")
+        except Exception:                      # never break a prompt (this may run in its fingerprints)
+            log.exception("LockN residency: settling after a prompt failed")
         self._changed()
 
     @contextmanager
