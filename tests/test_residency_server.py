@@ -192,6 +192,24 @@ def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(r
     assert all(e["loads_from_disk"] == loads[e["id"]] + 1 for e in entries(res_server, "ace15"))
 
 
+def messages_until(ws, done, seconds: float) -> list[dict]:
+    """JSON messages from a websocket (opened with a short timeout) until done(messages) or the time is up."""
+    import websocket
+    msgs, deadline = [], time.time() + seconds
+    while time.time() < deadline and not (msgs and done(msgs)):
+        try:
+            msg = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
+        if isinstance(msg, str):
+            msgs.append(json.loads(msg))
+    return msgs
+
+
+def settled_event(m: dict) -> bool:
+    return m["type"] == "lockn.residency" and not m["data"]["prompt_running"]
+
+
 def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     """The registry hears no prompt end from ComfyUI (its one hook for that makes every prompt slower):
     once the queue is idle, its watcher settles the last prompt by itself. Here a GPU budget below the
@@ -201,20 +219,11 @@ def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=watcher", timeout=1)
     try:
         res_server.run(workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/watcher"))
-        settled = None
-        deadline = time.time() + 20
-        while settled is None and time.time() < deadline:
-            try:
-                msg = ws.recv()
-            except websocket.WebSocketTimeoutException:
-                continue
-            m = json.loads(msg) if isinstance(msg, str) else {}
-            d = m.get("data", {})
-            if m.get("type") == "lockn.residency" and not d["prompt_running"]:
-                settled = d
+        msgs = messages_until(ws, lambda ms: settled_event(ms[-1]), 20)
     finally:
         ws.close()
-    assert settled is not None, "no settled residency event after the prompt"
+    assert msgs and settled_event(msgs[-1]), "no settled residency event after the prompt"
+    settled = msgs[-1]["data"]
     tiers = {e["role"]: e["tier"] for e in settled["entries"] if e["family"] == "flux2"}
     assert tiers["diffusion_model"] == "ram" and tiers["text_encoder"] == "ram", tiers
     assert settled["totals"]["gpu_bytes"] <= GB
@@ -234,18 +243,8 @@ def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_se
             status, body = res_server.post("/prompt", {"prompt": g, "client_id": "order"})
             assert status == 200, body
             ids.append(body["prompt_id"])
-        msgs, deadline = [], time.time() + 180
-        while time.time() < deadline:
-            try:
-                msg = ws.recv()
-            except websocket.WebSocketTimeoutException:
-                continue
-            if not isinstance(msg, str):
-                continue
-            msgs.append(json.loads(msg))
-            d = msgs[-1].get("data", {})
-            if msgs[-1]["type"] == "executing" and d.get("node") is None and d.get("prompt_id") == ids[1]:
-                break
+        msgs = messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
+                              and ms[-1]["data"].get("prompt_id") == ids[1], 180)
     finally:
         ws.close()
 
