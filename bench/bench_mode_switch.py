@@ -72,7 +72,9 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool) -> dict:
                 ns = res.node_seconds()
                 cyc["prompts"].append({"mode": mode, "seconds": wall,
                                        "loader_seconds": sum(v for k, v in ns.items() if k in LOADERS),
-                                       "executed": len(res.executed)})
+                                       "executed": len(res.executed),
+                                       # where the time goes, node by node (websocket 'executing' marks)
+                                       "node_seconds": {f"{g[k]['class_type']}#{k}": round(v, 4) for k, v in ns.items() if k in g}})
             cyc["seconds"] = sum(p["seconds"] for p in cyc["prompts"])
             cyc["loader_seconds"] = sum(p["loader_seconds"] for p in cyc["prompts"])
             out["cycles"].append(cyc)
