@@ -124,6 +124,8 @@ def main():
         for config in ("default", "lockn"):
             print(f"rep {rep + 1}: {config}", flush=True)
             results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu)})
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps(results, indent=2))   # so far: a run cut short still leaves its data
 
     def warm(config, key="seconds"):
         return statistics.median(c[key] for r in results["runs"] if r["config"] == config for c in r["cycles"][1:])
