@@ -13,6 +13,10 @@ python3 -m pip install -q --no-index --find-links .device/wheels transformers==5
   torchsde trampoline simpleeval blake3 gguf alembic sqlalchemy mako pydantic pydantic-settings python-dotenv \
   websocket-client > "$OUT/pip.log" 2>&1; echo "pip rc=$?"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# The harness starts ComfyUI with $COMFYUI_PATH/.venv/bin/python: there, the box's own Python (a wrapper,
+# not a link, so that the box's venv keeps its site-packages).
+mkdir -p .device/ComfyUI/.venv/bin && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > .device/ComfyUI/.venv/bin/python \
+  && chmod +x .device/ComfyUI/.venv/bin/python
 mkdir -p /tmp/fe && echo '<html></html>' > /tmp/fe/index.html
 export COMFYUI_PATH=$PWD/.device/ComfyUI PYTHONPATH=$PWD/bench/device/stubs:$PWD LOCKN_TINY_CACHE=/tmp/tiny
 export LOCKN_COMFY_EXTRA_ARGS="--front-end-root /tmp/fe" LOCKN_BENCH_SINK=report PYTHONUNBUFFERED=1
