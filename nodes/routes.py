@@ -212,6 +212,9 @@ def register(server) -> None:
                 REGISTRY.drop_all("POST /free with free_memory")
         return await handler(request)
 
+    # a prompt without LockN loaders queued behind one with them: hear the end of the latter first
+    server.add_on_prompt_handler(REGISTRY.prompt_queued)
+
     try:
         server.app.middlewares.append(free_watch)
     except (AttributeError, RuntimeError):     # app already frozen: /free then only unloads (tiers show it)

@@ -229,14 +229,26 @@ def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     assert settled["totals"]["gpu_bytes"] <= GB
 
 
+def settled_between(msgs, before_pid, after_pid) -> tuple:
+    """Where the before-prompt succeeded, where the after-prompt's nodes begin (ComfyUI says which are
+    cached just before: the hook's prompt_start comes between its execution_start and that), and the
+    residency events after the former that show the 1 GB GPU budget applied."""
+    def first_index(kind, pid):
+        return next(i for i, m in enumerate(msgs) if m["type"] == kind and m["data"].get("prompt_id") == pid)
+    end1, start2 = first_index("execution_success", before_pid), first_index("execution_cached", after_pid)
+    return end1, start2, [i for i, m in enumerate(msgs) if m["type"] == "lockn.residency" and i > end1
+                          and m["data"]["totals"]["gpu_bytes"] <= GB]
+
+
 def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_server):
-    """The registry settles when a LockN prompt starts or the queue is idle. When the prompt queued next
-    holds no LockN loader, it hears the running prompt's end instead, so the budgets apply before that
-    prompt runs: the settled residency event comes between the two prompts."""
+    """The registry settles when a LockN prompt starts or the queue is idle. When a prompt without LockN
+    loaders is queued behind a LockN prompt, the registry hears the LockN prompt's end instead (it looks
+    at every submitted prompt), so the budgets apply before the other prompt runs: the settled residency
+    event comes between the two prompts."""
     import websocket
     ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=order", timeout=1)
     try:
-        first = workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=120, split=60, prefix="res/order-lockn")
+        first = workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=40, split=20, prefix="res/order-lockn")
         second = graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")
         ids = []
         for g in (first, second):
@@ -247,12 +259,30 @@ def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_se
                               and ms[-1]["data"].get("prompt_id") == ids[1], 180)
     finally:
         ws.close()
+    end1, start2, settled = settled_between(msgs, ids[0], ids[1])
+    assert settled and settled[0] < start2, (end1, start2, settled)
 
-    def first_index(kind, pid):
-        return next(i for i, m in enumerate(msgs) if m["type"] == kind and m["data"].get("prompt_id") == pid)
-    end1, start2 = first_index("execution_success", ids[0]), first_index("execution_start", ids[1])
-    settled = [i for i, m in enumerate(msgs) if m["type"] == "lockn.residency" and i > end1
-               and m["data"]["totals"]["gpu_bytes"] <= GB]
+
+def test_prompts_queued_behind_another_settle_between_a_lockn_prompt_and_the_next(res_server):
+    """While a long prompt runs, a LockN prompt and then a prompt without LockN loaders are queued: the
+    hook stays registered past the long prompt's end (the waiting prompts mix the two kinds), so the
+    budgets apply between the LockN prompt and the one after it."""
+    import websocket
+    ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=behind", timeout=1)
+    try:
+        flows = [graphs.wan22_i2v(loader="core", steps=60, split=30, prefix="res/behind-long"),
+                 workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/behind-lockn"),
+                 graphs.flux2_t2i(loader="core", steps=1, prefix="res/behind-core")]
+        ids = []
+        for g in flows:
+            status, body = res_server.post("/prompt", {"prompt": g, "client_id": "behind"})
+            assert status == 200, body
+            ids.append(body["prompt_id"])
+        msgs = messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
+                              and ms[-1]["data"].get("prompt_id") == ids[2], 240)
+    finally:
+        ws.close()
+    end1, start2, settled = settled_between(msgs, ids[1], ids[2])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
 
