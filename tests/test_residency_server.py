@@ -229,6 +229,22 @@ def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     assert settled["totals"]["gpu_bytes"] <= GB
 
 
+def queue_and_listen(srv, client: str, flows: list[dict], seconds: float = 240) -> tuple[list[str], list[dict]]:
+    """Queue the prompts back to back and collect the websocket's messages until the last has ended."""
+    import websocket
+    ws = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/ws?clientId={client}", timeout=1)
+    try:
+        ids = []
+        for g in flows:
+            status, body = srv.post("/prompt", {"prompt": g, "client_id": client})
+            assert status == 200, body
+            ids.append(body["prompt_id"])
+        return ids, messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
+                                   and ms[-1]["data"].get("prompt_id") == ids[-1], seconds)
+    finally:
+        ws.close()
+
+
 def settled_between(msgs, before_pid, after_pid) -> tuple:
     """Where the before-prompt succeeded, where the after-prompt's nodes begin (ComfyUI says which are
     cached just before: the hook's prompt_start comes between its execution_start and that), and the
@@ -245,20 +261,9 @@ def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_se
     loaders is queued behind a LockN prompt, the registry hears the LockN prompt's end instead (it looks
     at every submitted prompt), so the budgets apply before the other prompt runs: the settled residency
     event comes between the two prompts."""
-    import websocket
-    ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=order", timeout=1)
-    try:
-        first = workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=40, split=20, prefix="res/order-lockn")
-        second = graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")
-        ids = []
-        for g in (first, second):
-            status, body = res_server.post("/prompt", {"prompt": g, "client_id": "order"})
-            assert status == 200, body
-            ids.append(body["prompt_id"])
-        msgs = messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
-                              and ms[-1]["data"].get("prompt_id") == ids[1], 180)
-    finally:
-        ws.close()
+    ids, msgs = queue_and_listen(res_server, "order", [
+        workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=40, split=20, prefix="res/order-lockn"),
+        graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")])
     end1, start2, settled = settled_between(msgs, ids[0], ids[1])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
@@ -267,21 +272,10 @@ def test_prompts_queued_behind_another_settle_between_a_lockn_prompt_and_the_nex
     """While a long prompt runs, a LockN prompt and then a prompt without LockN loaders are queued: the
     hook stays registered past the long prompt's end (the waiting prompts mix the two kinds), so the
     budgets apply between the LockN prompt and the one after it."""
-    import websocket
-    ws = websocket.create_connection(f"ws://127.0.0.1:{res_server.port}/ws?clientId=behind", timeout=1)
-    try:
-        flows = [graphs.wan22_i2v(loader="core", steps=60, split=30, prefix="res/behind-long"),
-                 workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/behind-lockn"),
-                 graphs.flux2_t2i(loader="core", steps=1, prefix="res/behind-core")]
-        ids = []
-        for g in flows:
-            status, body = res_server.post("/prompt", {"prompt": g, "client_id": "behind"})
-            assert status == 200, body
-            ids.append(body["prompt_id"])
-        msgs = messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
-                              and ms[-1]["data"].get("prompt_id") == ids[2], 240)
-    finally:
-        ws.close()
+    ids, msgs = queue_and_listen(res_server, "behind", [
+        graphs.wan22_i2v(loader="core", steps=60, split=30, prefix="res/behind-long"),
+        workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/behind-lockn"),
+        graphs.flux2_t2i(loader="core", steps=1, prefix="res/behind-core")])
     end1, start2, settled = settled_between(msgs, ids[1], ids[2])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
