@@ -120,12 +120,13 @@ def main():
     sizes = {f"{d}/{f}": round(os.path.getsize(models / d / f) / 1e9, 3) for d in ("diffusion_models", "text_encoders")
              for f in sorted(os.listdir(models / d)) if os.path.getsize(models / d / f) > 1e8}
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "spec": a.spec, "big_files_gb": sizes, "runs": []}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for rep in range(a.reps):
         for config in ("default", "lockn"):
             print(f"rep {rep + 1}: {config}", flush=True)
             results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu)})
-            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.out).write_text(json.dumps(results, indent=2))   # so far: a run cut short still leaves its data
+            out.write_text(json.dumps(results, indent=2))   # so far: a run cut short still leaves its data
 
     def warm(config, key="seconds"):
         return statistics.median(c[key] for r in results["runs"] if r["config"] == config for c in r["cycles"][1:])
@@ -140,8 +141,7 @@ def main():
     }
     summary["warm_speedup"] = summary["warm_cycle_s"]["default"] / summary["warm_cycle_s"]["lockn"]
     results["summary"] = summary
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps(results, indent=2))
     print(json.dumps({"machine": results["machine"], **summary}, indent=2))
 
 
