@@ -41,9 +41,8 @@ def child(mode: str, models: str, gpu: bool, cold: bool):
     import comfy.model_management as mm
     path = os.path.join(models, "diffusion_models", FILE)
     if cold:
-        fd = os.open(path, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
+        from bench import drop_from_page_cache
+        drop_from_page_cache(path)
     if mode == "lockn":
         loaders = next(m for k, m in sys.modules.items() if k.endswith(".nodes.loaders") and hasattr(m, "build_specs"))
     with open("/proc/self/clear_refs", "w") as f:

@@ -3,7 +3,10 @@ each (bench/synthetic.py; --spec stacks: diffusion models and text encoders, --s
 models only), with LockN's residency (its loader nodes) against ComfyUI's default cache (core loaders),
 side by side in one run: a fresh server per configuration, alternated.
 
-    python -m bench.bench_mode_switch [--reps 2] [--gpu] [--spec stacks|dit] [--out bench/out/mode_switch.json]
+    python -m bench.bench_mode_switch [--reps 2] [--gpu] [--spec stacks|dit] [--cold] [--out bench/out/mode_switch.json]
+
+--cold drops the model files from the page cache before every prompt (both configurations), as when
+the LLMs' memory pushes them out of RAM: what the default cache reloads then comes from the disk.
 
 Reports per configuration the cycle times (first and warm), the time spent in loader nodes, and
 LockN's registry overhead per loader execution (its own bookkeeping, GET /lockn/residency).
@@ -23,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import synthetic  # noqa: E402
+from bench import drop_from_page_cache, synthetic  # noqa: E402
 from lockn_testing import graphs  # noqa: E402
 from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
@@ -48,7 +51,7 @@ def _workflows(config: str) -> list[tuple[str, dict]]:
 LOADERS = {"12", "38", "10", "95", "96", "84", "90", "104", "105", "106"}   # loader node ids in lockn_testing.graphs
 
 
-def run_config(models: Path, config: str, cycles: int, gpu: bool) -> dict:
+def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = False) -> dict:
     srv = ComfyServer(models, cpu=not gpu)
     try:
         srv.start()
@@ -66,6 +69,8 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool) -> dict:
                 before = srv.get("/lockn/residency")
             cyc = {"prompts": []}
             for mode, g in workflows(config):
+                if cold:
+                    drop_from_page_cache(models)
                 t0 = time.perf_counter()
                 res = srv.run(g, timeout=1800)
                 wall = time.perf_counter() - t0
@@ -114,18 +119,20 @@ def main():
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--gpu", action="store_true", help="run ComfyUI on the GPU (no --cpu)")
     ap.add_argument("--spec", choices=synthetic.SPECS, default="stacks", help="which models are big (bench/synthetic.py)")
+    ap.add_argument("--cold", action="store_true", help="drop the model files from the page cache before every prompt")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "mode_switch.json"))
     a = ap.parse_args()
     models = synthetic.ensure(spec=a.spec)
     sizes = {f"{d}/{f}": round(os.path.getsize(models / d / f) / 1e9, 3) for d in ("diffusion_models", "text_encoders")
              for f in sorted(os.listdir(models / d)) if os.path.getsize(models / d / f) > 1e8}
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "spec": a.spec, "big_files_gb": sizes, "runs": []}
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "spec": a.spec, "cold": a.cold,
+               "big_files_gb": sizes, "runs": []}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for rep in range(a.reps):
         for config in ("default", "lockn"):
             print(f"rep {rep + 1}: {config}", flush=True)
-            results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu)})
+            results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu, a.cold)})
             out.write_text(json.dumps(results, indent=2))   # so far: a run cut short still leaves its data
 
     def warm(config, key="seconds"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # LockN Gen's GPU benchmarks on a bare CUDA box, as one short script (device time is scarce):
-#   [REPS=2] bash bench/device/run.sh [mode_switch|gpu_check|gguf_load|all]      (default: mode_switch)
+#   [REPS=2] [COLD=1] bash bench/device/run.sh [mode_switch|gpu_check|gguf_load|all]      (default: mode_switch)
 # A fresh box spends about 2 minutes before the benchmark (pip, tiny set, synthetic models); each rep
 # of the mode switch (default, then LockN) about 1 minute on an H100.
 # Needs the payload from bench/device/prepare.sh (carried as .device). Results land in $OUT.
@@ -38,7 +38,7 @@ if [ "$what" = mode_switch ] || [ "$what" = all ]; then
   step synthetic
   timeout 200 python3 -m bench.synthetic --spec stacks > "$OUT/synthetic.log" 2>&1; echo "synthetic rc=$?"; grep GB "$OUT/synthetic.log"
   step mode_switch
-  timeout 330 python3 -m bench.bench_mode_switch --reps ${REPS:-2} --gpu --spec stacks --out "$OUT/mode_switch_gpu_stacks.json" \
+  timeout 330 python3 -m bench.bench_mode_switch --reps ${REPS:-2} --gpu --spec stacks ${COLD:+--cold} --out "$OUT/mode_switch_gpu_stacks${COLD:+_cold}.json" \
     > "$OUT/mode_switch.log" 2>&1; echo "mode rc=$?"
   tail -26 "$OUT/mode_switch.log"
 fi
