@@ -18,15 +18,16 @@ ComfyUI functions and APIs relied on (no device function is patched):
   prompt's id: ComfyUI asks for every fingerprint before a prompt's first node runs);
 - PromptServer.instance.prompt_queue: currently_running (a prompt is in progress, from the worker's
   get() to its task_done(); its values are queue items) read under its mutex, which get() needs to
-  start the next prompt; queue, the heap of waiting items (number, prompt id, prompt, ...);
+  start the next prompt; queue, the heap of waiting items (number, prompt id, prompt, ...), whose [0]
+  runs next;
   PromptServer.instance.loop for the idle watcher;
 - PromptServer.instance.add_on_prompt_handler: ComfyUI calls the handler with the body of every
   POST /prompt (its only way into the queue) before the prompt is validated and queued;
 - comfy_api.latest Caching.CacheProvider on_prompt_start / on_prompt_end, registered with
   comfy_execution.cache_provider.register_cache_provider / unregister_cache_provider (what
   Caching.register_provider / unregister_provider call, but synchronous) only while an eviction waits
-  for a running prompt's end or prompts without LockN loaders may follow one with them: see "prompt
-  life cycle" below for why not always;
+  for a running prompt's end or a prompt without LockN loaders is next after one with them: see
+  "prompt life cycle" below for why not always;
 - server.PromptServer.instance.send_sync for the "lockn.residency" websocket event;
 - PromptServer.instance.prompt_queue (its RLock mutex, get_flags, set_flag) to ask for what
   POST /free {"free_memory": true, "unload_models": false} does: after the prompt, the prompt worker
@@ -369,7 +370,7 @@ class Registry:
             with self._when_idle() as idle:
                 if idle:
                     self._settle()             # the last prompt's end first
-                    self._disarm_unless_queue_mixes()
+                    self._disarm()
                     self._evict_now(records, to)
                     return ids
             with self.lock:
@@ -432,10 +433,10 @@ class Registry:
     # - an idle queue: a watcher on the server's event loop looks four times a second, and every
     #   report looks first. Both hold the queue's mutex while they settle, so no prompt starts meanwhile.
     # The hook is registered only where those come too late: while evictions asked for during a prompt
-    # wait for it (see `evict`), and while prompts without a LockN loader may follow one with a LockN
-    # loader (`prompt_queued`, ComfyUI's on_prompt handler, looks at each prompt as it is submitted;
-    # the hook stays registered while the waiting prompts mix the two), so the registry settles before
-    # such a prompt runs, also when it is submitted the moment a LockN prompt ends.
+    # wait for it (see `evict`), and when a prompt without a LockN loader is next after a LockN prompt:
+    # looked at when the LockN prompt starts (`_begin`: the waiting prompt that runs next) and when a
+    # prompt is submitted (`prompt_queued`, ComfyUI's on_prompt handler), so the registry settles
+    # before such a prompt runs, also when it is submitted the moment a LockN prompt ends.
     def arm(self):
         """Register the life-cycle hook: every prompt that starts from now on calls prompt_start and
         every prompt that ends calls prompt_end, until one has."""
@@ -465,6 +466,12 @@ class Registry:
         self._settle()                         # a new prompt: the last one has ended
         self.prompt_id, self.prompt_running, self.prompt_ids = prompt_id, True, set()
         self._watch()
+        q = _queue()                           # the worker's thread: self.lock, then the mutex
+        if q is not None:
+            with q.mutex:
+                nxt = q.queue[0] if q.queue else None          # a heap: [0] runs next
+            if nxt is not None and not _holds_lockn_loader(nxt[2]):
+                self.arm()                     # hear this prompt's end before that one starts
 
     def busy(self) -> bool:
         """A prompt is in progress: one the registry saw start and has not settled, or any that
@@ -519,7 +526,7 @@ class Registry:
         with self._when_idle() as idle:
             if idle:
                 self._settle()
-                self._disarm_unless_queue_mixes()
+                self._disarm()
 
     def _watch(self):
         """Settle once the queue is idle: a task on the server's event loop looks four times a second
@@ -551,40 +558,25 @@ class Registry:
 
     def prompt_queued(self, json_data):
         """ComfyUI's on_prompt handler (POST /prompt, on the server's loop, before the prompt is
-        validated and queued). A prompt without a LockN loader that may run right after one with a
-        LockN loader would start before any settle but the hook's: register the hook now. The
-        registry then hears that LockN prompt's end, or the next prompt's start (prompt_start), and
-        settles before the other prompt runs. Returns json_data unchanged."""
+        validated and queued). A prompt without a LockN loader that will run next, right after a
+        LockN prompt (running, or ended and not settled yet), would start before any settle but the
+        hook's: register the hook now, so the registry hears that prompt's end or the next start
+        (prompt_start). A prompt queued behind others is looked at when the LockN prompt before it
+        starts (`_begin`). Returns json_data unchanged."""
         try:
             prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
             q = _queue()
-            if self.armed or self.hook is None or q is None or not isinstance(prompt, dict):
+            if self.armed or self.hook is None or q is None or not isinstance(prompt, dict) \
+                    or _holds_lockn_loader(prompt):
                 return json_data
-            kinds = {_holds_lockn_loader(prompt)}
-            if self.prompt_running or self.pending:        # a LockN prompt not settled yet
-                kinds.add(True)
-            with q.mutex:                                  # not nested with self.lock (see _when_idle)
-                kinds |= {_holds_lockn_loader(item[2]) for item in q.queue}
-                if any(_holds_lockn_loader(item[2]) for item in q.currently_running.values()):
-                    kinds.add(True)
-            if kinds == {True, False}:
+            with q.mutex:                      # not nested with self.lock (see _when_idle)
+                lockn_running = any(_holds_lockn_loader(item[2]) for item in q.currently_running.values())
+                runs_next = not q.queue or bool(json_data.get("front")) or "number" in json_data
+            if runs_next and (lockn_running or self.prompt_running or self.pending):
                 self.arm()
-        except Exception:                              # never refuse a prompt over this
+        except Exception:                      # never refuse a prompt over this
             log.exception("LockN residency: looking at a queued prompt failed")
         return json_data
-
-    def _disarm_unless_queue_mixes(self):
-        """Unregister the hook, unless the waiting prompts include one with a LockN loader and one
-        without: then the one without may follow the other, and only the hook settles in between.
-        Called holding self.lock, either from the prompt worker (the queue is busy) or under the
-        queue's mutex (idle): both allowed orders."""
-        q = _queue()
-        if q is not None:
-            with q.mutex:
-                kinds = {_holds_lockn_loader(item[2]) for item in q.queue}
-            if kinds == {True, False}:
-                return
-        self._disarm()
 
     # called by the CacheProvider below while the hook is registered
     def prompt_start(self, prompt_id):
@@ -595,7 +587,7 @@ class Registry:
     def prompt_end(self, prompt_id):
         with self.lock:
             self._settle()
-            self._disarm_unless_queue_mixes()
+            self._disarm()
 
     # ---- reporting ---------------------------------------------------------------------------------
     def report(self) -> dict:

@@ -229,18 +229,23 @@ def test_after_a_prompt_its_budgets_apply_with_nobody_asking(res_server):
     assert settled["totals"]["gpu_bytes"] <= GB
 
 
-def queue_and_listen(srv, client: str, flows: list[dict], seconds: float = 240) -> tuple[list[str], list[dict]]:
-    """Queue the prompts back to back and collect the websocket's messages until the last has ended."""
+def queue_and_listen(srv, client: str, flows: list[dict], seconds: float = 240,
+                     each_once_running: bool = False) -> tuple[list[str], list[dict]]:
+    """Queue the prompts back to back (or each once the one before runs its nodes) and collect the
+    websocket's messages until the last has ended."""
     import websocket
     ws = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/ws?clientId={client}", timeout=1)
     try:
-        ids = []
+        ids, msgs = [], []
         for g in flows:
+            if each_once_running and ids:
+                msgs += messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node")
+                                       is not None and ms[-1]["data"].get("prompt_id") == ids[-1], seconds)
             status, body = srv.post("/prompt", {"prompt": g, "client_id": client})
             assert status == 200, body
             ids.append(body["prompt_id"])
-        return ids, messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node") is None
-                                   and ms[-1]["data"].get("prompt_id") == ids[-1], seconds)
+        return ids, msgs + messages_until(ws, lambda ms: ms[-1]["type"] == "executing" and ms[-1]["data"].get("node")
+                                          is None and ms[-1]["data"].get("prompt_id") == ids[-1], seconds)
     finally:
         ws.close()
 
@@ -258,20 +263,20 @@ def settled_between(msgs, before_pid, after_pid) -> tuple:
 
 def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_server):
     """The registry settles when a LockN prompt starts or the queue is idle. When a prompt without LockN
-    loaders is queued behind a LockN prompt, the registry hears the LockN prompt's end instead (it looks
-    at every submitted prompt), so the budgets apply before the other prompt runs: the settled residency
-    event comes between the two prompts."""
+    loaders is submitted while a LockN prompt runs its nodes, the registry hears the LockN prompt's end
+    instead (it looks at every submitted prompt), so the budgets apply before the other prompt runs: the
+    settled residency event comes between the two prompts."""
     ids, msgs = queue_and_listen(res_server, "order", [
         workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=40, split=20, prefix="res/order-lockn"),
-        graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")])
+        graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")], each_once_running=True)
     end1, start2, settled = settled_between(msgs, ids[0], ids[1])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
 
 def test_prompts_queued_behind_another_settle_between_a_lockn_prompt_and_the_next(res_server):
-    """While a long prompt runs, a LockN prompt and then a prompt without LockN loaders are queued: the
-    hook stays registered past the long prompt's end (the waiting prompts mix the two kinds), so the
-    budgets apply between the LockN prompt and the one after it."""
+    """While a long prompt runs, a LockN prompt and then a prompt without LockN loaders are queued: when
+    the LockN prompt starts, the registry sees what runs next and hears its end, so the budgets apply
+    between the LockN prompt and the one after it."""
     ids, msgs = queue_and_listen(res_server, "behind", [
         graphs.wan22_i2v(loader="core", steps=60, split=30, prefix="res/behind-long"),
         workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/behind-lockn"),
