@@ -88,7 +88,7 @@ def main():
         return child(a.child, a.models, a.gpu, a.cold)
     sys.path.insert(0, str(REPO))
     from bench import synthetic
-    from bench.bench_mode_switch import machine
+    from bench import machine
     models = str(synthetic.ensure(spec="dit"))     # the GGUF file of the recorded runs; tiny text encoders
     rows = []
     for rep in range(a.reps):

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -29,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import machine  # noqa: E402
 from lockn_testing import graphs  # noqa: E402
 
 
@@ -113,8 +112,7 @@ def main():
                       "prompt_ms_with_hook": 1000 * statistics.median(r["on"]),
                       "cache_key_hashing_ms_with_hook": 1000 * statistics.median(r["hashing_on"])}
                for name, r in res.items()}
-    out = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "python": platform.python_version()},
+    out = {"machine": machine(),
            "date": time.strftime("%Y-%m-%d %H:%M"), "reps": a.reps, "runs": res, "summary": summary}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2))

@@ -107,7 +107,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "gpu_check.json"))
     a = ap.parse_args()
-    from bench.bench_mode_switch import machine
+    from bench import machine
     import numpy as np
     from PIL import Image
     models = tiny.ensure()
