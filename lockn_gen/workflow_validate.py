@@ -1,0 +1,131 @@
+"""Validation of an API prompt against a server's ``/object_info``: the problems that would make the
+server refuse or fail it, each as a plain sentence, found before anything is queued.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .workflow_schema import (_choices_text, _dynamic_sub_inputs, _range_text, _types_ok, class_inputs,
+                              combo_options, input_spec, is_link, node_label, spec_opts, spec_type)
+
+# where a node type that the server lacks usually comes from: (prefix of the class name, pack)
+KNOWN_PACKS = [
+    ("UnetLoaderGGUF", "ComfyUI-GGUF (city96)"), ("CLIPLoaderGGUF", "ComfyUI-GGUF (city96)"),
+    ("DualCLIPLoaderGGUF", "ComfyUI-GGUF (city96)"), ("TripleCLIPLoaderGGUF", "ComfyUI-GGUF (city96)"),
+    ("LockN", "LockN Gen (this pack)"), ("VHS_", "ComfyUI-VideoHelperSuite"), ("WanVideo", "ComfyUI-WanVideoWrapper"),
+    ("LTXV", "ComfyUI-LTXVideo"), ("easy ", "ComfyUI-Easy-Use"), ("SetNode", "ComfyUI-KJNodes"),
+    ("GetNode", "ComfyUI-KJNodes"), ("DisTorch", "ComfyUI-MultiGPU"), ("TeaCache", "ComfyUI-TeaCache"),
+]
+
+
+def pack_hint(class_type: str, meta: dict | None = None) -> str:
+    pack = (meta or {}).get("pack")
+    if not pack:
+        pack = next((p for prefix, p in KNOWN_PACKS if class_type.startswith(prefix)), None)
+    if pack:
+        return f"install the custom node pack {pack} on the server and restart it"
+    return "a custom node pack is probably missing on the server (or the node was renamed)"
+
+
+def _all_inputs(info: dict, inputs: dict) -> list[tuple[str, Any, bool]]:
+    """The class's inputs with dynamic combos expanded for the chosen values ("a.b" names)."""
+    return _expand_dynamic(class_inputs(info), inputs, "")
+
+
+def _expand_dynamic(specs, inputs: dict, prefix: str) -> list[tuple[str, Any, bool]]:
+    out = []
+    for name, spec, optional in specs:
+        full = prefix + name
+        out.append((full, spec, optional))
+        if spec_type(spec) == "COMFY_DYNAMICCOMBO_V3":
+            sub = [(n, s, optional or o) for n, s, o in _dynamic_sub_inputs(spec, inputs.get(full))]
+            out.extend(_expand_dynamic(sub, inputs, full + "."))
+    return out
+
+
+def validate(prompt: dict, object_info: dict) -> list[str]:
+    """Problems that would make the server refuse or fail the prompt, as plain sentences: unknown node
+    types (and which pack may be missing), missing required inputs, links to missing nodes or outputs,
+    values outside min/max, and choices (e.g. model files) the server does not have."""
+    if not isinstance(prompt, dict) or not prompt:
+        return ["the workflow has no nodes"]
+    errors, has_output, unknown = [], False, False
+    for nid, node in prompt.items():
+        if not isinstance(node, dict):
+            errors.append(f"node {nid}: is not a node ({type(node).__name__})")
+            continue
+        label = node_label(nid, node)
+        ct = node.get("class_type")
+        if not ct:
+            errors.append(f"{label}: has no class_type")
+            continue
+        info = object_info.get(ct)
+        if info is None:
+            unknown = True
+            errors.append(f"{label}: the server does not know the node type '{ct}'; "
+                          f"{pack_hint(ct, node.get('_meta'))}")
+            continue
+        has_output = has_output or bool(info.get("output_node"))
+        inputs = node.get("inputs") or {}
+        expanded = _all_inputs(info, inputs)
+        for name, spec, optional in expanded:
+            t = spec_type(spec)
+            if name not in inputs:
+                if not optional and t not in ("COMFY_AUTOGROW_V3",):
+                    errors.append(f"{label}: required input '{name}' ({t}) is missing")
+                continue
+            v = inputs[name]
+            if is_link(v):
+                errors.extend(_check_link(label, name, spec, v, prompt, object_info))
+            else:
+                errors.extend(_check_value(label, name, spec, v))
+        known = {n for n, _, _ in expanded}
+        for name, v in inputs.items():              # autogrow entries ("values.a")
+            spec = input_spec(info, name, inputs) if name not in known and is_link(v) else None
+            if spec is not None:
+                errors.extend(_check_link(label, name, spec, v, prompt, object_info))
+    if not has_output and not unknown:
+        errors.append("the workflow has no output node (such as Save Image, Save Video, Save Audio or Preview "
+                      "Image), so the server would run nothing")
+    return errors
+
+
+def _check_link(label, name, spec, v, prompt, object_info) -> list[str]:
+    src_id, slot = v
+    src = prompt.get(src_id)
+    if src is None:
+        return [f"{label}: input '{name}' is connected to node {src_id}, which is not in the workflow"]
+    src_info = object_info.get(src.get("class_type"))
+    if src_info is None:
+        return []                                   # reported as an unknown type already
+    outputs = src_info.get("output") or []
+    if slot < 0 or slot >= len(outputs):
+        return [f"{label}: input '{name}' is connected to output {slot} of {node_label(src_id, src)}, "
+                f"which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}"]
+    out_t = "COMBO" if isinstance(outputs[slot], list) else outputs[slot]
+    in_t = "COMBO" if isinstance(spec[0], list) else spec[0]            # the socket type, not the widget
+    if in_t == "COMBO" or str(out_t).startswith("COMFY_") or str(in_t).startswith("COMFY_") or _types_ok(out_t, in_t):
+        return []
+    return [f"{label}: input '{name}' expects {in_t} but is connected to output {slot} of "
+            f"{node_label(src_id, src)}, which gives {out_t}"]
+
+
+def _check_value(label, name, spec, v) -> list[str]:
+    t, opts = spec_type(spec), spec_opts(spec)
+    where = f"{label}: input '{name}'"
+    if isinstance(v, dict) and "__value__" in v:
+        return []
+    if t in ("INT", "FLOAT"):
+        try:
+            num = int(v) if t == "INT" else float(v)
+        except (TypeError, ValueError):
+            return [f"{where} expects {'a whole number' if t == 'INT' else 'a number'}, got {v!r}"]
+        lo, hi = opts.get("min"), opts.get("max")
+        if (lo is not None and num < lo) or (hi is not None and num > hi):
+            return [f"{where} is {num}, outside the allowed range{_range_text(opts)}"]
+        return []
+    if t in ("COMBO", "COMFY_DYNAMICCOMBO_V3") and not opts.get("multiselect"):
+        choices = combo_options(spec)
+        if v not in choices and str(v) not in [str(c) for c in choices]:
+            return [f"{where}: {v!r} is not available on the server; {_choices_text(choices)}"]
+    return []
