@@ -6,6 +6,7 @@ paths separated by the OS path separator, or ``user_catalog_paths`` given by the
 """
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class Family:
     roles: tuple[str, ...]
     defaults: dict = field(default_factory=dict)
     template: str = ""
+    node: str = ""            # the loader node's id
+    inputs: tuple[str, ...] = ()   # the loader node's per-role override inputs, in order
+    clip_type: str = ""       # ComfyUI's CLIPLoader type for its text encoder
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,8 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -
         try:
             families[fid] = Family(id=fid, display_name=f["display_name"], mode=f["mode"],
                                    roles=tuple(f["roles"]), defaults=dict(f.get("defaults", {})),
-                                   template=f.get("template", ""))
+                                   template=f.get("template", ""), node=f.get("node", ""),
+                                   inputs=tuple(f.get("inputs", ())), clip_type=f.get("clip_type", ""))
         except KeyError as e:
             raise CatalogError(f"{source}: family {fid!r} lacks {e.args[0]!r}") from None
     for name, f in (doc.get("files") or {}).items():
@@ -213,6 +218,12 @@ def _validate(families: dict, files: dict, presets: dict) -> None:
 def user_catalog_paths() -> list[Path]:
     raw = os.environ.get("LOCKN_GEN_CATALOG", "")
     return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+
+
+@functools.lru_cache(maxsize=1)
+def builtin() -> Catalog:
+    """The pack's own catalog (no user files): the one source of the families' facts."""
+    return load(include_env=False)
 
 
 def load(extra_paths: list[os.PathLike | str] | None = None, include_env: bool = True) -> Catalog:

@@ -42,13 +42,8 @@ class Graph:
 
 
 def _loader(g: Graph, family: str, preset: str, title: str) -> str:
-    roles = {"flux2": ("diffusion_model", "text_encoder", "vae"),
-             "wan22": ("high_noise", "low_noise", "text_encoder", "vae"),
-             "ltx2": ("checkpoint", "diffusion_model", "vae", "audio_vae", "text_encoder", "text_projection"),
-             "ace15": ("diffusion_model", "text_encoder", "lm", "vae")}[family]
-    node = {"flux2": "LockNFlux2Loader", "wan22": "LockNWan22Loader", "ltx2": "LockNLTX2Loader",
-            "ace15": "LockNAceStep15Loader"}[family]
-    return g.add(node, title, preset=preset, **{r: P for r in roles}, weight_dtype="default")
+    fam = catalog_mod.builtin().families[family]
+    return g.add(fam.node, title, preset=preset, **{r: P for r in fam.inputs}, weight_dtype="default")
 
 
 # ---- the pieces, shared by the single-family workflows and the chains -----------------------------

@@ -280,8 +280,9 @@ def identify(info: FileInfo) -> Identity:
 _ROLE_EQUIV = {"high_noise": "diffusion_model", "low_noise": "diffusion_model"}
 
 
-def check_identity(info: FileInfo, family: str, role: str) -> Identity:
-    """Raise FileProblem when the file is recognisably something other than `family`/`role`."""
+def check_identity(info: FileInfo, family: str, role: str, family_name: str | None = None) -> Identity:
+    """Raise FileProblem when the file is recognisably something other than `family`/`role`
+    (`family_name`: the family's display name, for the message)."""
     ident = identify(info)
     want_role = _ROLE_EQUIV.get(role, role)
     if not ident.family and not ident.role:
@@ -290,10 +291,8 @@ def check_identity(info: FileInfo, family: str, role: str) -> Identity:
     role_ok = not ident.role or ident.role == want_role or (want_role == "text_encoder" and ident.role == "lm")
     if fam_ok and role_ok:
         return ident
-    name = os.path.basename(info.path)
+    name, family_name = os.path.basename(info.path), family_name or family
     raise FileProblem(f"{name} is {ident.detail} (found from its {info.format} header), but it was given as the "
-                      f"{role.replace('_', ' ')} of a {_FAMILY_NAMES.get(family, family)} model. Choose a "
-                      f"{_FAMILY_NAMES.get(family, family)} {role.replace('_', ' ')} file instead.")
+                      f"{role.replace('_', ' ')} of a {family_name} model. Choose a "
+                      f"{family_name} {role.replace('_', ' ')} file instead.")
 
-
-_FAMILY_NAMES = {"flux2": "Flux.2", "wan22": "Wan2.2", "ltx2": "LTX-2", "ace15": "ACE-Step 1.5"}

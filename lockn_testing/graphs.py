@@ -8,18 +8,15 @@ replaces the family's loaders by LockN Gen's one loader node with a preset (`pre
 """
 from __future__ import annotations
 
+from lockn_gen import catalog
 
 P = "(preset)"
 
 
 def lockn_loader(family: str, preset: str, overrides: dict | None = None, weight_dtype: str = "default") -> dict:
-    roles = {"flux2": ("diffusion_model", "text_encoder", "vae"),
-             "wan22": ("high_noise", "low_noise", "text_encoder", "vae"),
-             "ltx2": ("checkpoint", "diffusion_model", "vae", "audio_vae", "text_encoder", "text_projection"),
-             "ace15": ("diffusion_model", "text_encoder", "lm", "vae")}[family]
-    node = {"flux2": "LockNFlux2Loader", "wan22": "LockNWan22Loader", "ltx2": "LockNLTX2Loader", "ace15": "LockNAceStep15Loader"}[family]
-    inputs = {"preset": preset, **{r: (overrides or {}).get(r, P) for r in roles}, "weight_dtype": weight_dtype}
-    return {"class_type": node, "inputs": inputs, "_meta": {"title": f"{family} models"}}
+    fam = catalog.builtin().families[family]
+    inputs = {"preset": preset, **{r: (overrides or {}).get(r, P) for r in fam.inputs}, "weight_dtype": weight_dtype}
+    return {"class_type": fam.node, "inputs": inputs, "_meta": {"title": f"{family} models"}}
 
 
 WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"

@@ -1,25 +1,17 @@
 """The ComfyUI layer of LockN Gen: thin V3 nodes, HTTP routes and the bridge to ComfyUI's loaders and
 model management. Domain logic lives in the plain-Python package `lockn_gen` beside this folder."""
-import logging
-
 from comfy_api.latest import ComfyExtension, io
 
+from . import comfy_seam as seam
 from .loaders import LOADER_NODES
 from .media import MEDIA_NODES
-from .residency import REGISTRY, lifecycle_provider
 from .residency_nodes import RESIDENCY_NODES
-
-log = logging.getLogger("lockn_gen")
 
 
 class LockNGenExtension(ComfyExtension):
     async def on_load(self) -> None:
-        REGISTRY.hook = lifecycle_provider()     # registered with ComfyUI only while needed (Registry.arm)
-        try:
-            from server import PromptServer
-            server = getattr(PromptServer, "instance", None)
-        except ImportError:
-            server = None
+        seam.probe()                    # a missing ComfyUI internal is said once, at start-up
+        server = seam.server()
         if server is not None:          # in-process (no server) there are no routes to register
             from . import routes
             routes.register(server)

@@ -5,18 +5,17 @@ contract (`nodes.NODE_CLASS_MAPPINGS[...]`), so the pack follows whatever those 
 installed versions. ComfyUI functions relied on: folder_paths.get_folder_paths / get_filename_list /
 get_full_path, nodes.NODE_CLASS_MAPPINGS (UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader,
 CheckpointLoaderSimple, LTXVAudioVAELoader, LTXAVTextEncoderLoader, and ComfyUI-GGUF's UnetLoaderGGUF,
-CLIPLoaderGGUF, DualCLIPLoaderGGUF).
+CLIPLoaderGGUF, DualCLIPLoaderGGUF), looked up through nodes/comfy_seam.py.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from dataclasses import dataclass
 
 import folder_paths
 
 from ..lockn_gen.preflight import LockNError
+from . import comfy_seam as seam
 
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".gguf")
 # ComfyUI-GGUF does not list ACE-Step 1.5; these GGUF architectures are loaded by allowing them for
@@ -42,17 +41,17 @@ def folder_dirs(folder: str) -> list[str]:
 
 
 def list_files(folder: str) -> list[str]:
-    """Model files (safetensors and GGUF) in a folder, as names relative to it, for the override combos."""
-    out = set()
-    for d in folder_dirs(folder):
-        if not os.path.isdir(d):
+    """Model files (safetensors and GGUF) of a folder, as names relative to it: ComfyUI's cached file
+    lists (refreshed when a folder changes), GGUF files through ComfyUI-GGUF's folder names."""
+    names = set()
+    for name in (folder, seam.gguf_folder(folder)):
+        if name is None:
             continue
-        for root, dirs, files in os.walk(d, followlinks=True):
-            dirs[:] = [x for x in dirs if not x.startswith(".")]
-            for f in files:
-                if f.lower().endswith(MODEL_EXTENSIONS) and not f.startswith("."):
-                    out.add(os.path.relpath(os.path.join(root, f), d).replace(os.sep, "/"))
-    return sorted(out)
+        try:
+            names.update(folder_paths.get_filename_list(name))
+        except KeyError:                        # a folder name nobody registered (no ComfyUI-GGUF)
+            continue
+    return sorted(n for n in names if n.lower().endswith(MODEL_EXTENSIONS))
 
 
 def find_file(folder: str, name: str) -> str | None:
@@ -63,13 +62,10 @@ def find_file(folder: str, name: str) -> str | None:
         p = os.path.normpath(os.path.join(d, rel))
         if os.path.commonpath([os.path.abspath(d), os.path.abspath(p)]) == os.path.abspath(d) and os.path.isfile(p):
             return p
-    base = os.path.basename(rel)
     if "/" not in rel:
-        for d in folder_dirs(folder):
-            for root, dirs, files in os.walk(d, followlinks=True):
-                dirs[:] = [x for x in dirs if not x.startswith(".")]
-                if base in files:
-                    return os.path.join(root, base)
+        for listed in list_files(folder):
+            if listed.rsplit("/", 1)[-1] == rel:
+                return find_file(folder, listed)
     return None
 
 
@@ -91,6 +87,7 @@ class LoadSpec:
     role: str
     files: tuple         # ((folder, full path), ...)
     options: tuple = ()  # ((key, value), ...) sorted
+    mode: str = "image"  # the family's mode (catalog): image | video | music
 
     def option(self, key, default=None):
         return dict(self.options).get(key, default)
@@ -113,38 +110,13 @@ class LoadSpec:
 
 
 # ---- ComfyUI-GGUF through its node contract -----------------------------------------------------------
-def node_class(name: str):
-    import nodes
-    return nodes.NODE_CLASS_MAPPINGS.get(name)
-
-
-def gguf_available() -> bool:
-    return node_class("UnetLoaderGGUF") is not None
-
-
-def _gguf_loader_module():
-    cls = node_class("UnetLoaderGGUF")
-    mod = sys.modules[cls.__module__]          # registered under its folder path, not an importable name
-    return sys.modules.get(f"{mod.__package__}.loader")
-
-
-@contextlib.contextmanager
-def _allow_gguf_arch(arch: str):
-    """Let ComfyUI-GGUF read a diffusion-model GGUF whose architecture it does not list (ACE-Step 1.5)."""
-    loader = _gguf_loader_module()
-    allowed = getattr(loader, "IMG_ARCH_LIST", None)
-    added = arch if (isinstance(allowed, set) and arch and arch not in allowed and arch in EXTRA_GGUF_ARCHES) else None
-    if added:
-        allowed.add(added)
-    try:
-        yield
-    finally:
-        if added:
-            allowed.discard(added)
+def _gguf_arch_allowed(arch: str):
+    """ComfyUI-GGUF does not list ACE-Step 1.5: allow its architecture names for one load."""
+    return seam.gguf_arch_allowed(arch if arch in EXTRA_GGUF_ARCHES else "")
 
 
 def _require_gguf():
-    if not gguf_available():
+    if not seam.gguf_available():
         raise LockNError(GGUF_INSTALL)
 
 
@@ -169,27 +141,27 @@ def load_from_disk(spec: LoadSpec):
         if is_gguf[0]:
             from ..lockn_gen.fileinfo import read_gguf_header
             arch = read_gguf_header(spec.paths[0]).arch
-            with _allow_gguf_arch(arch):
-                return _first(node_class("UnetLoaderGGUF")().load_unet(unet_name=names[0]))[0]
-        return _first(node_class("UNETLoader")().load_unet(names[0], spec.option("weight_dtype", "default")))[0]
+            with _gguf_arch_allowed(arch):
+                return _first(seam.node_class("UnetLoaderGGUF")().load_unet(unet_name=names[0]))[0]
+        return _first(seam.node_class("UNETLoader")().load_unet(names[0], spec.option("weight_dtype", "default")))[0]
     if spec.kind == "checkpoint":
-        model, _clip, vae = _first(node_class("CheckpointLoaderSimple")().load_checkpoint(names[0]))[:3]
+        model, _clip, vae = _first(seam.node_class("CheckpointLoaderSimple")().load_checkpoint(names[0]))[:3]
         return (model, vae)
     if spec.kind == "vae":
-        return _first(node_class("VAELoader")().load_vae(names[0]))[0]
+        return _first(seam.node_class("VAELoader")().load_vae(names[0]))[0]
     if spec.kind == "audio_vae":
-        return _first(node_class("LTXVAudioVAELoader").execute(ckpt_name=names[0]))[0]
+        return _first(seam.node_class("LTXVAudioVAELoader").execute(ckpt_name=names[0]))[0]
     if spec.kind == "text_encoder":
         ctype = spec.option("clip_type")
         device = spec.option("device", "default")
         if spec.option("ltx_checkpoint_te") and not any(is_gguf):
-            return _first(node_class("LTXAVTextEncoderLoader").execute(text_encoder=names[0], ckpt_name=names[1], device=device))[0]
+            return _first(seam.node_class("LTXAVTextEncoderLoader").execute(text_encoder=names[0], ckpt_name=names[1], device=device))[0]
         if len(names) == 1:
             if is_gguf[0]:
-                return _first(node_class("CLIPLoaderGGUF")().load_clip(clip_name=names[0], type=ctype))[0]
-            return _first(node_class("CLIPLoader")().load_clip(names[0], ctype, device))[0]
+                return _first(seam.node_class("CLIPLoaderGGUF")().load_clip(clip_name=names[0], type=ctype))[0]
+            return _first(seam.node_class("CLIPLoader")().load_clip(names[0], ctype, device))[0]
         if any(is_gguf):
-            return _first(node_class("DualCLIPLoaderGGUF")().load_clip(clip_name1=names[0], clip_name2=names[1], type=ctype))[0]
-        return _first(node_class("DualCLIPLoader")().load_clip(names[0], names[1], ctype, device))[0]
+            return _first(seam.node_class("DualCLIPLoaderGGUF")().load_clip(clip_name1=names[0], clip_name2=names[1], type=ctype))[0]
+        return _first(seam.node_class("DualCLIPLoader")().load_clip(names[0], names[1], ctype, device))[0]
     raise LockNError(f"unknown component kind {spec.kind!r}")
 

@@ -17,11 +17,11 @@ from ..lockn_gen import fileinfo
 from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import PRESET_CHOICE, LockNError, missing_message, resolve
 from . import comfy_models as cm
+from . import comfy_seam as seam
 from .residency import REGISTRY, load
 
 CATEGORY = "LockN Gen/loaders"
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
-CLIP_TYPES = {"flux2": "flux2", "wan22": "wan", "ltx2": "ltxv", "ace15": "ace"}
 
 
 def get_catalog() -> catalog_mod.Catalog:
@@ -68,7 +68,7 @@ def preflight(family: str, preset: str, overrides: dict):
         root = _models_dir_hint(res)
         raise LockNError(missing_message(res, cat.families[family].display_name,
                                          lambda names: download_command(names, models_dir=root)))
-    if any(c.format == "gguf" for c in res.components if c.path) and not cm.gguf_available():
+    if any(c.format == "gguf" for c in res.components if c.path) and not seam.gguf_available():
         raise LockNError(cm.GGUF_INSTALL)
     for c in res.components:
         if c.path:
@@ -80,7 +80,7 @@ def preflight(family: str, preset: str, overrides: dict):
 def _check_file(path, family, role, mtime, size):
     try:
         info = fileinfo.read_header(path)
-        fileinfo.check_identity(info, family, role)
+        fileinfo.check_identity(info, family, role, catalog_mod.builtin().families[family].display_name)
     except fileinfo.FileProblem as e:
         raise LockNError(str(e)) from None
     return True
@@ -89,7 +89,7 @@ def _check_file(path, family, role, mtime, size):
 # ---- components -> load specs ---------------------------------------------------------------------
 def _spec(kind, family, role, comps, **options):
     return cm.LoadSpec(kind=kind, family=family, role=role, files=tuple((c.folder, c.path) for c in comps),
-                       options=tuple(sorted(options.items())))
+                       options=tuple(sorted(options.items())), mode=catalog_mod.builtin().families[family].mode)
 
 
 def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm.LoadSpec]:
@@ -100,7 +100,7 @@ def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm
     if family in ("flux2", "ace15"):
         specs["model"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]], **dm_opts(c["diffusion_model"]))
         tes = [c["text_encoder"]] + ([c["lm"]] if "lm" in c else [])
-        specs["clip"] = _spec("text_encoder", family, "text_encoder", tes, clip_type=CLIP_TYPES[family], device="default")
+        specs["clip"] = _spec("text_encoder", family, "text_encoder", tes, clip_type=catalog_mod.builtin().families[family].clip_type, device="default")
         specs["vae"] = _spec("vae", family, "vae", [c["vae"]])
     elif family == "wan22":
         if "high_noise" in c or "low_noise" in c:
@@ -111,7 +111,7 @@ def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm
         else:
             specs["high"] = specs["low"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]],
                                                  **dm_opts(c["diffusion_model"]))
-        specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"]], clip_type="wan", device="default")
+        specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"]], clip_type=catalog_mod.builtin().families[family].clip_type, device="default")
         specs["vae"] = _spec("vae", family, "vae", [c["vae"]])
     elif family == "ltx2":
         ckpt = c.get("checkpoint")
@@ -131,10 +131,10 @@ def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm
         specs["audio_vae"] = _spec("audio_vae", family, "audio_vae", [audio])
         if "text_projection" in c:
             specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"], c["text_projection"]],
-                                  clip_type="ltxv", device="default")
+                                  clip_type=catalog_mod.builtin().families[family].clip_type, device="default")
         elif ckpt:
             specs["clip"] = _spec("text_encoder", family, "text_encoder", [c["text_encoder"], ckpt],
-                                  clip_type="ltxv", device="default", ltx_checkpoint_te=True)
+                                  clip_type=catalog_mod.builtin().families[family].clip_type, device="default", ltx_checkpoint_te=True)
         else:
             raise LockNError("the LTX-2 text encoder needs its text projection: a 'text_projection' file or a checkpoint")
     return specs
@@ -166,15 +166,15 @@ def load_family(family: str, preset: str, overrides: dict, weight_dtype: str = "
 
 def fingerprint(family: str, preset: str, overrides: dict, weight_dtype: str = "default") -> str:
     """What ComfyUI's cache compares: the files' identity and the registry's drop counters, so an
-    evicted model's cached outputs are not served again (and a changed file is reloaded).
-    ComfyUI asks for it before the first node of a prompt that holds this node runs, also when the
-    node's outputs come from its cache: the registry notes the prompt (and settles the last one)."""
-    REGISTRY.in_prompt()
+    evicted model's cached outputs are not served again (and a changed file is reloaded). It changes
+    nothing: it only notes, for the registry, which entries the coming prompt uses."""
     try:
         _, res = resolve_preset(family, preset, overrides)
         if res.missing:
             return "missing:" + ",".join(c.name for c in res.missing)
-        return "|".join(REGISTRY.token(s) for s in build_specs(family, res, weight_dtype).values())
+        specs = build_specs(family, res, weight_dtype).values()
+        REGISTRY.note(REGISTRY.ids(specs))
+        return "|".join(REGISTRY.token(s) for s in specs)
     except Exception as e:          # errors surface when the node runs
         return f"error:{e}"
 
@@ -198,25 +198,30 @@ def _dtype_input():
 
 
 class _FamilyLoader(io.ComfyNode):
-    """One family's loader: a preset, an override per role, outputs in the family's graph order.
-    Subclasses only state the family, its texts, its roles and its outputs."""
-    FAMILY = ""
-    NODE_ID = DISPLAY = DESCRIPTION = PRESET_DEFAULT = ""
-    ROLES: tuple = ()              # (role, model folder, tooltip)
+    """One family's loader: a preset, an override per role, outputs in the family's graph order. The
+    node id, display name and override inputs come from the catalog's family; subclasses state the
+    family, the description, each override's folder and tooltip, and the outputs."""
+    FAMILY = DESCRIPTION = PRESET_DEFAULT = ""
+    ROLES: dict = {}               # override input (role) -> (model folder, tooltip)
     OUTPUTS: tuple = ()            # (key in load_family's result, output factory)
 
     @classmethod
+    def _family(cls):
+        return catalog_mod.builtin().families[cls.FAMILY]
+
+    @classmethod
     def define_schema(cls):
-        name = get_catalog().families[cls.FAMILY].display_name
+        fam = cls._family()
         return io.Schema(
-            node_id=cls.NODE_ID, display_name=cls.DISPLAY, category=CATEGORY, description=cls.DESCRIPTION,
-            inputs=[_preset_input(cls.FAMILY, cls.PRESET_DEFAULT, f"Which {name} files to load (from the LockN catalog).")]
-            + [_override(role, folder, tip) for role, folder, tip in cls.ROLES] + [_dtype_input()],
+            node_id=fam.node, display_name=f"{fam.display_name} Loader (LockN)", category=CATEGORY,
+            description=cls.DESCRIPTION,
+            inputs=[_preset_input(cls.FAMILY, cls.PRESET_DEFAULT, f"Which {fam.display_name} files to load (from the LockN catalog).")]
+            + [_override(role, *cls.ROLES[role]) for role in fam.inputs] + [_dtype_input()],
             outputs=[make() for _, make in cls.OUTPUTS])
 
     @classmethod
     def _overrides(cls, kwargs) -> dict:
-        return {role: kwargs.get(role, PRESET_CHOICE) for role, _, _ in cls.ROLES}
+        return {role: kwargs.get(role, PRESET_CHOICE) for role in cls._family().inputs}
 
     @classmethod
     def fingerprint_inputs(cls, preset, weight_dtype="default", **overrides):
@@ -227,54 +232,53 @@ class _FamilyLoader(io.ComfyNode):
         out = load_family(cls.FAMILY, preset, cls._overrides(overrides), weight_dtype)
         return io.NodeOutput(*(out[key] for key, _ in cls.OUTPUTS))
 
-
 class LockNFlux2Loader(_FamilyLoader):
-    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "flux2", "LockNFlux2Loader", "Flux.2 Loader (LockN)", "flux2-dev-q5_k_m"
+    FAMILY, PRESET_DEFAULT = "flux2", "flux2-dev-q5_k_m"
     DESCRIPTION = ("Loads a Flux.2 preset: diffusion model (GGUF or safetensors), Mistral/Qwen text encoder and the "
                    "Flux.2 VAE. Missing files are listed with the command that downloads them.")
-    ROLES = (("diffusion_model", "diffusion_models", "Use this diffusion model instead."),
-             ("text_encoder", "text_encoders", "Use this text encoder instead."),
-             ("vae", "vae", "Use this VAE instead."))
+    ROLES = {"diffusion_model": ("diffusion_models", "Use this diffusion model instead."),
+             "text_encoder": ("text_encoders", "Use this text encoder instead."),
+             "vae": ("vae", "Use this VAE instead.")}
     OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
                ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
 
 class LockNWan22Loader(_FamilyLoader):
-    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "wan22", "LockNWan22Loader", "Wan2.2 Loader (LockN)", "wan22-i2v-a14b-q4_k_m"
+    FAMILY, PRESET_DEFAULT = "wan22", "wan22-i2v-a14b-q4_k_m"
     DESCRIPTION = ("Loads a Wan2.2 preset: the high-noise and low-noise experts of I2V A14B (GGUF or fp8), umt5 and "
                    "the Wan VAE. A single-model preset (TI2V 5B) returns the same model on both outputs.")
-    ROLES = (("high_noise", "diffusion_models", "Use this high-noise expert instead."),
-             ("low_noise", "diffusion_models", "Use this low-noise expert instead."),
-             ("text_encoder", "text_encoders", "Use this umt5 text encoder instead."),
-             ("vae", "vae", "Use this VAE instead."))
+    ROLES = {"high_noise": ("diffusion_models", "Use this high-noise expert instead."),
+             "low_noise": ("diffusion_models", "Use this low-noise expert instead."),
+             "text_encoder": ("text_encoders", "Use this umt5 text encoder instead."),
+             "vae": ("vae", "Use this VAE instead.")}
     OUTPUTS = (("high", lambda: io.Model.Output("high_noise_model", display_name="high noise MODEL")),
                ("low", lambda: io.Model.Output("low_noise_model", display_name="low noise MODEL")),
                ("clip", lambda: io.Clip.Output(display_name="CLIP")), ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
 
 class LockNLTX2Loader(_FamilyLoader):
-    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "ltx2", "LockNLTX2Loader", "LTX-2 Loader (LockN)", "ltx2-19b-distilled-fp8"
+    FAMILY, PRESET_DEFAULT = "ltx2", "ltx2-19b-distilled-fp8"
     DESCRIPTION = ("Loads an LTX-2 preset: the audio+video model (checkpoint or GGUF transformer), its video VAE, its "
                    "audio VAE and the Gemma 3 text encoder.")
-    ROLES = (("checkpoint", "checkpoints", "Use this LTX-2 checkpoint instead."),
-             ("diffusion_model", "diffusion_models", "Use this LTX-2 transformer (e.g. GGUF) instead."),
-             ("vae", "vae", "Use this video VAE instead."),
-             ("audio_vae", "checkpoints", "Use this audio VAE (a file in checkpoints/) instead."),
-             ("text_encoder", "text_encoders", "Use this Gemma 3 text encoder instead."),
-             ("text_projection", "text_encoders", "Use this text projection (embeddings connector) instead."))
+    ROLES = {"checkpoint": ("checkpoints", "Use this LTX-2 checkpoint instead."),
+             "diffusion_model": ("diffusion_models", "Use this LTX-2 transformer (e.g. GGUF) instead."),
+             "vae": ("vae", "Use this video VAE instead."),
+             "audio_vae": ("checkpoints", "Use this audio VAE (a file in checkpoints/) instead."),
+             "text_encoder": ("text_encoders", "Use this Gemma 3 text encoder instead."),
+             "text_projection": ("text_encoders", "Use this text projection (embeddings connector) instead.")}
     OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
                ("vae", lambda: io.Vae.Output("vae", display_name="VAE")),
                ("audio_vae", lambda: io.Vae.Output("audio_vae", display_name="audio VAE")))
 
 
 class LockNAceStep15Loader(_FamilyLoader):
-    FAMILY, NODE_ID, DISPLAY, PRESET_DEFAULT = "ace15", "LockNAceStep15Loader", "ACE-Step 1.5 Loader (LockN)", "ace15-turbo"
+    FAMILY, PRESET_DEFAULT = "ace15", "ace15-turbo"
     DESCRIPTION = ("Loads an ACE-Step 1.5 preset: the DiT (safetensors, or GGUF which ComfyUI-GGUF does not list for "
                    "ACE), the Qwen3 0.6B text encoder with its LM planner, and the audio VAE.")
-    ROLES = (("diffusion_model", "diffusion_models", "Use this ACE-Step 1.5 DiT instead."),
-             ("text_encoder", "text_encoders", "Use this Qwen3 0.6B text encoder instead."),
-             ("lm", "text_encoders", "Use this Qwen3 LM (1.7B or 4B) instead."),
-             ("vae", "vae", "Use this audio VAE instead."))
+    ROLES = {"diffusion_model": ("diffusion_models", "Use this ACE-Step 1.5 DiT instead."),
+             "text_encoder": ("text_encoders", "Use this Qwen3 0.6B text encoder instead."),
+             "lm": ("text_encoders", "Use this Qwen3 LM (1.7B or 4B) instead."),
+             "vae": ("vae", "Use this audio VAE instead.")}
     OUTPUTS = (("model", lambda: io.Model.Output(display_name="MODEL")), ("clip", lambda: io.Clip.Output(display_name="CLIP")),
                ("vae", lambda: io.Vae.Output(display_name="VAE")))
 

@@ -7,13 +7,14 @@ import time
 
 from comfy_api.latest import io, ui
 
+from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import planner
 from ..lockn_gen.residency import GB, MODES
+from . import comfy_seam as seam
 from .loaders import get_catalog
 from .residency import REGISTRY
 
 CATEGORY = "LockN Gen/residency"
-FAMILIES = ["all", "flux2", "wan22", "ltx2", "ace15"]
 
 
 def format_report(rep: dict) -> str:
@@ -79,7 +80,7 @@ class LockNEvict(io.ComfyNode):
             description="Evicts models from LockN's residency: a family, or the models whose file name contains the "
                         "given text. 'dropped' frees them (the next use reloads from disk); 'ram' only moves them "
                         "off the GPU. Evicted models' cached node outputs are not reused afterwards.",
-            inputs=[io.Combo.Input("family", options=FAMILIES, default="all", tooltip="Which family to evict."),
+            inputs=[io.Combo.Input("family", options=["all", *catalog_mod.builtin().families], default="all", tooltip="Which family to evict."),
                     io.String.Input("file_name", default="", tooltip="Only models whose file name contains this (optional)."),
                     io.Combo.Input("to", options=["dropped", "ram"], default="dropped", tooltip="Free completely, or move to system RAM."),
                     io.Boolean.Input("include_pinned", default=False, tooltip="Also evict pinned models."),
@@ -121,11 +122,11 @@ class LockNResidencyReport(io.ComfyNode):
 
 def _detect_gpu_gb():
     """(total GB, GB used by other processes) of the compute device as ComfyUI sees it."""
-    import comfy.model_management as mm
-    dev = mm.get_torch_device()
-    total = mm.get_total_memory(dev)
-    free = mm.get_free_memory(dev)
-    mine = sum(lm.model_loaded_memory() for lm in mm.current_loaded_models if lm.model is not None)
+    mem = seam.gpu_memory()
+    if mem is None:
+        return 0.0, 0.0
+    total, free = mem
+    mine = sum(lm.loaded_bytes for lm in seam.loaded_models())
     return total / GB, max(0.0, (total - free - mine) / GB)
 
 
@@ -133,7 +134,7 @@ class LockNPresetPlanner(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         cat = get_catalog()
-        fam_opts = {f: [p.id for p in cat.presets_for(f)] for f in ("flux2", "wan22", "ltx2", "ace15")}
+        fam_opts = {f: [p.id for p in cat.presets_for(f)] for f in catalog_mod.builtin().families}
         return io.Schema(
             node_id="LockNPresetPlanner", display_name="Preset Planner (LockN)", category=CATEGORY,
             description="Picks presets that fit the GPU: the quality path (Wan2.2 A14B, the best Flux.2 quant that "

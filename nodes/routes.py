@@ -7,6 +7,7 @@ GET  /lockn/preflight?preset=P[&preset=...][&workflow=FILE]
 POST /lockn/preflight           a workflow (API or UI format) as the body
      -> what each preset or loader node of a workflow is missing, with the download command
 GET  /lockn/catalog             families and presets with their files (JSON)
+ComfyUI serves each under /api too (/api/lockn/residency, ...), as it does its own routes.
 
 Bad requests (malformed JSON, unknown ids, unknown families, file names that leave the model
 folders) get 400 with a message and change nothing.
@@ -22,14 +23,14 @@ from aiohttp import web
 from ..lockn_gen.catalog import check_relative_name
 from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
+from ..lockn_gen import catalog as catalog_mod
 from . import comfy_models as cm
+from . import comfy_seam as seam
 from .loaders import LOADER_NODES, get_catalog, resolve_preset
 from .residency import REGISTRY
 
 log = logging.getLogger("lockn_gen.routes")
 WORKFLOWS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows")
-FAMILY_OF_NODE = {"LockNFlux2Loader": "flux2", "LockNWan22Loader": "wan22", "LockNLTX2Loader": "ltx2",
-                  "LockNAceStep15Loader": "ace15"}
 # core and ComfyUI-GGUF loaders: input -> model folder
 CORE_LOADERS = {"UNETLoader": {"unet_name": "diffusion_models"}, "UnetLoaderGGUF": {"unet_name": "diffusion_models"},
                 "CLIPLoader": {"clip_name": "text_encoders"}, "CLIPLoaderGGUF": {"clip_name": "text_encoders"},
@@ -84,12 +85,13 @@ def workflow_preflight(workflow: dict) -> dict:
     else:
         nodes = [(nid, n.get("class_type"), n) for nid, n in workflow.items() if isinstance(n, dict)]
     schema = {cls.GET_SCHEMA().node_id: [i.id for i in cls.GET_SCHEMA().inputs] for cls in LOADER_NODES}
+    family_of_node = {f.node: f.id for f in catalog_mod.builtin().families.values()}
     results, missing = [], []
     for nid, ctype, node in nodes:
-        if ctype in FAMILY_OF_NODE:
+        if ctype in family_of_node:
             inputs = _loader_inputs(node, schema[ctype])
             overrides = {k: v for k, v in inputs.items() if k not in ("preset", "weight_dtype") and isinstance(v, str)}
-            _, res = resolve_preset(FAMILY_OF_NODE[ctype], inputs.get("preset"), overrides)
+            _, res = resolve_preset(family_of_node[ctype], inputs.get("preset"), overrides)
             d = res.to_dict(download_command)
             d["node"] = nid
             results.append(d)
@@ -125,8 +127,9 @@ def register(server) -> None:
             to = body.get("to", "dropped")
             if to not in ("dropped", "ram"):
                 raise LockNError(f"'to' must be 'dropped' or 'ram', not {to!r}")
-            if family is not None and family not in ("all", "flux2", "wan22", "ltx2", "ace15"):
-                raise LockNError(f"unknown family {family!r}; use all, flux2, wan22, ltx2 or ace15")
+            families = ["all", *catalog_mod.builtin().families]
+            if family is not None and family not in families:
+                raise LockNError(f"unknown family {family!r}; use {', '.join(families)}")
             if name is not None and not isinstance(name, str):
                 raise LockNError("'name' must be a string")
             if not ids and family is None and not name:
@@ -201,9 +204,10 @@ def register(server) -> None:
 
     @web.middleware
     async def free_watch(request, handler):
-        """POST /free with free_memory: ComfyUI resets its cache and unloads everything; the registry
-        lets go of its references too, so the memory really is freed (pinned models included)."""
-        if request.method == "POST" and request.path == "/free":
+        """POST /free (or /api/free, the editor's button) with free_memory: ComfyUI resets its cache and
+        unloads everything; the registry lets go of its references too, so the memory really is freed
+        (pinned models included)."""
+        if request.method == "POST" and seam.is_free_request(request.path):
             try:
                 body = await request.json()
             except Exception:
@@ -213,9 +217,5 @@ def register(server) -> None:
         return await handler(request)
 
     # a prompt without LockN loaders queued behind one with them: hear the end of the latter first
-    server.add_on_prompt_handler(REGISTRY.prompt_queued)
-
-    try:
-        server.app.middlewares.append(free_watch)
-    except (AttributeError, RuntimeError):     # app already frozen: /free then only unloads (tiers show it)
-        log.warning("LockN Gen: could not watch /free; models freed there stay in LockN's RAM tier")
+    seam.add_on_prompt_handler(REGISTRY.prompt_queued)
+    seam.add_middleware(free_watch)

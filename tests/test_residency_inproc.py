@@ -54,13 +54,30 @@ def test_report_counts_weights_comfyui_pinned(comfy_inproc):
         pinned(-expected)
     assert entry()[0]["host_pinned_bytes"] == 0
 
-    mod = next(m for m in model.model.modules() if getattr(m, "weight", None) is not None)
-    mod._pin = torch.empty(4096, dtype=torch.uint8)    # what comfy.pinned_memory.pin_memory leaves behind
+    # dynamic VRAM, recorded the way the installed ComfyUI does: 0.33 keeps a pinned-size counter per
+    # device and subset in model.dynamic_pins (set up by ModelPatcherDynamic.register_load_device,
+    # bumped by comfy.pinned_memory.pin_memory); 0.20.1 leaves module._pin behind
+    dynamic = getattr(comfy.model_patcher, "ModelPatcherDynamic", None)
+    if dynamic is not None and hasattr(dynamic, "register_load_device"):
+        model.model.dynamic_pins = {}
+        dynamic.register_load_device(model, model.load_device)
+        counter = model.model.dynamic_pins[model.load_device]["weights"][3]
+        counter[0] += 4096
+
+        def unpin():
+            counter[0] -= 4096
+            del model.model.dynamic_pins
+    else:
+        mod = next(m for m in model.model.modules() if getattr(m, "weight", None) is not None)
+        mod._pin = torch.empty(4096, dtype=torch.uint8)
+
+        def unpin():
+            del mod._pin
     pinned(4096)
     try:
         assert entry()[0]["host_pinned_bytes"] == 4096
     finally:
-        del mod._pin
+        unpin()
         pinned(-4096)
     assert entry()[0]["host_pinned_bytes"] == 0
 
@@ -94,9 +111,9 @@ def test_dropping_a_model_changes_its_loader_fingerprint(comfy_inproc):
 def test_no_prompt_pays_for_hearing_prompt_ends(comfy_inproc):
     """ComfyUI's one prompt-end hook for custom nodes is a cache provider, and while any is registered
     ComfyUI serialises and hashes every node's cache key. The registry settles after a prompt without
-    it: a prompt with a LockN loader is noted from the loader's fingerprint (ComfyUI asks for it before
-    any node runs, also when the loader's outputs come from its cache), and settled when the next one
-    starts or, between prompts, before a report."""
+    it: the loader's fingerprint notes which entries the prompt uses (ComfyUI asks for it before any node
+    runs, also when the loader's outputs come from its cache) and settles nothing; the prompt is settled
+    when the next one starts or, between prompts, before a report."""
     import comfy_execution.cache_provider as cp
     from lockn_testing import graphs
 
@@ -118,7 +135,7 @@ def test_no_prompt_pays_for_hearing_prompt_ends(comfy_inproc):
         reg.set_budgets(gpu_gb=1e-6)
         out = comfy_inproc.run(graphs.flux2_t2i(loader="lockn", steps=1, width=32, height=32, seed=7, prefix="hook/lockn"))
         assert "12" in out["cached"] and "12" not in out["executed"]
-        assert reg.prompt_running
+        assert reg.upcoming and not reg.prompt_running     # noted by the fingerprint, nothing settled
         assert {e.tier for e in flux()} == {"ram"}
 
         comfy_inproc.run(graphs.flux2_t2i(loader="core", steps=1, width=32, height=32, prefix="hook/core"))

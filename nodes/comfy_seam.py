@@ -1,0 +1,355 @@
+"""The one place where LockN Gen touches ComfyUI's and ComfyUI-GGUF's internals.
+
+Everything else in nodes/ uses `comfy_api.latest`, `folder_paths`, the documented route API and this
+module. Each internal below is looked up when it is used; when one is missing or changed, the feature
+that needs it degrades as the last column says, the log says so once in plain words, and the warning
+shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No prompt fails over it.
+
+| internal (what for)                                    | 0.20.1             | 0.33.0             | when missing            |
+|--------------------------------------------------------|--------------------|--------------------|-------------------------|
+| comfy.model_management.current_loaded_models (tiers)   | LoadedModel list   | same               | every model reads "ram" |
+| model_management.free_memory(keep_loaded=...) (GPU->RAM)| yes               | same               | no GPU->RAM eviction    |
+| get_torch_device/get_free_memory/get_total_memory,     | yes                | same               | no automatic GPU budget |
+|   extra_reserved_memory, minimum_inference_memory      |                    |                    |                         |
+| TOTAL_PINNED_MEMORY + pinned weights (report only)     | module._pin,       | model.dynamic_pins | host_pinned_bytes 0     |
+|                                                        | ModelPatcher.pinned| + .pinned          |                         |
+| comfy_execution.utils.get_executing_context (prompt id)| yes                | same               | settles only when idle  |
+| comfy_execution.cache_provider register/unregister     | yes                | same               | settles only when idle  |
+|   (prompt start/end hook, registered only when needed) |                    |                    |                         |
+| PromptServer.instance: prompt_queue (mutex, queue,     | yes                | same               | no queue look-ahead; no |
+|   currently_running, get_flags/set_flag), loop,        |                    |                    | output-cache release    |
+|   send_sync, add_on_prompt_handler, app.middlewares    |                    |                    | after a drop; no event  |
+| POST /free and /api/free (ComfyUI's route; watched)    | both prefixes      | both prefixes      | /free not watched       |
+| nodes.NODE_CLASS_MAPPINGS (ComfyUI's and GGUF loaders) | node contract      | same               | the loader's own error  |
+| ComfyUI-GGUF loader.IMG_ARCH_LIST (ACE-Step GGUF)      | set                | same               | ACE-Step GGUF refused   |
+| ComfyUI-GGUF folder names unet_gguf, clip_gguf (combos)| registered         | same               | no .gguf in the combos  |
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass
+
+log = logging.getLogger("lockn_gen.comfy")
+_warned: dict[str, str] = {}
+
+
+def _degraded(feature: str, effect: str, exc: BaseException | None = None) -> None:
+    """Say once, in plain words, that a ComfyUI internal is missing and what LockN does without it."""
+    if feature in _warned:
+        return
+    why = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    text = f"ComfyUI {comfyui_version()}: {feature} is missing or changed{why}; {effect}"
+    _warned[feature] = text
+    log.warning("LockN Gen: %s", text)
+
+
+def warnings() -> list[str]:
+    return list(_warned.values())
+
+
+def comfyui_version() -> str:
+    mod = sys.modules.get("comfyui_version")
+    if mod is None:
+        try:
+            import comfyui_version as mod
+        except ImportError:
+            return "(unknown version)"
+    return str(getattr(mod, "__version__", "(unknown version)"))
+
+
+def _mm():
+    import comfy.model_management as mm
+    return mm
+
+
+# ---- loaded models and their tiers --------------------------------------------------------------------
+@dataclass
+class Loaded:
+    """One model ComfyUI holds on its compute device: the patcher it loaded (a clone of ours after a
+    LoRA or ModelSamplingSD3, say), the module behind it, and ComfyUI's own record."""
+    patcher: object
+    device: object
+    loaded_bytes: int
+    record: object
+
+
+def loaded_models() -> list[Loaded]:
+    try:
+        return [Loaded(lm.model, lm.device, int(lm.model_loaded_memory()), lm)
+                for lm in list(_mm().current_loaded_models) if lm.model is not None]
+    except (ImportError, AttributeError, TypeError) as e:
+        _degraded("comfy.model_management.current_loaded_models", "every model reads as in RAM", e)
+        return []
+
+
+def inner_model(patcher):
+    """The torch module a ModelPatcher wraps: clones share it (ModelPatcher.is_clone compares it)."""
+    return getattr(patcher, "model", None)
+
+
+def offload(loaded: list[Loaded]) -> None:
+    """Move these models GPU -> RAM, keeping every other loaded model where it is."""
+    if not loaded:
+        return
+    try:
+        mm = _mm()
+        for item in loaded:
+            keep = [lm for lm in mm.current_loaded_models if lm is not item.record]
+            mm.free_memory(1e30, item.device, keep_loaded=keep)
+    except (ImportError, AttributeError, TypeError) as e:
+        _degraded("comfy.model_management.free_memory(keep_loaded=...)",
+                  "LockN cannot move one model off the GPU (eviction to RAM does nothing)", e)
+
+
+def default_gpu_budget(held_on_gpu: int) -> int | None:
+    """What ComfyUI sees free on the compute device plus what LockN's models hold there, minus
+    ComfyUI's reserve and minimum inference memory. None when it cannot be read."""
+    try:
+        mm = _mm()
+        free = mm.get_free_memory(mm.get_torch_device())
+        return int(max(0, free + held_on_gpu - mm.extra_reserved_memory() - mm.minimum_inference_memory()))
+    except (ImportError, AttributeError, TypeError) as e:
+        _degraded("comfy.model_management memory readings", "no automatic GPU budget (set one on the Residency node)", e)
+        return None
+
+
+def gpu_memory() -> tuple[int, int] | None:
+    """(total, free) bytes of the compute device, or None."""
+    try:
+        mm = _mm()
+        dev = mm.get_torch_device()
+        return int(mm.get_total_memory(dev)), int(mm.get_free_memory(dev))
+    except (ImportError, AttributeError, TypeError) as e:
+        _degraded("comfy.model_management memory readings", "no automatic GPU budget (set one on the Residency node)", e)
+        return None
+
+
+# ---- page-locked (pinned) host memory: a reading for the report ----------------------------------------
+def pinned_total() -> int:
+    try:
+        return int(getattr(_mm(), "TOTAL_PINNED_MEMORY", 0) or 0)
+    except ImportError:
+        return 0
+
+
+def pinned_bytes(patchers) -> int:
+    """Bytes of these models' weights that ComfyUI holds page-locked in system RAM."""
+    try:
+        import comfy.model_patcher as mp
+    except ImportError:
+        return 0
+    total = 0
+    for p in patchers:
+        try:
+            model = p.model
+            pins = getattr(model, "dynamic_pins", None)          # 0.33 dynamic VRAM: per device, per subset
+            if isinstance(pins, dict):
+                for per_device in pins.values():
+                    for state in per_device.values():         # subsets: (hostbuf, stack, split, pinned_size, ...)
+                        if isinstance(state, tuple):          # beside flags such as "active"
+                            total += int(state[3][0])
+            else:                                                 # 0.20.1 dynamic VRAM: module._pin
+                for m in model.modules():
+                    pin = m.__dict__.get("_pin")                  # __dict__: skips nn.Module's slow miss
+                    if pin is not None:
+                        total += pin.numel() * pin.element_size()
+            for key in list(getattr(p, "pinned", ()) or ()):      # classic loading: keys pinned on offload
+                total += mp.get_key_weight(model, key)[0].nbytes
+        except Exception as e:                                    # a reading, never a reason to fail a report
+            _degraded("ComfyUI's pinned-memory records", "host_pinned_bytes reads 0", e)
+    return total
+
+
+# ---- the prompt in progress -------------------------------------------------------------------------
+def executing_prompt_id() -> str | None:
+    """The prompt whose node ComfyUI executes (or fingerprints) in this thread; None outside one."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError as e:
+        _degraded("comfy_execution.utils.get_executing_context",
+                  "LockN settles after a prompt only when the queue is idle", e)
+        return None
+    ctx = get_executing_context()
+    return getattr(ctx, "prompt_id", None) if ctx is not None else None
+
+
+def register_prompt_hook(provider) -> bool:
+    try:
+        from comfy_execution.cache_provider import register_cache_provider
+    except ImportError as e:
+        _degraded("comfy_execution.cache_provider", "LockN settles after a prompt only when the queue is idle", e)
+        return False
+    register_cache_provider(provider)
+    return True
+
+
+def unregister_prompt_hook(provider) -> None:
+    try:
+        from comfy_execution.cache_provider import unregister_cache_provider
+    except ImportError:
+        return
+    unregister_cache_provider(provider)
+
+
+# ---- the server: queue, loop, events, handlers --------------------------------------------------------
+def server():
+    """ComfyUI's PromptServer, or None in-process (no server)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def _prompt_queue():
+    s = server()
+    q = getattr(s, "prompt_queue", None) if s is not None else None
+    if s is not None and q is None:
+        _degraded("PromptServer.prompt_queue", "LockN cannot see the queue (settles at its next prompt)")
+    return q
+
+
+class QueueView:
+    """ComfyUI's prompt queue, read while its mutex is held (no prompt starts meanwhile)."""
+
+    def __init__(self, q):
+        self._q = q
+
+    def running_prompts(self) -> list[dict]:
+        return [item[2] for item in self._q.currently_running.values()]
+
+    def next_prompt(self) -> dict | None:
+        return self._q.queue[0][2] if self._q.queue else None       # a heap: [0] runs next
+
+    def waiting(self) -> int:
+        return len(self._q.queue)
+
+    def request_output_cache_clear(self) -> None:
+        """What POST /free {"free_memory": true, "unload_models": false} asks: after the current prompt
+        the worker resets the executor's output cache, unloading no model."""
+        if "unload_models" not in self._q.get_flags(reset=False):
+            self._q.set_flag("unload_models", False)
+        self._q.set_flag("free_memory", True)
+
+
+@contextlib.contextmanager
+def locked_queue():
+    """Yields a QueueView with ComfyUI's queue mutex held, or None without a server or queue."""
+    q = _prompt_queue()
+    if q is None:
+        yield None
+        return
+    try:
+        mutex, _, _ = q.mutex, q.queue, q.currently_running
+    except AttributeError as e:
+        _degraded("PromptQueue (mutex, queue, currently_running)", "LockN cannot see the queue", e)
+        yield None
+        return
+    with mutex:
+        yield QueueView(q)
+
+
+def prompt_running() -> bool:
+    q = _prompt_queue()
+    return bool(q is not None and getattr(q, "currently_running", None))
+
+
+def event_loop():
+    return getattr(server(), "loop", None)
+
+
+def send_event(event: str, data: dict) -> None:
+    s = server()
+    if s is not None:
+        s.send_sync(event, data)
+
+
+def add_on_prompt_handler(handler) -> bool:
+    s = server()
+    try:
+        s.add_on_prompt_handler(handler)
+        return True
+    except AttributeError as e:
+        _degraded("PromptServer.add_on_prompt_handler",
+                  "a prompt without LockN loaders may start before the budgets of the LockN prompt before it apply", e)
+        return False
+
+
+def add_middleware(middleware) -> bool:
+    try:
+        server().app.middlewares.append(middleware)
+        return True
+    except (AttributeError, RuntimeError) as e:     # RuntimeError: the app is already frozen
+        _degraded("PromptServer.app.middlewares", "POST /free is not watched: models freed there stay in "
+                  "LockN's RAM tier until evicted", e)
+        return False
+
+
+def is_free_request(path: str) -> bool:
+    """ComfyUI serves every route under /api too; the editor's free button posts to /api/free."""
+    return path in ("/free", "/api/free")
+
+
+# ---- ComfyUI's loader nodes and ComfyUI-GGUF ------------------------------------------------------------
+def node_class(name: str):
+    try:
+        import nodes
+    except ImportError:
+        return None
+    return nodes.NODE_CLASS_MAPPINGS.get(name)
+
+
+_GGUF_FOLDERS = {"diffusion_models": "unet_gguf", "text_encoders": "clip_gguf"}
+
+
+def gguf_folder(folder: str) -> str | None:
+    """The folder name under which ComfyUI-GGUF lists the .gguf files of a model folder."""
+    return _GGUF_FOLDERS.get(folder) if gguf_available() else None
+
+
+def gguf_available() -> bool:
+    return node_class("UnetLoaderGGUF") is not None
+
+
+@contextlib.contextmanager
+def gguf_arch_allowed(arch: str):
+    """Let ComfyUI-GGUF read a diffusion-model GGUF whose architecture it does not list (ACE-Step 1.5)
+    for the duration of one load."""
+    allowed = None
+    cls = node_class("UnetLoaderGGUF")
+    if cls is not None:
+        pkg = getattr(sys.modules.get(cls.__module__), "__package__", None)   # a folder path, not importable
+        allowed = getattr(sys.modules.get(f"{pkg}.loader"), "IMG_ARCH_LIST", None)
+        if not isinstance(allowed, set):
+            _degraded("ComfyUI-GGUF's loader.IMG_ARCH_LIST", "GGUF files of architectures it does not list "
+                      "(ACE-Step 1.5) cannot load")
+            allowed = None
+    added = arch if (allowed is not None and arch and arch not in allowed) else None
+    if added:
+        allowed.add(added)
+    try:
+        yield
+    finally:
+        if added:
+            allowed.discard(added)
+
+
+def probe() -> list[str]:
+    """Look up every internal once at start-up, so a missing one is reported before it is needed."""
+    loaded_models()
+    default_gpu_budget(0)
+    pinned_total()
+    try:
+        import comfy_execution.cache_provider  # noqa: F401
+        import comfy_execution.utils  # noqa: F401
+    except ImportError as e:
+        _degraded("comfy_execution (executing context, cache providers)",
+                  "LockN settles after a prompt only when the queue is idle", e)
+    s = server()
+    if s is not None:
+        for attr in ("prompt_queue", "loop", "send_sync", "add_on_prompt_handler"):
+            if not hasattr(s, attr):
+                _degraded(f"PromptServer.{attr}", "parts of residency (queue look-ahead, events) are off")
+    return warnings()
