@@ -1,0 +1,132 @@
+"""The runtime seam (nodes/comfy_seam.py): the only module of nodes/ that touches ComfyUI internals, and
+what the registry promises through it on the installed ComfyUI, in-process: loader fingerprints change
+nothing, a clone of an entry's patcher counts as the entry, a missing internal degrades visibly."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+NODES = Path(__file__).resolve().parents[1] / "nodes"
+# what nodes/ may import besides its own modules, lockn_gen and the standard library
+ALLOWED = {"comfy_api.latest", "folder_paths", "aiohttp", "torch", "numpy"}
+
+
+def _imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.append(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                "import_module", "__import__"):
+            out.append("<dynamic import>")
+    return out
+
+
+def test_nothing_in_nodes_but_the_seam_imports_comfyui_internals():
+    stdlib = set(sys.stdlib_module_names)
+    bad = {}
+    for path in sorted(NODES.glob("*.py")):
+        if path.name == "comfy_seam.py":
+            continue
+        wrong = [m for m in _imports(path) if m.split(".")[0] not in stdlib and m not in ALLOWED
+                 and not any(m.startswith(a + ".") for a in ALLOWED)]
+        if wrong:
+            bad[path.name] = wrong
+    assert not bad, f"ComfyUI internals imported outside nodes/comfy_seam.py: {bad}"
+    # and the seam itself is where they are
+    seam = _imports(NODES / "comfy_seam.py")
+    assert "comfy.model_management" in seam and "server" in seam
+
+
+# ---- in-process, against the installed ComfyUI ----------------------------------------------------------
+def _module(suffix):
+    mods = [m for n, m in sys.modules.items() if n.endswith(suffix)]
+    assert len(mods) == 1, [n for n in sys.modules if n.endswith(suffix)]
+    return mods[0]
+
+
+def _loader_kwargs(cls, preset):
+    kw = {i.id: "(preset)" for i in cls.GET_SCHEMA().inputs}
+    kw.update(preset=preset, weight_dtype="default")
+    return kw
+
+
+@pytest.mark.comfy
+def test_a_loader_fingerprint_changes_nothing(comfy_inproc):
+    """ComfyUI takes every fingerprint before a prompt's first node runs. The registry's settle after
+    the last prompt (budgets, evictions, queue flags) happens later, never inside a fingerprint: the
+    fingerprint only notes the entries the coming prompt uses."""
+    from comfy_execution.utils import CurrentNodeContext
+    from lockn_testing import graphs
+    reg = _module("nodes.residency").REGISTRY
+    try:
+        comfy_inproc.run(graphs.flux2_t2i(loader="lockn", steps=1, width=32, height=32, prefix="seam/fp"))
+        assert reg.prompt_running                       # its loader ran: not settled until something settles it
+        reg.set_budgets(gpu_gb=1e-6)                    # applies when that prompt is settled
+        tiers = {r.entry.id: r.entry.tier for r in reg.records.values()}
+        assert "gpu" in tiers.values()
+        cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNFlux2Loader"]
+        kw = _loader_kwargs(cls, "flux2-dev-q4_k_m")
+        with CurrentNodeContext("a-new-prompt", "12"):
+            fp = cls.fingerprint_inputs(**kw)
+        assert fp.count(":") == 3 and not fp.startswith(("missing", "error"))
+        assert {r.entry.id: r.entry.tier for r in reg.records.values()} == tiers     # nothing moved
+        assert reg.prompt_running and reg.prompt_id != "a-new-prompt"
+        flux = {r.entry.id for r in reg.find(family="flux2")}
+        assert reg.upcoming_id == "a-new-prompt" and reg.upcoming == flux
+        reg.report()                                    # between prompts: settles, the budget applies
+        assert {r.entry.tier for r in reg.find(family="flux2")} == {"ram"}
+        assert not reg.upcoming and not reg.prompt_running
+    finally:
+        reg.set_budgets(gpu_gb=0)
+
+
+@pytest.mark.comfy
+def test_a_clone_of_an_entrys_patcher_counts_as_the_entry(comfy_inproc):
+    """A LoRA or a ModelSamplingSD3 node hands the sampler a clone of the loader's ModelPatcher, and
+    ComfyUI loads that clone: the entry reads as on the device, and evicting it to RAM unloads the clone."""
+    import comfy.model_management as mm
+    reg = _module("nodes.residency").REGISTRY
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNAceStep15Loader"]
+    model = cls.execute(**_loader_kwargs(cls, "ace15-turbo")).args[0]
+    [rec] = [r for r in reg.find(family="ace15") if r.obj is model]
+    reg.evict([rec], to="ram", defer_if_busy=False)
+    assert reg.report() and rec.entry.tier == "ram"
+    clone = model.clone()
+    assert clone is not model and clone.is_clone(model)
+    mm.load_models_gpu([clone])
+    assert any(lm.model is clone for lm in mm.current_loaded_models)
+    reg.report()
+    assert rec.entry.tier == "gpu"                      # the clone on the device is this entry
+    assert reg.object_records([clone]) == [rec]        # and a node passing the clone through names it
+    reg.evict([rec], to="ram", defer_if_busy=False)
+    assert not any(lm.model is clone and lm.model_loaded_memory() > 0 for lm in mm.current_loaded_models)
+    assert rec.entry.tier == "ram"
+
+
+@pytest.mark.comfy
+def test_a_missing_internal_is_reported_not_raised(comfy_inproc, monkeypatch):
+    """ComfyUI moves its internals: without model management's loaded-model list the report still
+    answers, every model reads as in RAM, and the warning names what is missing once, in the report."""
+    import comfy.model_management as mm
+    seam = _module("nodes.comfy_seam")
+    reg = _module("nodes.residency").REGISTRY
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNAceStep15Loader"]
+    cls.execute(**_loader_kwargs(cls, "ace15-turbo"))
+    monkeypatch.delattr(mm, "current_loaded_models")
+    try:
+        rep = reg.report()
+        again = reg.report()
+    finally:
+        monkeypatch.undo()
+        seam._warned.pop("comfy.model_management.current_loaded_models", None)
+    [warning] = [w for w in rep["warnings"] if "current_loaded_models" in w]
+    assert "every model reads as in RAM" in warning and seam.comfyui_version() in warning
+    assert again["warnings"].count(warning) == 1
+    assert {e["tier"] for e in rep["entries"]} <= {"ram", "dropped"}
+    assert not [w for w in reg.report()["warnings"] if "current_loaded_models" in w]
