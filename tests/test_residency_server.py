@@ -192,6 +192,17 @@ def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(r
     assert all(e["loads_from_disk"] == loads[e["id"]] + 1 for e in entries(res_server, "ace15"))
 
 
+def test_lockn_routes_and_the_free_watch_work_under_the_api_prefix(res_server):
+    """ComfyUI serves every route under /api too, and the editor uses that prefix (its free button posts
+    /api/free): LockN's routes answer there, and /api/free with free_memory releases LockN's models."""
+    res_server.run(workflow("music", ROOMY, prefix="res/api-prefix"))
+    assert res_server.get("/api/lockn/residency")["entries"] == res_server.get("/lockn/residency")["entries"]
+    assert any(e["tier"] != "dropped" for e in entries(res_server, "ace15"))
+    status, _ = res_server.post("/api/free", {"unload_models": True, "free_memory": True})
+    assert status == 200
+    assert all(e["tier"] == "dropped" for e in entries(res_server))
+
+
 def messages_until(ws, done, seconds: float) -> list[dict]:
     """JSON messages from a websocket (opened with a short timeout) until done(messages) or the time is up."""
     import websocket

@@ -165,3 +165,30 @@ def test_residency_tab_live_evict_and_pin(srv, editor):
     errors = editor.extension_errors()
     assert not errors, "console errors from the LockN extension:\n" + "\n".join(errors)
     assert time.time() - t0 < 60, f"the browser part took {time.time() - t0:.0f}s"
+
+
+def test_the_editors_free_button_releases_lockn_models(srv, editor):
+    """The editor's "Unload Models and Execution Cache" button runs the frontend command of that name,
+    which posts /api/free (not /free) with unload_models and free_memory: LockN lets go of every model,
+    the tab says so, and the next run reads them from disk again."""
+    page = editor.page
+    if not page.url.startswith(srv.url):
+        page.goto(srv.url)
+    editor.wait_for("() => window.app && window.app.extensionManager && window.app.extensionManager.command",
+                    "the editor's command registry", timeout=45_000)
+    srv.run(graphs.flux2_t2i(loader="lockn", preset="flux2-dev-q4_k_m", prefix="free-button"))
+    before = route_entries(srv)
+    assert before and any(e["tier"] in ("gpu", "ram") for e in before.values())
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/free")) as req:
+        page.evaluate("() => window.app.extensionManager.command.execute('Comfy.Memory.UnloadModelsAndExecutionCache')")
+    assert req.value.url == f"{srv.url}/api/free", req.value.url
+    deadline = time.time() + 20
+    while any(e["tier"] != "dropped" for e in route_entries(srv).values()) and time.time() < deadline:
+        time.sleep(0.2)
+    after = route_entries(srv)
+    assert all(e["tier"] == "dropped" for e in after.values()), {n: e["tier"] for n, e in after.items()}
+    if page.locator(TAB).count():
+        editor.wait_row(FLUX_FILES["diffusion_model"], "the tab to show the dropped model", tier="dropped")
+    srv.run(graphs.flux2_t2i(loader="lockn", preset="flux2-dev-q4_k_m", prefix="free-button-again"))
+    again = route_entries(srv)
+    assert all(again[n]["loads_from_disk"] == before[n]["loads_from_disk"] + 1 for n in FLUX_FILES.values())
