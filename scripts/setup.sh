@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # LockN Gen set-up: find (or install) ComfyUI, make its Python environment have what the pack and its
 # tests need, make sure ComfyUI-GGUF is there. Idempotent: a second run checks and does nothing.
+# Supported ComfyUI versions: 0.20.1 and 0.33.0; any install at COMFYUI_PATH is used as it is.
 #
 #   COMFYUI_PATH   the ComfyUI folder (default ~/comfy/ComfyUI, comfy-cli's default workspace)
+#   LOCKN_COMFYUI_VERSION   which version to install when COMFYUI_PATH has none: 0.20.1 (default) or 0.33.0
 #   LOCKN_SETUP_TEST=1   also install the test tools (pytest, playwright, Debian chromium)
 #
 # It never changes the user's ComfyUI beyond: creating $COMFYUI_PATH/.venv if missing, installing
-# missing packages (or transformers<5.15, which ComfyUI 0.20.1's Flux.2 tokenizer needs) into it, and
+# missing packages (or transformers<5.15, which the Flux.2 tokenizer of ComfyUI 0.20.1 needs) into it, and
 # adding ComfyUI-GGUF to custom_nodes when it is missing.
 set -euo pipefail
 
 COMFYUI_PATH=${COMFYUI_PATH:-$HOME/comfy/ComfyUI}
 COMFYUI_REPO=https://github.com/comfyanonymous/ComfyUI.git
-COMFYUI_COMMIT=aa9d2fc713664e9ffe37763f4c9240c0c3eda667          # ComfyUI 0.20.1, 2026-05-10
+COMFYUI_VERSION=${LOCKN_COMFYUI_VERSION:-0.20.1}
+case "$COMFYUI_VERSION" in
+  0.20.1) COMFYUI_COMMIT=aa9d2fc713664e9ffe37763f4c9240c0c3eda667 ;;   # 2026-05-10
+  0.33.0) COMFYUI_COMMIT=783545f689a0af730065994b46b382ae24844c99 ;;   # 2026-08-22
+  *) printf '[lockn-gen setup] ERROR: LOCKN_COMFYUI_VERSION=%s; supported: 0.20.1, 0.33.0\n' "$COMFYUI_VERSION" >&2; exit 2 ;;
+esac
 GGUF_REPO=https://github.com/city96/ComfyUI-GGUF.git
 GGUF_COMMIT=6ea2651e7df66d7585f6ffee804b20e92fb38b8a             # 2026-01-12 (LTX-2 metadata, Gemma 3)
 PACK=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,19 +28,24 @@ die() { printf '\n[lockn-gen setup] ERROR: %s\n\n' "$*" >&2; exit 2; }
 
 # ---- 1. ComfyUI --------------------------------------------------------------------------------------
 if [ ! -f "$COMFYUI_PATH/main.py" ]; then
-  say "no ComfyUI at $COMFYUI_PATH; installing ComfyUI 0.20.1 the way users do (git clone + checkout)"
+  say "no ComfyUI at $COMFYUI_PATH; installing ComfyUI $COMFYUI_VERSION the way users do (git clone + checkout)"
   if ! { git clone -q "$COMFYUI_REPO" "$COMFYUI_PATH" && git -C "$COMFYUI_PATH" checkout -q "$COMFYUI_COMMIT"; } 2>/dev/null; then
     rm -rf "$COMFYUI_PATH" 2>/dev/null || true
     die "ComfyUI is missing and could not be installed (no network?).
   Looked for: $COMFYUI_PATH/main.py
   Provide it in one of these ways, then run this again:
-    - point COMFYUI_PATH at an existing ComfyUI 0.20.1 folder (export COMFYUI_PATH=/path/to/ComfyUI), or
+    - point COMFYUI_PATH at an existing ComfyUI 0.20.1 or 0.33.0 folder (export COMFYUI_PATH=/path/to/ComfyUI), or
     - git clone $COMFYUI_REPO $COMFYUI_PATH && git -C $COMFYUI_PATH checkout $COMFYUI_COMMIT, or
     - comfy --workspace=$COMFYUI_PATH install   (comfy-cli)
   Its Python environment is expected at \$COMFYUI_PATH/.venv (created here if missing)."
   fi
 fi
 [ -f "$COMFYUI_PATH/requirements.txt" ] || die "$COMFYUI_PATH has main.py but no requirements.txt: not a ComfyUI folder?"
+found=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$COMFYUI_PATH/comfyui_version.py" 2>/dev/null || true)
+case "$found" in
+  0.20.1|0.33.0) ;;
+  *) say "note: ComfyUI ${found:-(unknown version)} at $COMFYUI_PATH; LockN Gen is tested with 0.20.1 and 0.33.0 (using it as it is)" ;;
+esac
 
 # ---- 2. ComfyUI-GGUF ---------------------------------------------------------------------------------
 GGUF_DIR=$COMFYUI_PATH/custom_nodes/ComfyUI-GGUF
@@ -84,7 +96,7 @@ else
   echo "$want" > "$stamp"
 fi
 tf=$("$PY" -c "import transformers; print(transformers.__version__)")
-"$PY" - "$tf" <<'EOF' || { say "transformers $tf breaks ComfyUI 0.20.1's Flux.2 tokenizer; installing transformers<5.15"; "${PIP[@]}" 'transformers<5.15'; }
+"$PY" - "$tf" <<'EOF' || { say "transformers $tf breaks the Flux.2 tokenizer of ComfyUI 0.20.1; installing transformers<5.15"; "${PIP[@]}" 'transformers<5.15'; }
 import sys
 major, minor = (int(x) for x in sys.argv[1].split(".")[:2])
 sys.exit(0 if (major, minor) < (5, 15) else 1)
