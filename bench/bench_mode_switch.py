@@ -1,12 +1,20 @@
 """Mode-switch benchmark: image -> video -> music -> image, three cycles, on synthetic models of 1-2 GB
 each (bench/synthetic.py; --spec stacks: diffusion models and text encoders, --spec dit: diffusion
-models only), with LockN's residency (its loader nodes) against ComfyUI's default cache (core loaders),
-side by side in one run: a fresh server per configuration, alternated.
+models only), with LockN's residency (its loader nodes) against ComfyUI's own caches (core loaders),
+side by side in one run: a fresh server per configuration, alternated. The ComfyUI used is the one at
+COMFYUI_PATH.
 
     python -m bench.bench_mode_switch [--reps 2] [--gpu] [--spec stacks|dit] [--cold] [--out bench/out/mode_switch.json]
+        [--configs default,lockn] [--vary-seeds] [--gpu-budget-gb G --ram-budget-gb R]
 
---cold drops the model files from the page cache before every prompt (both configurations), as when
-the LLMs' memory pushes them out of RAM: what the default cache reloads then comes from the disk.
+Configurations (--configs): default (core loaders, ComfyUI's default cache: classic on 0.20.1, RAM
+pressure on 0.33), lru (--cache-lru 16), ram (0.33: --cache-ram with a headroom that leaves the cache
+about the LockN budgets' room), high-ram (0.33: --high-ram), lockn (LockN's loaders, default cache,
+and the budgets through a Residency node when given).
+--vary-seeds gives every cycle new seeds: a cycle that repeats the last one's prompts is served
+whole from an output cache that keeps them (0.33's default) and measures nothing.
+--cold drops the model files from the page cache before every prompt (all configurations), as when
+the LLMs' memory pushes them out of RAM: what a cache reloads then comes from the disk.
 
 Reports per configuration the cycle times (first and warm), the time spent in loader nodes, and
 LockN's registry overhead per loader execution (its own bookkeeping, GET /lockn/residency).
@@ -30,8 +38,27 @@ from lockn_testing import graphs  # noqa: E402
 from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
 
-def workflows(config: str) -> list[tuple[str, dict]]:
+CONFIGS = ("default", "lru", "ram", "high-ram", "lockn")
+
+
+def server_args(config: str, budgets: tuple[float, float]) -> list[str]:
+    if config == "lru":
+        return ["--cache-lru", "16"]
+    if config == "high-ram":
+        return ["--high-ram"]
+    if config == "ram":          # RAM pressure once the cache holds about what LockN's budgets allow
+        import psutil
+        total = psutil.virtual_memory().total / 1e9
+        room = sum(budgets) if any(budgets) else total / 2
+        headroom = max(2.0, total - room - 3.0)      # 3 GB: the server process itself
+        return ["--cache-ram", f"{headroom:.1f}", f"{headroom:.1f}"]
+    return []
+
+
+def workflows(config: str, budgets: tuple[float, float] = (0.0, 0.0)) -> list[tuple[str, dict]]:
     flows = _workflows(config)
+    if config == "lockn" and any(budgets):
+        flows = [(m, graphs.with_residency(g, *budgets)) for m, g in flows]
     if os.environ.get("LOCKN_BENCH_SINK") == "report":      # no PyAV on the machine: do not save media
         flows = [(m, graphs.report_sinks(g)) for m, g in flows]
     return flows
@@ -50,8 +77,10 @@ def _workflows(config: str) -> list[tuple[str, dict]]:
 LOADERS = {"12", "38", "10", "95", "96", "84", "90", "104", "105", "106"}   # loader node ids in lockn_testing.graphs
 
 
-def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = False) -> dict:
-    srv = ComfyServer(models, cpu=not gpu)
+def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = False, vary: bool = False,
+               budgets: tuple[float, float] = (0.0, 0.0)) -> dict:
+    from lockn_gen.workflow import vary_seeds
+    srv = ComfyServer(models, cpu=not gpu, extra_args=tuple(server_args(config, budgets)))
     try:
         srv.start()
         img = REPO / "bench" / "out" / "start.png"
@@ -61,13 +90,16 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
             img.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray((np.random.RandomState(0).rand(48, 40, 3) * 255).astype("uint8")).save(img)
         shutil.copy(img, srv.base / "input" / "start.png")
-        out = {"cycles": []}
+        out = {"cycles": [], "server_args": list(srv.extra_args)}
+        info = srv.get("/object_info") if vary else None
         before = None
         for c in range(cycles):
             if c == 1 and config == "lockn":
                 before = srv.get("/lockn/residency")
             cyc = {"prompts": []}
-            for mode, g in workflows(config):
+            for mode, g in workflows(config, budgets):
+                if vary:
+                    g = vary_seeds(g, info, c)
                 if cold:
                     drop_from_page_cache(models)
                 t0 = time.perf_counter()
@@ -90,6 +122,7 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
             out["registry_overhead_ms_per_loader_execution"] = 1000 * (after["overhead_s_total"] - before["overhead_s_total"]) / loader_execs
             out["registry_calls_warm"] = calls
             out["loads_from_disk"] = {e["name"]: e["loads_from_disk"] for e in after["entries"]}
+            out["tiers_at_end"] = {e["name"]: e["tier"] for e in after["entries"]}
         return out
     finally:
         srv.stop()
@@ -104,32 +137,47 @@ def main():
     ap.add_argument("--spec", choices=synthetic.SPECS, default="stacks", help="which models are big (bench/synthetic.py)")
     ap.add_argument("--cold", action="store_true", help="drop the model files from the page cache before every prompt")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "mode_switch.json"))
+    ap.add_argument("--configs", default="default,lockn", help=f"comma-separated, of {', '.join(CONFIGS)}")
+    ap.add_argument("--vary-seeds", action="store_true", help="new seeds every cycle")
+    ap.add_argument("--gpu-budget-gb", type=float, default=0.0, help="LockN's GPU budget (0: its default)")
+    ap.add_argument("--ram-budget-gb", type=float, default=0.0, help="LockN's RAM budget (0: its default)")
     a = ap.parse_args()
+    configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        ap.error(f"unknown config(s) {unknown}; choose from {', '.join(CONFIGS)}")
+    budgets = (a.gpu_budget_gb, a.ram_budget_gb)
     models = synthetic.ensure(spec=a.spec)
     sizes = {f"{d}/{f}": round(os.path.getsize(models / d / f) / 1e9, 3) for d in ("diffusion_models", "text_encoders")
              for f in sorted(os.listdir(models / d)) if os.path.getsize(models / d / f) > 1e8}
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "spec": a.spec, "cold": a.cold,
+    from lockn_testing.harness import comfyui_path
+    version = (comfyui_path() / "comfyui_version.py").read_text().split('"')[1]
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "comfyui": version, "spec": a.spec,
+               "cold": a.cold, "vary_seeds": a.vary_seeds, "lockn_budgets_gb": {"gpu": budgets[0], "ram": budgets[1]},
                "big_files_gb": sizes, "runs": []}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for rep in range(a.reps):
-        for config in ("default", "lockn"):
+        for config in configs:
             print(f"rep {rep + 1}: {config}", flush=True)
-            results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu, a.cold)})
+            results["runs"].append({"config": config, **run_config(models, config, a.cycles, a.gpu, a.cold,
+                                                                   a.vary_seeds, budgets)})
             out.write_text(json.dumps(results, indent=2))   # so far: a run cut short still leaves its data
 
     def warm(config, key="seconds"):
         return statistics.median(c[key] for r in results["runs"] if r["config"] == config for c in r["cycles"][1:])
 
     summary = {
-        "warm_cycle_s": {c: warm(c) for c in ("default", "lockn")},
-        "warm_cycle_loader_s": {c: warm(c, "loader_seconds") for c in ("default", "lockn")},
+        "warm_cycle_s": {c: warm(c) for c in configs},
+        "warm_cycle_loader_s": {c: warm(c, "loader_seconds") for c in configs},
         "first_cycle_s": {c: statistics.median(r["cycles"][0]["seconds"] for r in results["runs"] if r["config"] == c)
-                          for c in ("default", "lockn")},
-        "registry_overhead_ms_per_loader_execution": statistics.median(
-            r["registry_overhead_ms_per_loader_execution"] for r in results["runs"] if r["config"] == "lockn"),
+                          for c in configs},
     }
-    summary["warm_speedup"] = summary["warm_cycle_s"]["default"] / summary["warm_cycle_s"]["lockn"]
+    if "lockn" in configs:
+        summary["registry_overhead_ms_per_loader_execution"] = statistics.median(
+            r["registry_overhead_ms_per_loader_execution"] for r in results["runs"] if r["config"] == "lockn")
+        summary["warm_speedup_vs_lockn"] = {c: summary["warm_cycle_s"][c] / summary["warm_cycle_s"]["lockn"]
+                                            for c in configs if c != "lockn"}
     results["summary"] = summary
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps({"machine": results["machine"], **summary}, indent=2))
