@@ -121,25 +121,39 @@ def _patch_config_classes():
 
 
 # ---- 3. LTX-2 text projection ------------------------------------------------------------------------
-# Reason: lt.py builds the Gemma->LTX projection as Linear(3840 * 49, 3840) regardless of the weights.
+# Reason: lt.py builds the Gemma->LTX projection as Linear(3840 * 49, 3840) regardless of the weights
+# (0.20.1); later versions take the input width from the Gemma config but default the output widths.
 def _patch_ltx_projection():
+    import inspect
+
     import comfy.text_encoders.lt as lt
 
     Orig = lt.LTXAVTEModel
+    sig = inspect.signature(Orig.__init__)
+    sizes_from_args = "video_projection_dim" in sig.parameters   # ComfyUI 0.33+
 
     class LTXAVTEModel(Orig):
-        def __init__(self, dtype_llama=None, device="cpu", dtype=None, text_projection_type="single_linear", model_options={}):
+        def __init__(self, *args, **kwargs):
             proj = _current("ltx_projection")
             if not proj:
-                return super().__init__(dtype_llama=dtype_llama, device=device, dtype=dtype,
-                                        text_projection_type=text_projection_type, model_options=model_options)
+                return super().__init__(*args, **kwargs)
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            a = {k: v for k, v in bound.arguments.items() if k != "self"}
+            dual = a["text_projection_type"] != "single_linear"
+            if sizes_from_args:      # the input width follows the (patched) Gemma config; give the output widths
+                a["video_projection_dim"] = proj["video_dim"] if dual else proj["out_dim"]
+                if dual:
+                    a["audio_projection_dim"] = proj["audio_dim"]
+                return super().__init__(**a)
+            dtype, dtype_llama, device = a["dtype"], a["dtype_llama"], a["device"]
             torch.nn.Module.__init__(self)
             self.dtypes = {dtype, dtype_llama}
             self.compat_mode = False
-            self.text_projection_type = text_projection_type
-            self.gemma3_12b = lt.Gemma3_12BModel(device=device, dtype=dtype_llama, model_options=model_options, layer="all", layer_idx=None)
+            self.text_projection_type = a["text_projection_type"]
+            self.gemma3_12b = lt.Gemma3_12BModel(device=device, dtype=dtype_llama, model_options=a["model_options"], layer="all", layer_idx=None)
             ops = self.gemma3_12b.operations
-            if text_projection_type == "single_linear":
+            if not dual:
                 self.text_embedding_projection = ops.Linear(proj["in_dim"], proj["out_dim"], bias=False, dtype=dtype, device=device)
             else:
                 self.text_embedding_projection = lt.DualLinearProjection(proj["in_dim"], proj["video_dim"], proj["audio_dim"], dtype=dtype, device=device, operations=ops)

@@ -54,8 +54,9 @@ class InProcessComfy:
         import execution
         self.execution = execution
         self.server = RecordingServer()
+        # "ram_inactive": read by ComfyUI 0.33+ (RAM-pressure cache headroom), ignored by 0.20.1
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0})
+                                                 cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
     def validate(self, prompt: dict):
         return asyncio.run(self.execution.validate_prompt(str(uuid.uuid4()), prompt, None))

@@ -5,6 +5,7 @@ GGUF, video VAE, audio VAE, text projection).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -121,7 +122,9 @@ def build(root: str, seed: int = 0) -> dict:
     for alias in TE_ALIASES:
         out[alias] = link_or_copy(p, os.path.join(root, "text_encoders", alias))
 
-    up = init_state(LatentUpsampler.from_config(UPSCALER_CFG), seed + 6)
+    # ComfyUI 0.33+ builds the upsampler from `operations`; 0.20.1 takes the config only
+    takes_ops = "operations" in inspect.signature(LatentUpsampler.from_config).parameters
+    up = init_state(LatentUpsampler.from_config(UPSCALER_CFG, **({"operations": ops} if takes_ops else {})), seed + 6)
     out[UPSCALER] = save_safetensors(up.state_dict(), os.path.join(root, "latent_upscale_models", UPSCALER),
                                      dtype=torch.bfloat16, metadata={"config": UPSCALER_CFG})
 
