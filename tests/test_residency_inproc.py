@@ -54,18 +54,20 @@ def test_report_counts_weights_comfyui_pinned(comfy_inproc):
         pinned(-expected)
     assert entry()[0]["host_pinned_bytes"] == 0
 
-    # dynamic VRAM, recorded the way the installed ComfyUI does: 0.33 keeps a pinned-size counter per
-    # device and subset in model.dynamic_pins (set up by ModelPatcherDynamic.register_load_device,
-    # bumped by comfy.pinned_memory.pin_memory); 0.20.1 leaves module._pin behind
+    # dynamic VRAM, recorded the way the installed ComfyUI does: 0.33 keeps, per device and subset, a
+    # tuple whose fourth item counts the pinned bytes (model.dynamic_pins, laid out by
+    # ModelPatcherDynamic.register_load_device, bumped by comfy.pinned_memory.pin_memory; on a CPU
+    # box comfy_aimdo is never started, so the layout is written here as that function writes it);
+    # 0.20.1 leaves module._pin behind
     dynamic = getattr(comfy.model_patcher, "ModelPatcherDynamic", None)
     if dynamic is not None and hasattr(dynamic, "register_load_device"):
-        model.model.dynamic_pins = {}
-        dynamic.register_load_device(model, model.load_device)
-        counter = model.model.dynamic_pins[model.load_device]["weights"][3]
-        counter[0] += 4096
+        subset = lambda: (None, [], [-1], [0], [0], {})          # (hostbuf, stack, split, pinned_size, counter, buckets)
+        model.model.dynamic_pins = {model.load_device: {
+            "weights": subset(), "patches": subset(), "weights-loaded": subset(), "patches-loaded": subset(),
+            "hostbufs_initialized": False, "failed": False, "active": False, "current_prompt": False}}
+        model.model.dynamic_pins[model.load_device]["weights"][3][0] += 4096
 
         def unpin():
-            counter[0] -= 4096
             del model.model.dynamic_pins
     else:
         mod = next(m for m in model.model.modules() if getattr(m, "weight", None) is not None)
@@ -127,7 +129,7 @@ def test_no_prompt_pays_for_hearing_prompt_ends(comfy_inproc):
         return [r.entry for r in reg.find(family="flux2") if r.obj is not None]
     try:
         comfy_inproc.run(graphs.flux2_t2i(loader="lockn", steps=1, width=32, height=32, prefix="hook/lockn"))
-        assert reg.prompt_running                  # noted, not settled yet: no node of ours ran after it
+        assert reg.prompt_running or reg.upcoming  # noted, not settled yet: no node of ours ran after it
         assert "gpu" in {e.tier for e in flux()} and not reg.prompt_running
 
         # The same graph with a new seed: the loader's outputs come from ComfyUI's cache, and the prompt
