@@ -197,6 +197,8 @@ def test_lockn_routes_and_the_free_watch_work_under_the_api_prefix(res_server):
     /api/free): LockN's routes answer there, and /api/free with free_memory releases LockN's models."""
     res_server.run(workflow("music", ROOMY, prefix="res/api-prefix"))
     assert res_server.get("/api/lockn/residency")["entries"] == res_server.get("/lockn/residency")["entries"]
+    # every ComfyUI internal LockN relies on is there in this version (else: a "ComfyUI x.y: ..." warning)
+    assert not [w for w in report(res_server)["warnings"] if w.startswith("ComfyUI ")]
     assert any(e["tier"] != "dropped" for e in entries(res_server, "ace15"))
     status, _ = res_server.post("/api/free", {"unload_models": True, "free_memory": True})
     assert status == 200
