@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import catalog as catalog_mod
+from .residency import MODES
 
 GB = 1e9
-MODES = ("image", "video", "music")
 TARGETS = ("quality", "speed")
 
 # The RTX Pro 6000 workstation this pack is built for.

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 GB = 1_000_000_000
 TIERS = ("gpu", "ram", "dropped")
-MODES = ("image", "video", "music")
-DEFAULT_PRIORITY = {"image": 1, "video": 1, "music": 1}
+MODES = ("image", "video", "music")          # the catalog families' modes, in chain order
+DEFAULT_PRIORITY = {m: 1 for m in MODES}
 
 
 @dataclass

@@ -144,3 +144,13 @@ def test_resolve_refuses_escaping_overrides_and_foreign_presets():
         resolve(c, "flux2", "flux2-dev-q8_0", {"vae": "/etc/passwd"}, *_finder({}))
     with pytest.raises(LockNError, match="is a Wan2.2 preset, not Flux.2"):
         resolve(c, "flux2", "wan22-i2v-a14b-fp8", {}, *_finder({}))
+
+
+def test_family_facts_come_from_the_catalog():
+    """Node ids, override inputs, CLIP types and modes of the families are written once, in the catalog."""
+    from lockn_gen import residency
+    cat = catalog.builtin()
+    assert {f.mode for f in cat.families.values()} == set(residency.MODES)
+    for f in cat.families.values():
+        assert f.node.startswith("LockN") and f.node.endswith("Loader") and f.clip_type
+        assert f.inputs and set(f.inputs) <= set(f.roles), (f.id, f.inputs, f.roles)
