@@ -1,11 +1,22 @@
 """The shipped workflows, defined once here and written to workflows/ in API and UI format.
 
-    python -m lockn_gen.chains --server http://127.0.0.1:8188 [--out workflows]
+    python -m lockn_gen.chains [--out workflows]                 # API + UI, from the pinned /object_info
+    python -m lockn_gen.chains --pin --server http://127.0.0.1:8188   # re-capture the pin (a 0.20.1 server)
 
 Settings are the official templates' (../shared/MODELS.md); everything a user would change sits in
 a node with a clear title (prompts, seeds, sizes, lengths, fps, steps, presets), which is also what
-`lockn-gen run --set TITLE.INPUT=VALUE` addresses. The UI format needs the server's /object_info to
-lay out widgets; the API format does not.
+`lockn-gen run --set TITLE.INPUT=VALUE` addresses. The API format needs nothing else.
+
+The UI format needs an /object_info to lay out sockets and widgets, and that differs between ComfyUI
+versions (0.33's SaveImage has an output, its SaveVideo a dynamic ``format`` combo). The shipped UI
+files are generated against ONE pinned capture, ``tests/fixtures/object_info_workflows.json``:
+``GET /object_info`` of ComfyUI ``PIN_COMFYUI`` (the oldest supported version; newer editors open
+older files, the way they open the official templates) with LockN Gen, trimmed to the node classes
+the workflows use. So the files are the same whichever ComfyUI generated them; the tests check them
+against the pin (in sync) and against the running server (every node, socket, link and widget
+exists there, and the file converts to a prompt that validates). ``--pin --server URL`` refreshes
+the pin from a running server of that version (needed when a workflow starts using another node
+class or a node's inputs change).
 """
 from __future__ import annotations
 
@@ -221,6 +232,30 @@ def editor_models(prompt: dict) -> dict[str, list]:
     return out
 
 
+REPO = Path(__file__).resolve().parents[1]
+PINNED_OBJECT_INFO = REPO / "tests" / "fixtures" / "object_info_workflows.json"
+PIN_COMFYUI = "0.20.1"
+
+
+def node_classes() -> set[str]:
+    """Every node class the shipped workflows use."""
+    return {n["class_type"] for make in WORKFLOWS.values() for n in make().values()}
+
+
+def pinned_object_info() -> dict:
+    """The /object_info the shipped UI files are generated against (see the module docstring)."""
+    return json.loads(PINNED_OBJECT_INFO.read_text())
+
+
+def trim_object_info(object_info: dict) -> dict:
+    """The entries of the workflows' node classes (what the pin keeps); ValueError names any the
+    server lacks."""
+    missing = sorted(node_classes() - set(object_info))
+    if missing:
+        raise ValueError(f"the server does not have these node classes of the workflows: {missing}")
+    return {c: object_info[c] for c in sorted(node_classes())}
+
+
 def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
     from .workflow_ui import api_to_ui
     written = []
@@ -238,19 +273,39 @@ def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
     return written
 
 
+def _get(server: str, path: str):
+    import urllib.request
+    with urllib.request.urlopen(server.rstrip("/") + path, timeout=60) as r:
+        return json.load(r)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", help="a running ComfyUI with LockN Gen (for /object_info)")
+    ap.add_argument("--server", help="a running ComfyUI with LockN Gen: use its /object_info (with --pin: store it)")
     ap.add_argument("--object-info", help="or a saved /object_info JSON file")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "workflows"))
+    ap.add_argument("--pin", action="store_true",
+                    help=f"store the server's /object_info (trimmed) as the pin, {PINNED_OBJECT_INFO.relative_to(REPO)}; "
+                         f"the server must run ComfyUI {PIN_COMFYUI}")
+    ap.add_argument("--out", default=str(REPO / "workflows"))
     a = ap.parse_args(argv)
-    info = None
     if a.server:
-        import urllib.request
-        with urllib.request.urlopen(a.server.rstrip("/") + "/object_info", timeout=60) as r:
-            info = json.load(r)
+        info = _get(a.server, "/object_info")
     elif a.object_info:
         info = json.loads(Path(a.object_info).read_text())
+    else:
+        info = pinned_object_info() if PINNED_OBJECT_INFO.is_file() else None
+    if a.pin:
+        if not a.server:
+            ap.error("--pin needs --server")
+        version = (_get(a.server, "/system_stats").get("system") or {}).get("comfyui_version")
+        if version != PIN_COMFYUI:
+            ap.error(f"the pin is taken from ComfyUI {PIN_COMFYUI}; {a.server} runs {version} "
+                     "(change PIN_COMFYUI in lockn_gen/chains.py to move the pin)")
+        info = trim_object_info(info)
+        PINNED_OBJECT_INFO.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
+        print(PINNED_OBJECT_INFO)
+    elif info is not None and (a.server or a.object_info):
+        print("note: UI files from an /object_info other than the pin; the sync test compares them with the pin")
     for p in write_all(Path(a.out), info):
         print(p)
 

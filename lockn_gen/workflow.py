@@ -18,17 +18,17 @@ from typing import Any
 # every public name of the four modules, plus _default and _is_widget, which workflow_ui imports from here
 from .workflow_convert import BYPASSED, MUTED, NOTE_TYPES, SUBGRAPH_IN, VIRTUAL_TYPES, _UIConverter
 from .workflow_schema import (CONTROL_VALUES, NOT_SAVED_WIDGETS, WIDGET_TYPES, Upload, Workflow, WorkflowError,
-                              _default, _is_widget, class_inputs, combo_options, has_control, input_spec, is_link,
-                              map_widget_values, node_label, ordered_inputs, spec_opts, spec_type)
+                              _default, _is_widget, class_inputs, combo_options, has_control, input_spec, is_hidden,
+                              is_link, map_widget_values, node_label, ordered_inputs, shown_input, spec_opts, spec_type)
 from .workflow_sets import UPLOAD_FLAGS, apply_sets, coerce, parse_set, vary_seeds
 from .workflow_validate import KNOWN_PACKS, pack_hint, validate
 
 __all__ = [
     "BYPASSED", "CONTROL_VALUES", "KNOWN_PACKS", "MUTED", "NOTE_TYPES", "NOT_SAVED_WIDGETS", "SUBGRAPH_IN",
     "UPLOAD_FLAGS", "VIRTUAL_TYPES", "WIDGET_TYPES", "Upload", "Workflow", "WorkflowError", "apply_sets",
-    "class_inputs", "coerce", "combo_options", "detect_format", "has_control", "input_spec", "is_link", "load",
-    "map_widget_values", "node_label", "ordered_inputs", "pack_hint", "parse_set", "spec_opts", "spec_type",
-    "to_api", "validate", "vary_seeds",
+    "class_inputs", "coerce", "combo_options", "detect_format", "has_control", "input_spec", "is_hidden", "is_link",
+    "load", "map_widget_values", "node_label", "ordered_inputs", "pack_hint", "parse_set", "shown_input", "spec_opts",
+    "spec_type", "to_api", "validate", "vary_seeds",
 ]
 
 

@@ -94,11 +94,36 @@ def class_inputs(info: dict) -> list[tuple[str, Any, bool]]:
 
 
 def _dynamic_sub_inputs(spec, value) -> list[tuple[str, Any, bool]]:
-    """The inputs a dynamic combo adds for its chosen value (names without the prefix)."""
+    """The inputs a dynamic combo adds for its chosen value (names without the prefix).
+
+    How ComfyUI (0.20.1 and 0.33, ``DynamicCombo._expand_schema_for_dynamic`` in comfy_api/latest/_io.py)
+    reads a dynamic combo ``c`` in a prompt: only when ``c`` is in the node's inputs and its value is one
+    of the options' keys do the chosen option's inputs exist, sent as flat dotted keys ``"c.x"`` (nested
+    combos: ``"c.x.y"``); the node then gets ``c={"c": value, "x": ...}``. A dynamic combo that is absent
+    brings nothing, not even a "required input missing". The editor puts the option's widgets right after
+    the combo's (required, then optional) and saves their values in that order."""
     for o in spec_opts(spec).get("options", []):
         if o.get("key") == value:
             return ordered_inputs(o.get("inputs") or {})
     return []
+
+
+def is_hidden(spec) -> bool:
+    """An input the server accepts but the editor hides (0.33's SaveVideo ``codec``: kept for API prompts
+    written before ``format`` became a dynamic combo with its own ``format.codec``)."""
+    return bool(spec_opts(spec).get("hidden"))
+
+
+def shown_input(info: dict, name: str, inputs: dict) -> str:
+    """The input the editor shows for ``name``: for a hidden top-level input that a chosen dynamic combo
+    option repeats (``codec`` -> ``"format.codec"``, which the node prefers), the dotted one when it is in
+    ``inputs``; else ``name``. What ``--set NODE.codec=...`` changes."""
+    flat = {n: s for n, s, _ in class_inputs(info)}
+    if name not in flat or not is_hidden(flat[name]):
+        return name
+    shown = [k for k in inputs if k.endswith("." + name) and k.split(".", 1)[0] in flat
+             and spec_type(flat[k.split(".", 1)[0]]) == "COMFY_DYNAMICCOMBO_V3" and input_spec(info, k, inputs)]
+    return shown[0] if len(shown) == 1 else name
 
 
 def input_spec(info: dict, name: str, inputs: dict | None = None):
@@ -220,6 +245,15 @@ def _types_ok(a, b) -> bool:
     if "," not in a and "," not in b:
         return a == b
     return any(_types_ok(x, y) for x in a.split(",") for y in b.split(","))
+
+
+def connects(out_type, in_type) -> bool:
+    """Whether an output of ``out_type`` may feed an input socket of ``in_type`` (the socket type, "COMBO"
+    for a list of choices): LiteGraph's rule, and V3's dynamic types (``COMFY_MATCHTYPE_V3``, ...) take
+    and give whatever they are wired to."""
+    out_type = "COMBO" if isinstance(out_type, list) else out_type
+    return in_type == "COMBO" or str(out_type).startswith("COMFY_") or str(in_type).startswith("COMFY_") \
+        or _types_ok(out_type, in_type)
 
 
 def node_label(node_id: str, node: dict) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .workflow_schema import (Upload, Workflow, WorkflowError, _choices_text, _range_text, class_inputs,
-                              combo_options, has_control, input_spec, node_label, spec_opts, spec_type)
+                              combo_options, has_control, input_spec, node_label, shown_input, spec_opts, spec_type)
 
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 
@@ -108,8 +108,8 @@ def _resolve_set_key(wf: Workflow, key: str, object_info: dict) -> list[tuple[st
                 raise WorkflowError(f"{node_label(nid, node)}: the server has no node type '{node.get('class_type')}'")
             if input_spec(info, input_part, node.get("inputs")) is None:
                 missing.append((nid, kind))
-            else:
-                resolved.append((nid, input_part))
+            else:                                   # a hidden input: the one the editor shows, if set
+                resolved.append((nid, shown_input(info, input_part, node.get("inputs") or {})))
         if resolved:
             plain = [r for r in resolved if r[0] in wf.prompt and (r[0], None) in targets]
             if len(plain) > 1:

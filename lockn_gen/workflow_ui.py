@@ -3,13 +3,16 @@
 The inverse of workflow.to_api for the graphs LockN Gen ships: every node with its sockets, widget
 values in the editor's order (linked widgets keep a value too; seeds get their control value),
 links, titles, `properties.models` for the missing-models dialog, and a simple left-to-right
-layout by dependency depth.
+layout by dependency depth. A dynamic combo's value is followed by the widgets of its chosen option
+(``"format.codec"``; where the prompt has only a hidden input of that name, as 0.33's SaveVideo
+``codec`` in an older API prompt, its value), in the order ``workflow.to_api`` reads them back.
 """
 from __future__ import annotations
 
 import uuid
 
-from .workflow import _default, _is_widget, class_inputs, has_control, input_spec, is_link, spec_type
+from .workflow import _default, _is_widget, class_inputs, has_control, input_spec, is_hidden, is_link, spec_type
+from .workflow_schema import _dynamic_sub_inputs
 
 COL_W, ROW_GAP, NODE_W = 420, 40, 360
 
@@ -52,6 +55,36 @@ def api_to_ui(prompt: dict, object_info: dict, models: dict | None = None, name:
         inputs, widgets = [], []
         specs = class_inputs(info)
         names = {n for n, _, _ in specs}
+        flat = {n: sp for n, sp, _ in specs}
+
+        def add(iname, spec, optional, value):
+            """One input's widget value and/or socket; a dynamic combo's chosen option follows it."""
+            t = spec_type(spec)
+            widget = _is_widget(spec)
+            shown = _default(spec) if (value is None or is_link(value)) else value
+            if widget:
+                widgets.append(shown)
+                if has_control(iname.rsplit(".", 1)[-1], spec):
+                    widgets.append("fixed")
+            if is_link(value) or not widget:
+                entry = {"localized_name": iname, "name": iname, "type": t, "link": None}
+                if "." in iname:
+                    entry = {"label": iname.rsplit(".", 1)[1], **entry}
+                if widget:
+                    entry["widget"] = {"name": iname}
+                if optional:
+                    entry["shape"] = 7
+                if is_link(value):
+                    entry["link"] = link(value, nid, len(inputs))
+                inputs.append(entry)
+            if t == "COMFY_DYNAMICCOMBO_V3":           # the editor shows the chosen option's widgets next
+                for sub, sub_spec, sub_optional in _dynamic_sub_inputs(spec, shown):
+                    key = f"{iname}.{sub}"
+                    v = node["inputs"].get(key)
+                    if v is None and sub in flat and is_hidden(flat[sub]):
+                        v = node["inputs"].get(sub)   # an API prompt's hidden "codec" is the "format.codec" shown
+                    add(key, sub_spec, sub_optional, v)
+
         for iname, spec, optional in specs:
             value = node["inputs"].get(iname)
             t = spec_type(spec)
@@ -63,20 +96,7 @@ def api_to_ui(prompt: dict, object_info: dict, models: dict | None = None, name:
                              "link": link(v, nid, len(inputs)) if is_link(v) else None}
                     inputs.append(entry)
                 continue
-            widget = _is_widget(spec)
-            if widget:
-                widgets.append(_default(spec) if (value is None or is_link(value)) else value)
-                if has_control(iname, spec):
-                    widgets.append("fixed")
-            if is_link(value) or not widget:
-                entry = {"localized_name": iname, "name": iname, "type": t, "link": None}
-                if widget:
-                    entry["widget"] = {"name": iname}
-                if optional:
-                    entry["shape"] = 7
-                if is_link(value):
-                    entry["link"] = link(value, nid, len(inputs))
-                inputs.append(entry)
+            add(iname, spec, optional, value)
         unknown = [k for k in node["inputs"] if k not in names and "." not in k]
         if unknown:
             raise ValueError(f"node {nid} ({node['class_type']}) has inputs the server does not list: {unknown}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .workflow_schema import (_choices_text, _dynamic_sub_inputs, _range_text, _types_ok, class_inputs,
-                              combo_options, input_spec, is_link, node_label, spec_opts, spec_type)
+from .workflow_schema import (_choices_text, _dynamic_sub_inputs, _range_text, class_inputs, combo_options,
+                              connects, input_spec, is_link, node_label, spec_opts, spec_type)
 
 # where a node type that the server lacks usually comes from: (prefix of the class name, pack)
 KNOWN_PACKS = [
@@ -33,13 +33,21 @@ def _all_inputs(info: dict, inputs: dict) -> list[tuple[str, Any, bool]]:
 
 
 def _expand_dynamic(specs, inputs: dict, prefix: str) -> list[tuple[str, Any, bool]]:
+    """ComfyUI's expansion (see workflow_schema._dynamic_sub_inputs): a dynamic combo in the prompt brings
+    its chosen option's inputs; one inside an option ("format.codec" of 0.33's SaveVideo) that is absent
+    brings nothing and is not missing, as the server sees it: the node gets the option without it. A
+    top-level one that is absent stays listed, so that a required one is reported: the server would
+    accept the prompt but call the node without that argument."""
     out = []
     for name, spec, optional in specs:
         full = prefix + name
+        dynamic = spec_type(spec) == "COMFY_DYNAMICCOMBO_V3"
+        if dynamic and prefix and full not in inputs:
+            continue
         out.append((full, spec, optional))
-        if spec_type(spec) == "COMFY_DYNAMICCOMBO_V3":
-            sub = [(n, s, optional or o) for n, s, o in _dynamic_sub_inputs(spec, inputs.get(full))]
-            out.extend(_expand_dynamic(sub, inputs, full + "."))
+        if dynamic and full in inputs:
+            # the option's own sections decide (as in ComfyUI), also under an optional combo
+            out.extend(_expand_dynamic(_dynamic_sub_inputs(spec, inputs.get(full)), inputs, full + "."))
     return out
 
 
@@ -104,7 +112,7 @@ def _check_link(label, name, spec, v, prompt, object_info) -> list[str]:
                 f"which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}"]
     out_t = "COMBO" if isinstance(outputs[slot], list) else outputs[slot]
     in_t = "COMBO" if isinstance(spec[0], list) else spec[0]            # the socket type, not the widget
-    if in_t == "COMBO" or str(out_t).startswith("COMFY_") or str(in_t).startswith("COMFY_") or _types_ok(out_t, in_t):
+    if connects(out_t, in_t):
         return []
     return [f"{label}: input '{name}' expects {in_t} but is connected to output {slot} of "
             f"{node_label(src_id, src)}, which gives {out_t}"]

@@ -2,6 +2,11 @@
 
 `fixtures/object_info.json` is a trimmed capture of GET /object_info from the test server (ComfyUI
 0.20.1 with the tiny model set, so the model choices are the tiny files' real names).
+`fixtures/object_info_033.json` is the same from ComfyUI 0.33.0 (the test server's set-up: tiny models,
+lockn_start.png in input/, fixtures/user_catalog.toml), trimmed to those node classes plus every class
+the shipped workflows use. 0.33's SaveVideo has a dynamic combo `format` (COMFY_DYNAMICCOMBO_V3) whose
+options carry a nested dynamic combo `codec`, plus a hidden top-level `codec` for older API prompts.
+`fixtures/object_info_workflows.json` is the pin the shipped UI files are generated against (0.20.1).
 `fixtures/flux2_t2i.ui.json` is a hand-written editor-format version of graphs.flux2_t2i() that uses a
 subgraph, a PrimitiveNode, a Reroute, a bypassed node, a muted node and a note.
 """
@@ -13,19 +18,28 @@ from pathlib import Path
 
 import pytest
 
+from lockn_gen import chains
 from lockn_gen import workflow as W
+from lockn_gen.workflow_ui import api_to_ui
 from lockn_testing import graphs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OBJECT_INFO = json.loads((FIXTURES / "object_info.json").read_text())
+OBJECT_INFO_033 = json.loads((FIXTURES / "object_info_033.json").read_text())
 UI_FLUX = FIXTURES / "flux2_t2i.ui.json"
+# the packages that hold the official template JSONs: 0.20.1's venv has them in the media packages,
+# 0.33's in comfyui_workflow_templates_json
+TEMPLATE_PACKAGES = ("comfyui_workflow_templates_media_video", "comfyui_workflow_templates_json")
 
 
-def _templates_dir() -> Path | None:
+def _template(name: str) -> Path | None:
+    """An official template file from the venv of the ComfyUI at COMFYUI_PATH, wherever it keeps it."""
     from lockn_testing.harness import comfyui_path
-    hits = sorted((comfyui_path() / ".venv" / "lib").glob(
-        "python3*/site-packages/comfyui_workflow_templates_media_video/templates"))
-    return hits[0] if hits else None
+    for site in sorted((comfyui_path() / ".venv" / "lib").glob("python3*/site-packages")):
+        for pkg in TEMPLATE_PACKAGES:
+            if (site / pkg / "templates" / name).is_file():
+                return site / pkg / "templates" / name
+    return None
 
 
 # ---- small editor-format graphs built in the tests ------------------------------------------------
@@ -119,6 +133,101 @@ def test_dynamic_combo_widgets_follow_the_chosen_option():
     assert W.input_spec(OBJECT_INFO["ResizeImageMaskNode"], "resize_type.multiplier")[0] == "FLOAT"
 
 
+# ---- 0.33's SaveVideo: a dynamic combo with a nested one, and a hidden input for older prompts ----
+def save_video(**inputs):
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": "lockn_start.png"}},
+            "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 16.0}},
+            "3": {"class_type": "SaveVideo", "_meta": {"title": "Save MP4"},
+                  "inputs": {"video": ["2", 0], "filename_prefix": "LockN/x", **inputs}}}
+
+
+def test_033_save_video_spec_shape():
+    spec = OBJECT_INFO_033["SaveVideo"]["input"]
+    assert W.spec_type(spec["required"]["format"]) == "COMFY_DYNAMICCOMBO_V3"
+    assert W.combo_options(spec["required"]["format"]) == ["auto", "mp4", "mkv", "webm"]
+    assert W.is_hidden(spec["optional"]["codec"]) and W.combo_options(spec["optional"]["codec"]) == ["auto", "h264", "av1"]
+    assert W.input_spec(OBJECT_INFO_033["SaveVideo"], "format.codec", {"format": "webm"})[1]["options"][1]["key"] == "av1"
+    assert W.input_spec(OBJECT_INFO_033["SaveVideo"], "format.codec.encoding.crf", {})[0] == "FLOAT"
+
+
+def test_validate_dynamic_combos_the_way_comfyui_does():
+    """ComfyUI expands a dynamic combo only when it is in the prompt: the API form of the shipped files
+    (flat format + the hidden top-level codec) and the editor's form (format.codec) both pass, on 0.33 as
+    on 0.20.1 (plain combos there); what the server would refuse or fail on is still reported."""
+    def on_020(prompt):                                  # (the 0.20.1 capture has no input images)
+        return [e for e in W.validate(prompt, OBJECT_INFO) if not e.startswith("node 1 (LoadImage)")]
+
+    flat = save_video(format="mp4", codec="h264")
+    assert W.validate(flat, OBJECT_INFO_033) == [] and on_020(flat) == []
+    editor = save_video(**{"format": "mp4", "format.codec": "h264", "format.codec.encoding": "auto", "codec": "auto"})
+    assert W.validate(editor, OBJECT_INFO_033) == []
+    assert W.validate(save_video(format="webm"), OBJECT_INFO_033) == []       # nested codec absent: not missing
+    assert on_020(save_video(format="mp4")) == [                             # 0.20.1: codec is a plain required combo
+        "node 3 \"Save MP4\" (SaveVideo): required input 'codec' (COMBO) is missing"]
+    (msg,) = W.validate(save_video(codec="h264"), OBJECT_INFO_033)           # a top-level one is still required
+    assert msg == "node 3 \"Save MP4\" (SaveVideo): required input 'format' (COMFY_DYNAMICCOMBO_V3) is missing"
+    (msg,) = W.validate(save_video(**{"format": "webm", "format.codec": "h264"}), OBJECT_INFO_033)
+    assert "input 'format.codec': 'h264' is not available on the server; choices: 'auto', 'av1'" in msg
+    (msg,) = W.validate(save_video(format="mov", codec="h264"), OBJECT_INFO_033)
+    assert "input 'format': 'mov' is not available on the server; choices: 'auto', 'mp4', 'mkv', 'webm'" in msg
+    errors = W.validate(save_video(**{"format": "mp4", "format.codec": "h264", "format.codec.encoding": "re-encode",
+                                      "format.codec.encoding.crf": 99.0}), OBJECT_INFO_033)
+    assert errors == ["node 3 \"Save MP4\" (SaveVideo): input 'format.codec.encoding.crf' is 99.0, outside the allowed "
+                      "range between 0.0 and 51.0",
+                      "node 3 \"Save MP4\" (SaveVideo): required input 'format.codec.encoding.color_space' (COMBO) is missing"]
+    # an option's required input counts under the optional top-level codec too, once that is chosen
+    assert any("'codec.encoding.crf' (FLOAT) is missing" in e for e in W.validate(
+        save_video(**{"format": "auto", "codec": "av1", "codec.encoding": "re-encode", "codec.encoding.color_space": "auto"}),
+        OBJECT_INFO_033))
+
+
+def test_033_save_video_widgets_and_set():
+    """The editor's widgets_values (as 0.20.1 saved them, and the official templates still do) read the
+    way each version's editor reads them; --set codec reaches the codec the editor shows."""
+    assert W.map_widget_values(OBJECT_INFO["SaveVideo"], ["LockN/x", "mp4", "h264"])[0] == \
+        {"filename_prefix": "LockN/x", "format": "mp4", "codec": "h264"}
+    assert W.map_widget_values(OBJECT_INFO_033["SaveVideo"], ["LockN/x", "mp4", "h264"])[0] == \
+        {"filename_prefix": "LockN/x", "format": "mp4", "format.codec": "h264", "format.codec.encoding": "auto", "codec": "auto"}
+    assert W.map_widget_values(OBJECT_INFO_033["SaveVideo"], ["p", "webm", "av1", "re-encode", 30.0, "HDR", "auto"])[0] == \
+        {"filename_prefix": "p", "format": "webm", "format.codec": "av1", "format.codec.encoding": "re-encode",
+         "format.codec.encoding.crf": 30.0, "format.codec.encoding.color_space": "HDR", "codec": "auto"}
+    flat = save_video(format="mp4", codec="h264")
+    W.apply_sets(flat, ["Save MP4.codec=av1"], OBJECT_INFO_033)               # the API form: the hidden codec
+    assert flat["3"]["inputs"] == {"video": ["2", 0], "filename_prefix": "LockN/x", "format": "mp4", "codec": "av1"}
+    editor = save_video(**W.map_widget_values(OBJECT_INFO_033["SaveVideo"], ["LockN/x", "mp4", "h264"])[0])
+    W.apply_sets(editor, ["Save MP4.codec=av1", "Save MP4.format.codec.encoding=re-encode"], OBJECT_INFO_033)
+    assert editor["3"]["inputs"]["format.codec"] == "av1" and editor["3"]["inputs"]["codec"] == "auto"
+    assert editor["3"]["inputs"]["format.codec.encoding"] == "re-encode"
+    with pytest.raises(W.WorkflowError, match=r"'vp9' is not available on the server; choices: 'auto', 'h264', 'av1'"):
+        W.apply_sets(editor, ["Save MP4.format.codec=vp9"], OBJECT_INFO_033)
+    W.apply_sets(flat, ["Save MP4.format.codec=h264"], OBJECT_INFO_033)       # the dotted name works on the API form
+    assert flat["3"]["inputs"]["format.codec"] == "h264" and W.validate(flat, OBJECT_INFO_033) == []
+
+
+def test_api_to_ui_writes_a_dynamic_combo_the_way_the_editor_reads_it():
+    prompt = save_video(format="mp4", codec="h264")
+    node = api_to_ui(prompt, OBJECT_INFO_033)["nodes"][-1]
+    assert node["type"] == "SaveVideo"
+    # format, its option's codec (the API prompt's hidden codec), that codec's optional encoding, the hidden codec, its encoding
+    assert node["widgets_values"] == ["LockN/x", "mp4", "h264", "auto", "h264", "auto"]
+    back = W.to_api(api_to_ui(prompt, OBJECT_INFO_033), OBJECT_INFO_033).prompt["3"]["inputs"]
+    assert back["format"] == "mp4" and back["format.codec"] == "h264" and W.validate({**prompt, "3": {
+        "class_type": "SaveVideo", "inputs": back}}, OBJECT_INFO_033) == []
+    assert api_to_ui(prompt, OBJECT_INFO)["nodes"][-1]["widgets_values"] == ["LockN/x", "mp4", "h264"]
+
+
+@pytest.mark.parametrize("name", list(chains.WORKFLOWS))
+def test_shipped_workflows_validate_on_both_versions_captures(name):
+    """Without a server: the API file validates against 0.20.1's and 0.33's /object_info, and the UI
+    file (generated against the pin) converts on either into a prompt that validates there."""
+    wf_dir = Path(__file__).resolve().parents[1] / "workflows"
+    api = json.loads((wf_dir / "api" / f"{name}.json").read_text())
+    ui = json.loads((wf_dir / f"{name}.json").read_text())
+    for info in (chains.pinned_object_info(), OBJECT_INFO_033):
+        assert W.validate(api, info) == []
+        assert W.validate(W.to_api(ui, info).prompt, info) == []
+
+
 # ---- UI -> API: the hand-written flux2 graph equals the API template graph ---------------------------
 def test_ui_flux_graph_converts_to_the_api_template_graph():
     wf = W.to_api(UI_FLUX, OBJECT_INFO)
@@ -203,10 +312,10 @@ def test_subgraph_legacy_values_and_nested_ids():
 
 
 def test_official_wan22_i2v_template_with_a_subgraph():
-    tdir = _templates_dir()
-    if tdir is None:
-        pytest.skip("comfyui_workflow_templates_media_video is not installed in ComfyUI's venv")
-    wf = W.to_api(tdir / "video_wan2_2_14B_i2v.json", OBJECT_INFO)
+    template = _template("video_wan2_2_14B_i2v.json")
+    if template is None:
+        pytest.skip(f"video_wan2_2_14B_i2v.json is in none of {TEMPLATE_PACKAGES} in ComfyUI's venv")
+    wf = W.to_api(template, OBJECT_INFO)
     p = wf.prompt
     assert p["108"]["class_type"] == "SaveVideo"
     assert p["108"]["inputs"] == {"filename_prefix": "video/Wan2.2_i2v", "format": "auto", "codec": "auto",

@@ -1,6 +1,12 @@
 """The shipped workflows (workflows/, UI and API format) in a real ComfyUI server on the tiny models:
-generated from one source and in sync, every node type exists, the API form validates, and each runs
-through the client with its outputs decoded and checked."""
+generated from one source and in sync, every node type exists, the API form validates, the UI file
+fits the running server's /object_info, and each runs through the client with its outputs decoded and
+checked.
+
+The UI files are generated against one pinned /object_info (tests/fixtures/object_info_workflows.json,
+ComfyUI 0.20.1, see lockn_gen/chains.py), not the running server's: 0.33 adds outputs and dynamic
+widgets that would make the files differ by version. The sync test compares with the pin; the
+server test checks every node, socket, link and widget of the files against the server at hand."""
 from __future__ import annotations
 
 import json
@@ -11,6 +17,7 @@ import pytest
 
 from lockn_gen import chains, client, workflow
 from lockn_gen.demo_sets import TINY
+from lockn_gen.workflow_schema import _types_ok, connects
 from lockn_gen.workflow_ui import api_to_ui
 from lockn_testing.media import probe_image, probe_media
 
@@ -29,15 +36,67 @@ def object_info(server):
     return server.get("/object_info")
 
 
-def test_workflows_are_generated_from_one_source_and_in_sync(object_info):
+def test_workflows_are_generated_from_one_source_and_in_sync():
+    pinned = chains.pinned_object_info()
+    assert set(pinned) == chains.node_classes(), \
+        "the pinned /object_info does not cover exactly the workflows' node classes: run python -m lockn_gen.chains --pin --server URL"
     for name, make in chains.WORKFLOWS.items():
         api = make()
         assert json.loads((WF / "api" / f"{name}.json").read_text()) == api, f"workflows/api/{name}.json is stale: run python -m lockn_gen.chains"
         ui = json.loads((WF / f"{name}.json").read_text())
-        assert ui == api_to_ui(api, object_info, models=chains.editor_models(api), name=name), f"workflows/{name}.json is stale"
+        assert ui == api_to_ui(api, pinned, models=chains.editor_models(api), name=name), \
+            f"workflows/{name}.json is stale (or edited by hand): run python -m lockn_gen.chains"
         # the editor's file converts back to exactly the API file (what the server runs)
-        back = workflow.to_api(ui, object_info).prompt
+        back = workflow.to_api(ui, pinned).prompt
         assert {k: (n["class_type"], n["inputs"]) for k, n in back.items()} == {k: (n["class_type"], n["inputs"]) for k, n in api.items()}
+
+
+def _socket_type(spec) -> str:
+    return "COMBO" if isinstance(spec[0], list) else spec[0]
+
+
+@pytest.mark.parametrize("name", list(chains.WORKFLOWS))
+def test_ui_file_fits_the_running_server(object_info, name):
+    """Every node, input socket, output and link of the UI file exists on this server with a type that
+    connects, and its widgets convert to a prompt that validates here and sets what the API file sets."""
+    ui = json.loads((WF / f"{name}.json").read_text())
+    api = json.loads((WF / "api" / f"{name}.json").read_text())
+    nodes = {str(n["id"]): n for n in ui["nodes"]}
+    problems = []
+    for nid, n in nodes.items():
+        info = object_info.get(n["type"])
+        if info is None:
+            problems.append(f"node {nid}: no node type {n['type']} on the server")
+            continue
+        for slot in n["inputs"]:
+            spec = workflow.input_spec(info, slot["name"], api[nid]["inputs"])
+            if spec is None:
+                problems.append(f"node {nid} ({n['type']}): no input {slot['name']!r} on the server")
+            elif not connects(slot["type"], _socket_type(spec)):
+                problems.append(f"node {nid} ({n['type']}): input {slot['name']!r} is {slot['type']} in the file, "
+                                f"{_socket_type(spec)} on the server")
+        outs = info.get("output") or []
+        for s, out in enumerate(n["outputs"]):
+            if s >= len(outs) or not _types_ok(out["type"], outs[s]):
+                problems.append(f"node {nid} ({n['type']}): output {s} ({out['type']}) is not on the server: {outs}")
+    for lid, src, src_slot, dst, dst_slot, ltype in ui["links"]:
+        src_n, dst_n = nodes[str(src)], nodes[str(dst)]
+        outs = (object_info.get(src_n["type"]) or {}).get("output") or []
+        spec = workflow.input_spec(object_info.get(dst_n["type"], {}), dst_n["inputs"][dst_slot]["name"], api[str(dst)]["inputs"])
+        if src_slot >= len(outs) or spec is None or not connects(outs[src_slot], _socket_type(spec)) \
+                or not _types_ok(ltype, outs[src_slot]):
+            problems.append(f"link {lid} ({src_n['type']}:{src_slot} -> {dst_n['type']}.{dst_n['inputs'][dst_slot]['name']}) "
+                            f"does not connect on the server")
+    assert not problems, "\n".join(problems)
+    # the widgets: what this server's editor makes of the file validates, and sets what the API file sets
+    back = workflow.to_api(ui, object_info).prompt
+    assert workflow.validate(back, object_info) == []
+    assert {k: n["class_type"] for k, n in back.items()} == {k: n["class_type"] for k, n in api.items()}
+    for nid, node in api.items():
+        info, got = object_info[node["class_type"]], back[nid]["inputs"]
+        for key, value in node["inputs"].items():
+            shown = workflow.shown_input(info, key, got)        # 0.33 shows SaveVideo's codec as format.codec
+            assert got.get(shown) == value, f"node {nid} ({node['class_type']}): {shown} is {got.get(shown)!r}, not {value!r}"
 
 
 @pytest.mark.parametrize("name", list(chains.WORKFLOWS))
