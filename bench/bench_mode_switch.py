@@ -10,7 +10,7 @@ COMFYUI_PATH.
 Configurations (--configs): default (core loaders, ComfyUI's default cache: classic on 0.20.1, RAM
 pressure on 0.33), lru (--cache-lru 16), ram (0.33: --cache-ram with a headroom that leaves the cache
 about the LockN budgets' room), high-ram (0.33: --high-ram), lockn (LockN's loaders, default cache,
-and the budgets through a Residency node when given).
+and the budgets through a Residency node when given), lockn-auto (LockN's loaders, its automatic budgets).
 --vary-seeds gives every cycle new seeds: a cycle that repeats the last one's prompts is served
 whole from an output cache that keeps them (0.33's default) and measures nothing.
 --cold drops the model files from the page cache before every prompt (all configurations), as when
@@ -38,7 +38,7 @@ from lockn_testing import graphs  # noqa: E402
 from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
 
-CONFIGS = ("default", "lru", "ram", "high-ram", "lockn")
+CONFIGS = ("default", "lru", "ram", "high-ram", "lockn", "lockn-auto")
 
 
 def server_args(config: str, budgets: tuple[float, float]) -> list[str]:
@@ -65,7 +65,7 @@ def workflows(config: str, budgets: tuple[float, float] = (0.0, 0.0)) -> list[tu
 
 
 def _workflows(config: str) -> list[tuple[str, dict]]:
-    if config == "lockn":
+    if config.startswith("lockn"):
         return [("image", graphs.flux2_t2i(loader="lockn", preset="flux2-dev-fp8mixed", steps=1, prefix="b/img")),
                 ("video", graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-fp8", steps=2, split=1, prefix="b/vid")),
                 ("music", graphs.ace15_t2m(loader="lockn", preset="ace15-turbo", seconds=1.0, steps=2, top_p=1.0, prefix="b/mus"))]
@@ -94,7 +94,7 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
         info = srv.get("/object_info") if vary else None
         before = None
         for c in range(cycles):
-            if c == 1 and config == "lockn":
+            if c == 1 and config.startswith("lockn"):
                 before = srv.get("/lockn/residency")
             cyc = {"prompts": []}
             for mode, g in workflows(config, budgets):
@@ -115,7 +115,7 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
             cyc["loader_seconds"] = sum(p["loader_seconds"] for p in cyc["prompts"])
             out["cycles"].append(cyc)
             print(f"  {config} cycle {c + 1}: {cyc['seconds']:.2f}s (loaders {cyc['loader_seconds']:.2f}s)", flush=True)
-        if config == "lockn":
+        if config.startswith("lockn"):
             after = srv.get("/lockn/residency")
             calls = after["calls"] - before["calls"]
             loader_execs = 3 * (cycles - 1)
@@ -123,6 +123,7 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
             out["registry_calls_warm"] = calls
             out["loads_from_disk"] = {e["name"]: e["loads_from_disk"] for e in after["entries"]}
             out["tiers_at_end"] = {e["name"]: e["tier"] for e in after["entries"]}
+            out["eviction_at_end"] = after.get("eviction")
         return out
     finally:
         srv.stop()

@@ -7,6 +7,11 @@ Tiers: "gpu" (loaded on the compute device), "ram" (held in system memory, a hos
 "dropped" (released; the next use reloads from disk, through mmap). Eviction takes the least
 important unpinned entry first: lowest mode priority, then least recently used. GPU entries move to
 RAM; RAM entries are dropped. Pinned entries are never evicted by the policy.
+
+While the modes are used in a cycle (image -> video -> music -> image ...: each switch goes to the
+mode used longest ago, see ModeCycle), the most recently used go first among equal priority instead:
+in a cycle the mode used longest ago is the one needed next, and least-recently-used eviction would
+drop exactly that one every time the cycle does not fit (every switch would read from disk).
 """
 from __future__ import annotations
 
@@ -68,22 +73,48 @@ def totals(entries) -> dict:
     return out
 
 
-def eviction_order(entries, priority: dict | None = None, protect: set = frozenset()) -> list[Entry]:
-    """Unpinned, unprotected entries, least important first."""
+def eviction_order(entries, priority: dict | None = None, protect: set = frozenset(),
+                   cycling: bool = False) -> list[Entry]:
+    """Unpinned, unprotected entries, least important first (see the module's docstring)."""
     prio = {**DEFAULT_PRIORITY, **(priority or {})}
     cands = [e for e in entries if not e.pinned and e.id not in protect and e.tier != "dropped"]
-    return sorted(cands, key=lambda e: (prio.get(e.mode, 1), e.last_used))
+    return sorted(cands, key=lambda e: (prio.get(e.mode, 1), -e.last_used if cycling else e.last_used))
+
+
+class ModeCycle:
+    """Tells whether the modes are being used in a cycle. Each switch to another mode counts for it
+    when the new mode is the one used longest ago (of those used so far), against it otherwise; the
+    last two switches decide."""
+
+    def __init__(self):
+        self.last: dict[str, int] = {}      # mode -> when it was last used (a switch counter)
+        self.current: str | None = None
+        self.score = 0
+        self.switches = 0
+
+    @property
+    def cycling(self) -> bool:
+        return self.score > 0
+
+    def use(self, mode: str) -> None:
+        if mode == self.current:
+            return
+        if self.current is not None and mode in self.last:
+            longest_ago = min(self.last, key=self.last.get)
+            self.score = min(2, self.score + 1) if mode == longest_ago else max(-2, self.score - 1)
+        self.switches += 1
+        self.current, self.last[mode] = mode, self.switches
 
 
 def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | None = None,
-         protect: set = frozenset()) -> list[Action]:
+         protect: set = frozenset(), cycling: bool = False) -> list[Action]:
     """Actions that bring the GPU and RAM tiers within budget, making room for `incoming_bytes`
     (a model about to be loaded: it arrives in RAM and will move to the GPU when used).
 
     Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU."""
     state = {e.id: e.tier for e in entries}
     by_id = {e.id: e for e in entries}
-    order = eviction_order(entries, priority, protect)
+    order = eviction_order(entries, priority, protect, cycling)
     actions: list[Action] = []
 
     def used(tier):

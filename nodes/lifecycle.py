@@ -74,9 +74,10 @@ class PromptLifecycle:
             self._disarm()
 
     # ---- a prompt begins ------------------------------------------------------------------------------
-    def note(self, rids):
-        """A loader's fingerprint: remember the entries the prompt being prepared will use, so the
-        settle before its nodes run protects them. Settles nothing; starts the idle watcher."""
+    def note(self, rids, mode: str):
+        """A loader's fingerprint: remember the entries (of one mode) the prompt being prepared will
+        use, so the settle before its nodes run protects them, and that the mode is used. Settles
+        nothing; starts the idle watcher."""
         pid = seam.executing_prompt_id()
         if pid is None or pid == self.prompt_id:
             return
@@ -84,6 +85,7 @@ class PromptLifecycle:
             if self.upcoming_id != pid:
                 self.upcoming_id, self.upcoming = pid, set()
             self.upcoming |= set(rids)
+            self.cycle.use(mode)
             self._watch()
 
     def in_prompt(self):

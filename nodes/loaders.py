@@ -172,9 +172,9 @@ def fingerprint(family: str, preset: str, overrides: dict, weight_dtype: str = "
         _, res = resolve_preset(family, preset, overrides)
         if res.missing:
             return "missing:" + ",".join(c.name for c in res.missing)
-        specs = build_specs(family, res, weight_dtype).values()
-        REGISTRY.note(REGISTRY.ids(specs))
-        return "|".join(REGISTRY.token(s) for s in specs)
+        ids = REGISTRY.ids(build_specs(family, res, weight_dtype).values())
+        REGISTRY.note((i for i in ids if i), catalog_mod.builtin().families[family].mode)
+        return "|".join(REGISTRY.token(i) for i in ids)
     except Exception as e:          # errors surface when the node runs
         return f"error:{e}"
 

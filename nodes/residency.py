@@ -64,6 +64,7 @@ class Registry(PromptLifecycle):
         self.budgets = Budgets()
         self.budgets_set = {"gpu": False, "ram": False}
         self.priority: dict[str, int] = dict(policy.DEFAULT_PRIORITY)
+        self.cycle = policy.ModeCycle()        # are the modes used in a cycle? (eviction order)
         self.overhead_s = 0.0                  # time spent in the registry itself (bookkeeping only)
         self.calls = 0
         self.warnings: list[str] = []
@@ -123,7 +124,8 @@ class Registry(PromptLifecycle):
             self._ensure_defaults()
             self.refresh()
             incoming = self._estimate(spec)
-            self._apply(policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids)))
+            self._apply(policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids),
+                                    cycling=self.cycle.cycling))
             self.overhead_s += time.perf_counter() - t0
         obj = loader()                                   # disk read: not counted as registry overhead
         t1 = time.perf_counter()
@@ -147,30 +149,31 @@ class Registry(PromptLifecycle):
         so making room for one component never evicts another the same node needs."""
         with self.lock:
             self.in_prompt()
-            self.prompt_ids.update(self.ids(specs))
+            self.prompt_ids.update(i for i in self.ids(specs) if i)
+            for spec in specs:
+                self.cycle.use(spec.mode)
 
     @staticmethod
     def _rid(key) -> str:
         return hashlib.sha1(repr(key).encode()).hexdigest()[:12]
 
-    def ids(self, specs) -> list[str]:
-        """Entry ids of these specs (files that are gone have none)."""
+    def ids(self, specs) -> list[str | None]:
+        """Entry ids of these specs; None for a file that is gone."""
         out = []
         for spec in specs:
             try:
                 out.append(self._rid(spec.identity()))
             except OSError:
-                continue
+                out.append(None)
         return out
 
-    def token(self, spec) -> str:
-        """Changes when the entry for `spec` is dropped or evicted: loader nodes fold it into their
-        fingerprint so ComfyUI's cache never serves an evicted model's old outputs."""
-        ids = self.ids([spec])
-        if not ids:
+    def token(self, rid: str | None) -> str:
+        """Changes when the entry is dropped or evicted: loader nodes fold it into their fingerprint so
+        ComfyUI's cache never serves an evicted model's old outputs."""
+        if rid is None:
             return "missing"
-        rec = self.records.get(ids[0])
-        return f"{ids[0]}:{rec.drops if rec else 0}"
+        rec = self.records.get(rid)
+        return f"{rid}:{rec.drops if rec else 0}"
 
     def _estimate(self, spec) -> int:
         sizes = policy.env_sizes()
@@ -210,7 +213,8 @@ class Registry(PromptLifecycle):
         with self.lock:
             self._ensure_defaults()
             self.refresh()
-            self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect)))
+            self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
+                                    cycling=self.cycle.cycling))
             self.refresh()
             self.warnings = policy.over_budget(self._entries(), self.budgets)
 
@@ -357,7 +361,8 @@ class Registry(PromptLifecycle):
                     "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
                                "host_pinned_bytes": sum(e.host_pinned for e in entries),
                                "held_after_drop_bytes": sum(e.bytes for e in entries if e.held), "entries": len(entries)},
-                    "priority": dict(self.priority), "prompt_running": self.busy(), "hook_armed": self.armed,
+                    "priority": dict(self.priority), "eviction": "cycle" if self.cycle.cycling else "lru",
+                    "prompt_running": self.busy(), "hook_armed": self.armed,
                     "pending_evictions": len(self.pending), "warnings": [*self.warnings, *seam.warnings()],
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
                     "overhead_s_total": self.overhead_s, "calls": self.calls}

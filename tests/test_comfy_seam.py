@@ -130,3 +130,20 @@ def test_a_missing_internal_is_reported_not_raised(comfy_inproc, monkeypatch):
     assert again["warnings"].count(warning) == 1
     assert {e["tier"] for e in rep["entries"]} <= {"ram", "dropped"}
     assert not [w for w in reg.report()["warnings"] if "current_loaded_models" in w]
+
+
+@pytest.mark.comfy
+def test_override_combos_come_from_comfyuis_cached_file_lists(comfy_inproc, monkeypatch):
+    """The editor asks for every node's inputs often (object_info): the loaders' override combos are
+    ComfyUI's cached file lists (GGUF files through ComfyUI-GGUF's folder names), not a walk of the
+    model folders each time."""
+    import os
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNFlux2Loader"]
+    cls.define_schema()                                  # the first look fills ComfyUI's cache
+
+    def walk(*a, **k):
+        raise AssertionError("the model folders were walked again")
+    monkeypatch.setattr(os, "walk", walk)
+    combos = {i.id: i.options for i in cls.define_schema().inputs if i.id in ("diffusion_model", "vae")}
+    assert {"flux2-dev-Q4_K_M.gguf", "flux2_dev_fp8mixed.safetensors"} <= set(combos["diffusion_model"])
+    assert "flux2-vae.safetensors" in combos["vae"] and combos["vae"][0] == "(preset)"
