@@ -20,10 +20,10 @@ import os
 
 from aiohttp import web
 
+from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen.catalog import check_relative_name
 from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
-from ..lockn_gen import catalog as catalog_mod
 from . import comfy_models as cm
 from . import comfy_seam as seam
 from .loaders import LOADER_NODES, get_catalog, resolve_preset
