@@ -59,6 +59,7 @@ class FileEntry:
     confirmed: bool = True
     note: str = ""
     revision: str = "main"
+    expert: str = ""          # a Wan2.2 A14B LoRA's expert: high_noise | low_noise ("" for both or n/a)
     source: str = "builtin"   # which catalog file defined it
 
     def url(self, endpoint: str | None = None) -> str:
@@ -108,11 +109,25 @@ class Preset:
         return {**catalog.families[self.family].defaults, **self.defaults}
 
 
+@dataclass(frozen=True)
+class LoraPreset:
+    """LoRA files that go together (a Wan2.2 A14B pair: one per expert), pulled by id like a preset."""
+    id: str
+    family: str
+    label: str
+    files: dict               # slot (model | high_noise | low_noise) -> file name
+    strength: float = 1.0
+    note: str = ""
+    source: str = "builtin"
+
+
 class Catalog:
-    def __init__(self, families: dict[str, Family], files: dict[str, FileEntry], presets: dict[str, Preset]):
+    def __init__(self, families: dict[str, Family], files: dict[str, FileEntry], presets: dict[str, Preset],
+                 loras: dict[str, LoraPreset] | None = None):
         self.families = families
         self.files = files
         self.presets = presets
+        self.loras = loras or {}
 
     # ---- queries -------------------------------------------------------------------------
     def preset(self, preset_id: str) -> Preset:
@@ -127,6 +142,11 @@ class Catalog:
 
     def file(self, name: str) -> FileEntry | None:
         return self.files.get(name) or self.files.get(PurePosixPath(name.replace("\\", "/")).name)
+
+    def lora_files(self, lora_id: str) -> dict[str, FileEntry]:
+        """slot -> FileEntry of a LoRA preset."""
+        lp = self.loras[lora_id]
+        return {slot: self.files[name] for slot, name in lp.files.items() if name in self.files}
 
     def preset_files(self, preset_id: str, include_optional: bool = False) -> dict[str, FileEntry]:
         """role -> FileEntry for a preset (optional roles too when asked). A file the catalog does not
@@ -151,7 +171,7 @@ class Catalog:
 
 
 # ---- loading -----------------------------------------------------------------------------------
-def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -> None:
+def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, loras: dict) -> None:
     for fid, f in (doc.get("families") or {}).items():
         try:
             families[fid] = Family(id=fid, display_name=f["display_name"], mode=f["mode"],
@@ -176,6 +196,9 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -
         sha = str(f.get("sha256", "")).lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise CatalogError(f"{where}: sha256 {sha!r} is not 64 hex digits")
+        expert = f.get("expert", "")
+        if expert not in ("", "high_noise", "low_noise"):
+            raise CatalogError(f"{where}: expert {expert!r} is not high_noise or low_noise")
         if f.get("path"):
             try:
                 check_relative_name(f["path"], "repo path")
@@ -186,7 +209,7 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -
             folder=f["folder"], size=int(f["size"]), format=f["format"], quant=str(f["quant"]),
             license=f.get("license", ""), sha256=sha, size_exact=bool(f.get("size_exact", False)),
             confirmed=bool(f.get("confirmed", True)), note=f.get("note", ""),
-            revision=f.get("revision", "main"), source=source)
+            revision=f.get("revision", "main"), expert=expert, source=source)
     for pid, p in (doc.get("presets") or {}).items():
         where = f"{source}: preset {pid!r}"
         if "family" not in p or "components" not in p:
@@ -194,9 +217,22 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict) -
         presets[pid] = Preset(id=pid, family=p["family"], label=p.get("label", pid),
                               components=dict(p["components"]), optional=dict(p.get("optional", {})),
                               defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), source=source)
+    for lid, p in (doc.get("loras") or {}).items():
+        where = f"{source}: LoRA preset {lid!r}"
+        if "family" not in p or not isinstance(p.get("files"), dict) or not p["files"]:
+            raise CatalogError(f"{where} needs 'family' and 'files' (slot = file name: model, or high_noise and low_noise)")
+        bad = [s for s in p["files"] if s not in ("model", "high_noise", "low_noise")]
+        if bad:
+            raise CatalogError(f"{where}: slot {bad[0]!r} is not model, high_noise or low_noise")
+        try:
+            strength = float(p.get("strength", 1.0))
+        except (TypeError, ValueError):
+            raise CatalogError(f"{where}: strength {p.get('strength')!r} is not a number") from None
+        loras[lid] = LoraPreset(id=lid, family=p["family"], label=p.get("label", lid), files=dict(p["files"]),
+                                strength=strength, note=p.get("note", ""), source=source)
 
 
-def _validate(families: dict, files: dict, presets: dict) -> None:
+def _validate(families: dict, files: dict, presets: dict, loras: dict) -> None:
     for f in files.values():
         if f.family not in families:
             raise CatalogError(f"{f.source}: file {f.name!r} names unknown family {f.family!r} (known: {', '.join(families)})")
@@ -213,6 +249,16 @@ def _validate(families: dict, files: dict, presets: dict) -> None:
             except ValueError as e:
                 raise CatalogError(f"{where}: {e}; model files must be inside ComfyUI's model folders") from None
             # a name no [files] entry describes is the user's own file: it loads, but has no download source
+    for lp in loras.values():
+        where = f"{lp.source}: LoRA preset {lp.id!r}"
+        if lp.family not in families:
+            raise CatalogError(f"{where} names unknown family {lp.family!r} (known: {', '.join(families)})")
+        for slot, name in lp.files.items():
+            f = files.get(name)
+            if f is None or f.kind != "lora":
+                raise CatalogError(f"{where}: {name!r} is not a LoRA file of the catalog (add a [files] entry with kind = \"lora\")")
+            if f.family != lp.family or (slot != "model" and f.expert and f.expert != slot):
+                raise CatalogError(f"{where}: {name!r} is a {f.family} {f.expert or ''} LoRA, given as {lp.family} {slot}")
 
 
 def user_catalog_paths() -> list[Path]:
@@ -231,8 +277,9 @@ def load(extra_paths: list[os.PathLike | str] | None = None, include_env: bool =
     families: dict[str, Family] = {}
     files: dict[str, FileEntry] = {}
     presets: dict[str, Preset] = {}
+    loras: dict[str, LoraPreset] = {}
     with open(BUILTIN_PATH, "rb") as fh:
-        _parse(tomllib.load(fh), "builtin", families, files, presets)
+        _parse(tomllib.load(fh), "builtin", families, files, presets, loras)
     paths = list(extra_paths or [])
     if include_env:
         paths += user_catalog_paths()
@@ -245,6 +292,6 @@ def load(extra_paths: list[os.PathLike | str] | None = None, include_env: bool =
                 doc = tomllib.load(fh)
         except tomllib.TOMLDecodeError as e:
             raise CatalogError(f"{path}: not valid TOML ({e}); fix the file or remove it") from None
-        _parse(doc, str(path), families, files, presets)
-    _validate(families, files, presets)
-    return Catalog(families, files, presets)
+        _parse(doc, str(path), families, files, presets, loras)
+    _validate(families, files, presets, loras)
+    return Catalog(families, files, presets, loras)

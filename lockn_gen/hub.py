@@ -129,7 +129,8 @@ def resolve_files(catalog: Catalog, presets: Iterable[str] = (), files: Iterable
     """Catalog entries for presets and file names, each once, in order. KeyError names the unknown one."""
     out: dict[str, FileEntry] = {}
     for pid in presets:
-        for f in catalog.preset_files(pid, include_optional).values():
+        found = catalog.lora_files(pid) if pid in catalog.loras else catalog.preset_files(pid, include_optional)
+        for f in found.values():
             out.setdefault(f.name, f)
     for name in files:
         f = catalog.file(name)
@@ -755,11 +756,19 @@ def _cmd_list(cat: Catalog, models_dir: Path, family: str | None) -> int:
                 mark = "present" if there else ("missing, no public source" if not f.repo else "missing")
                 opt = " (optional)" if f.name not in required else ""
                 _info(f"      [{mark}] {role:<16} {f.folder}/{f.name}  {fmt_size(f.size)}{opt}")
+        for lp in sorted((x for x in cat.loras.values() if x.family == fam.id), key=lambda x: x.id):
+            files = cat.lora_files(lp.id)
+            present = sum(1 for f in files.values() if target_path(f, models_dir).is_file())
+            size = sum(f.size for f in files.values())
+            _info(f"  {lp.id:<28} {fmt_size(size):>9}  {present}/{len(files)} files present  LoRA: {lp.label}")
+            for slot, f in files.items():
+                mark = "present" if target_path(f, models_dir).is_file() else ("missing, no public source" if not f.repo else "missing")
+                _info(f"      [{mark}] {slot:<16} {f.folder}/{f.name}  {fmt_size(f.size)}")
     return 0
 
 
 def _cmd_check(cat: Catalog, models_dir: Path, args) -> int:
-    presets = args.presets or ([] if args.files else sorted(cat.presets))
+    presets = args.presets or ([] if args.files else sorted(cat.presets) + sorted(cat.loras))
     names = [f.name for f in resolve_files(cat, presets, args.files, args.include_optional)]
     _info(f"models folder: {models_dir}")
     statuses = check_files(cat, names, models_dir, verify=args.verify, progress=args.verify)

@@ -42,12 +42,15 @@ class Entry:
     files: list = field(default_factory=list)
     host_pinned: int = 0      # bytes of its RAM copy that ComfyUI page-locked (pinned) for fast copies to the GPU
     held: bool = False        # dropped, but its weights are still referenced (ComfyUI's output cache) until released
+    loras: list = field(default_factory=list)       # a base: the LoRAs its loaded weights carry [{name, strength}]
+    applied_to: list = field(default_factory=list)  # a LoRA: the bases whose loaded weights carry it
 
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "family": self.family, "role": self.role, "mode": self.mode,
                 "bytes": self.bytes, "tier": self.tier, "device": self.device, "pinned": self.pinned,
                 "last_used": self.last_used, "loads_from_disk": self.loads, "hits": self.hits, "files": self.files,
-                "host_pinned_bytes": self.host_pinned, "held_after_drop": self.held}
+                "host_pinned_bytes": self.host_pinned, "held_after_drop": self.held,
+                "loras": list(self.loras), "applied_to": list(self.applied_to)}
 
 
 @dataclass

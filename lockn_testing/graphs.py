@@ -229,3 +229,30 @@ def report_sinks(g: dict) -> dict:
         else:
             out[nid] = n
     return {k: v for k, v in out.items() if v["class_type"] != "CreateVideo"}
+
+
+LORA_NODES = {"flux2": "LockNFlux2LoRA", "wan22": "LockNWan22LoRA", "ltx2": "LockNLTX2LoRA", "ace15": "LockNAceStep15LoRA"}
+
+
+def with_lora(g: dict, family: str, loras=(), high=(), low=(), node_id: str = "L") -> dict:
+    """The same graph (with a LockN loader) with LockN's LoRA node on the loader's MODEL output(s):
+    `loras` [(file, strength)] for one-model families, `high` / `low` for Wan2.2's experts."""
+    lid = next(k for k, n in g.items() if n["class_type"] == catalog.builtin().families[family].node)
+    outs = {0: 0, 1: 1} if family == "wan22" else {0: 0}          # loader MODEL output -> LoRA node output
+    g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
+    for n in g.values():
+        for k, v in n["inputs"].items():
+            if isinstance(v, list) and v[0] == lid and v[1] in outs:
+                n["inputs"][k] = [node_id, outs[v[1]]]
+    inputs = {}
+    slots = [("high_", high), ("low_", low)] if family == "wan22" else [("", loras)]
+    for prefix, items in slots:
+        for i in range(1, 4):
+            name, strength = items[i - 1] if i <= len(items) else ("None", 1.0)
+            inputs[f"{prefix}lora_{i}"], inputs[f"{prefix}strength_{i}"] = name, strength
+    if family == "wan22":
+        inputs.update(high_noise_model=[lid, 0], low_noise_model=[lid, 1])
+    else:
+        inputs["model"] = [lid, 0]
+    g[node_id] = {"class_type": LORA_NODES[family], "inputs": inputs, "_meta": {"title": f"{family} LoRAs"}}
+    return g

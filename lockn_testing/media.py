@@ -50,3 +50,24 @@ def probe_media(path) -> dict:
                             "duration": samples / rate if rate else None, "finite": finite, "peak": peak,
                             "codec": s.codec_context.name}
     return out
+
+
+def digest(path) -> str:
+    """A hash of what a file shows or plays (pixels, video frames, audio samples), not of its bytes:
+    ComfyUI writes the prompt into the file's metadata, which differs between otherwise equal runs."""
+    import hashlib
+    h = hashlib.sha256()
+    if str(path).lower().endswith((".png", ".jpg", ".jpeg", ".webp")):
+        from PIL import Image
+        with Image.open(path) as im:
+            h.update(np.asarray(im.convert("RGB")).tobytes())
+        return h.hexdigest()
+    import av
+    with av.open(str(path)) as c:
+        for s in c.streams:
+            if s.type not in ("video", "audio"):
+                continue
+            c.seek(0)
+            for f in c.decode(s):
+                h.update(f.to_ndarray().tobytes())
+    return h.hexdigest()

@@ -4,6 +4,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import comfy_seam as seam
 from .loaders import LOADER_NODES
+from .loras import LORA_NODES
 from .media import MEDIA_NODES
 from .residency_nodes import RESIDENCY_NODES
 
@@ -17,7 +18,7 @@ class LockNGenExtension(ComfyExtension):
             routes.register(server)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*LOADER_NODES, *RESIDENCY_NODES, *MEDIA_NODES]
+        return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -40,7 +40,7 @@ def folder_dirs(folder: str) -> list[str]:
     return out
 
 
-def list_files(folder: str) -> list[str]:
+def list_files(folder: str, extensions: tuple[str, ...] = MODEL_EXTENSIONS) -> list[str]:
     """Model files (safetensors and GGUF) of a folder, as names relative to it: ComfyUI's cached file
     lists (refreshed when a folder changes), GGUF files through ComfyUI-GGUF's folder names."""
     names = set()
@@ -51,7 +51,7 @@ def list_files(folder: str) -> list[str]:
             names.update(folder_paths.get_filename_list(name))
         except KeyError:                        # a folder name nobody registered (no ComfyUI-GGUF)
             continue
-    return sorted(n for n in names if n.lower().endswith(MODEL_EXTENSIONS))
+    return sorted(n for n in names if n.lower().endswith(extensions))
 
 
 def find_file(folder: str, name: str) -> str | None:

@@ -23,6 +23,9 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 | nodes.NODE_CLASS_MAPPINGS (ComfyUI's and GGUF loaders) | node contract      | same               | the loader's own error  |
 | ComfyUI-GGUF loader.IMG_ARCH_LIST (ACE-Step GGUF)      | set                | same               | ACE-Step GGUF refused   |
 | ComfyUI-GGUF folder names unet_gguf, clip_gguf (combos)| registered         | same               | no .gguf in the combos  |
+| comfy.lora.model_lora_keys_unet, load_lora; comfy.     | yes (no bare keys  | yes                | LoRA nodes refuse with  |
+|   lora_convert.convert_lora; ModelPatcher.clone,       |  for LTX-2: added  |                    | the reason (nothing is  |
+|   add_patches, patches_uuid (LoRAs)                    |  here)             |                    | patched half-way)       |
 """
 from __future__ import annotations
 
@@ -334,6 +337,65 @@ def gguf_arch_allowed(arch: str):
     finally:
         if added:
             allowed.discard(added)
+
+
+# ---- LoRAs: patches on a clone of the base's ModelPatcher --------------------------------------------
+class LoraUnsupported(RuntimeError):
+    pass
+
+
+def _lora_api():
+    try:
+        import comfy.lora
+        import comfy.lora_convert
+        return comfy.lora, comfy.lora_convert
+    except ImportError as e:
+        _degraded("comfy.lora / comfy.lora_convert", "LoRA nodes cannot apply LoRAs", e)
+        raise LoraUnsupported(f"this ComfyUI ({comfyui_version()}) has no comfy.lora: {e}") from e
+
+
+def convert_lora(sd: dict) -> dict:
+    """ComfyUI's own conversion of other trainers' key layouts (what LoraLoader does first)."""
+    _, convert = _lora_api()
+    return convert.convert_lora(sd)
+
+
+def lora_key_map(patcher) -> dict:
+    """LoRA module name -> weight key of a diffusion model, as ComfyUI's LoraLoader builds it; plus each
+    weight's bare name (`blocks.0.self_attn.q`), which ComfyUI 0.33 maps for LTX-2 and ACE-Step and 0.20.1
+    does not (so the same LoRA file loads on both)."""
+    lora, _ = _lora_api()
+    try:
+        key_map = lora.model_lora_keys_unet(patcher.model, {})
+    except AttributeError as e:
+        _degraded("comfy.lora.model_lora_keys_unet", "LoRA nodes cannot apply LoRAs", e)
+        raise LoraUnsupported(str(e)) from e
+    for k in list(key_map.values()):
+        if isinstance(k, str) and k.startswith("diffusion_model.") and k.endswith(".weight"):
+            key_map.setdefault(k[len("diffusion_model."):-len(".weight")], k)
+    return key_map
+
+
+def weight_shapes(patcher) -> dict:
+    """Weight key -> shape of a model (GGUF weights report their dequantized shape)."""
+    # named_parameters, not state_dict: state_dict's detached copies lose ComfyUI-GGUF's tensor_shape
+    return {k: tuple(getattr(t, "tensor_shape", None) or t.shape) for k, t in patcher.model.named_parameters()}
+
+
+def add_lora(patcher, sd: dict, key_map: dict, strength: float):
+    """A clone of `patcher` with the LoRA's patches at `strength` (ComfyUI's load_lora_for_models for the
+    model alone). ComfyUI logs "lora key not loaded" for each tensor that fits no weight."""
+    lora, _ = _lora_api()
+    patches = lora.load_lora(sd, key_map)
+    clone = patcher.clone()
+    applied = clone.add_patches(patches, strength)
+    return clone, len(set(applied))
+
+
+def patches_uuid(patcher):
+    """What ComfyUI compares to know whether a model's weights carry a patcher's patches: a clone keeps
+    it until its patches change (a ModelSamplingSD3 clone of a LoRA clone has the LoRA's)."""
+    return getattr(patcher, "patches_uuid", None)
 
 
 def probe() -> list[str]:

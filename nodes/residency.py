@@ -41,6 +41,13 @@ def _patchers(obj) -> list:
     return [p] if p is not None else []
 
 
+def _tensors(obj) -> list:
+    """The tensors of a loaded object that is a state dict (a LoRA file)."""
+    if isinstance(obj, dict):
+        return [t for t in obj.values() if hasattr(t, "nbytes") and hasattr(t, "device")]
+    return []
+
+
 def _weights(obj) -> set[int]:
     """Ids of the modules behind an object's patchers: a clone of a patcher shares its module."""
     return {id(m) for m in (seam.inner_model(p) for p in _patchers(obj)) if m is not None}
@@ -57,6 +64,13 @@ class Record:
     release_asked: bool = False                 # ComfyUI was asked once to let go of them
 
 
+@dataclass
+class LoraUse:
+    """A clone of an entry's patcher made by a LockN LoRA node: which LoRAs at which strengths."""
+    base_id: str
+    items: list               # [(lora entry id, name, strength, weights patched)]
+
+
 class Registry(PromptLifecycle):
     def __init__(self):
         self.records: dict[str, Record] = {}
@@ -69,14 +83,21 @@ class Registry(PromptLifecycle):
         self.calls = 0
         self.warnings: list[str] = []
         self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
+        self.lora_uses: dict = {}              # patches uuid of a LoRA clone -> LoraUse (the latest 64)
         self._init_lifecycle()
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def refresh(self):
         on_device: dict[int, object] = {}
+        patched: dict[int, LoraUse] = {}       # module -> the LoRA clone whose patches its loaded weights carry
         for lm in seam.loaded_models():
             if lm.loaded_bytes > 0:
                 on_device.setdefault(id(seam.inner_model(lm.patcher)), lm.device)
+                use = self.lora_uses.get(seam.patches_uuid(lm.patcher))
+                if use is not None:
+                    patched[id(seam.inner_model(lm.patcher))] = use
+        for rec in self.records.values():
+            rec.entry.loras, rec.entry.applied_to = [], []
         sizes = policy.env_sizes()
         # The per-entry pin scan walks every module: redo it only when ComfyUI's pinned total or the
         # set of held objects changed. No pins: no scan at all.
@@ -86,11 +107,15 @@ class Registry(PromptLifecycle):
         for rec in self.records.values():
             e = rec.entry
             ps = _patchers(rec.obj)
-            devices = [on_device[w] for w in _weights(rec.obj) if w in on_device]
+            weights = _weights(rec.obj)
+            devices = [on_device[w] for w in weights if w in on_device]
+            tensors = _tensors(rec.obj)
             if rec.obj is None:
                 e.tier, e.device = "dropped", ""
             elif devices:
                 e.tier, e.device = "gpu", str(devices[0])
+            elif tensors and tensors[0].device.type != "cpu":
+                e.tier, e.device = "gpu", str(tensors[0].device)
             else:
                 e.tier, e.device = "ram", "cpu"
             injected = [sizes[os.path.basename(p)] for p in rec.paths if os.path.basename(p) in sizes]
@@ -98,6 +123,16 @@ class Registry(PromptLifecycle):
                 e.bytes = sum(injected)
             elif ps:
                 e.bytes = int(sum(p.model_size() for p in ps))
+            elif tensors:
+                e.bytes = int(sum(t.nbytes for t in tensors))
+            use = next((patched[w] for w in weights if w in patched), None)
+            if use is not None:
+                e.loras = [{"id": lid, "name": name, "strength": strength, "weights_patched": n}
+                           for lid, name, strength, n in use.items]
+                for lid, *_ in use.items:
+                    lora = self.records.get(lid)
+                    if lora is not None and e.name not in lora.entry.applied_to:
+                        lora.entry.applied_to.append(e.name)
             e.held = rec.obj is None and any(w() is not None for w in rec.held)
             if rec.obj is None or not pinned_total:
                 e.host_pinned = 0
@@ -143,6 +178,20 @@ class Registry(PromptLifecycle):
             self._changed()
             self.overhead_s += time.perf_counter() - t1
         return obj
+
+    def note_loras(self, clone, base, items):
+        """A LockN LoRA node made `clone` from `base` (an entry's object, or a clone of one) with these
+        LoRAs: [(LoRA entry id, name, strength, weights patched)]. The report shows them on the base
+        while ComfyUI's loaded weights carry the clone's patches."""
+        base_rec = next(iter(self.object_records([base])), None)
+        uuid = seam.patches_uuid(clone)
+        if base_rec is None or uuid is None:
+            return
+        with self.lock:
+            prior = self.lora_uses.get(seam.patches_uuid(base))      # LoRA nodes in a row: the stack grows
+            self.lora_uses[uuid] = LoraUse(base_rec.entry.id, [*(prior.items if prior else []), *items])
+            while len(self.lora_uses) > 64:
+                self.lora_uses.pop(next(iter(self.lora_uses)))
 
     def will_use(self, specs):
         """A loader is about to ask for these: protect the ones already held while it loads the rest,

@@ -79,7 +79,21 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
     (dm / "flux2_dev_corrupt.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00" + b"{not json at all" + b"\x00" * 200)
     shutil.copy(tiny_models / "vae" / "flux2-vae.safetensors", dm / "flux2-vae-in-the-wrong-folder.safetensors")
     shutil.copy(tiny_models / "diffusion_models" / "flux2_dev_fp8mixed.safetensors", vae / "flux2-dit-as-vae.safetensors")
+    loras = root / "loras"
+    loras.mkdir()
+    lora = (tiny_models / "loras" / "Flux2TurboComfyv2.safetensors").read_bytes()
+    (loras / "flux2_lora_interrupted.safetensors").write_bytes(lora[: len(lora) // 2])
+    shutil.copy(tiny_models / "vae" / "flux2-vae.safetensors", loras / "flux2-vae-as-lora.safetensors")
+    _unknown_lora(loras / "lora_for_some_other_model.safetensors")
     return root
+
+
+def _unknown_lora(path):
+    """A LoRA whose module names belong to no model LockN knows (nor to the one it is given to)."""
+    import torch
+    from safetensors.torch import save_file
+    save_file({f"diffusion_model.mystery_blocks.{i}.proj.lora_{ab}.weight": torch.zeros(4, 4)
+               for i in range(2) for ab in ("A", "B")}, str(path))
 
 
 @pytest.fixture(scope="session")

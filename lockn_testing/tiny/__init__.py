@@ -1,7 +1,7 @@
 """Tiny random-weight models with the REAL architectures, named like the real files.
 
 `ensure()` returns a models folder laid out like ComfyUI's (diffusion_models/, text_encoders/, vae/,
-checkpoints/, latent_upscale_models/), generating it once per version of the factory and of
+checkpoints/, latent_upscale_models/, loras/), generating it once per version of the factory and of
 ComfyUI and reusing it afterwards. Generation runs in a child process (it imports ComfyUI) and writes
 to a temporary folder renamed into place only when complete, so an interrupted run never leaves a
 half set that looks finished.
@@ -74,4 +74,9 @@ def generate(out: str, families=FAMILIES, seed: int = SEED) -> dict:
         files = mod.build(out, seed=seed)
         written.update(files)
         print(f"{fam}: {len(files)} files in {time.time() - t:.1f}s", flush=True)
+    if set(FAMILIES) <= set(families):        # LoRAs are sized from the tiny base files just written
+        from lockn_testing.tiny import loras
+        files = loras.build(out, seed=seed)
+        written.update(files)
+        print(f"loras: {len(files)} files", flush=True)
     return written
