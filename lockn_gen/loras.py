@@ -46,6 +46,8 @@ def module_of(key: str, key_map) -> str | None:
     key map knows."""
     parts = key.split(".")
     for drop in range(1, min(_MAX_SUFFIX_PARTS, len(parts) - 1) + 1):
+        if drop == 3 and parts[-3] not in ("lora", "lora_linear_layer"):     # the only 3-part suffixes
+            break
         prefix = ".".join(parts[:-drop])
         if prefix in key_map:
             return prefix

@@ -24,6 +24,8 @@ def format_report(rep: dict) -> str:
     for e in rep["entries"]:
         lines.append(f"{e['tier']:7} {'yes' if e['pinned'] else '':3} {gb(e['bytes']):>7} {e['loads_from_disk']:>5} "
                      f"{e['hits']:>5}  {e['family']:6} {e['role']:15} {e['name']}")
+        if e.get("loras"):
+            lines.append(" " * 44 + "LoRA: " + ", ".join(f"{x['name']} x {x['strength']}" for x in e["loras"]))
     b, t = rep["budgets"], rep["totals"]
     lines.append(f"GPU {gb(t['gpu_bytes'])} of {gb(b['gpu_bytes'])} GB budget; RAM {gb(t['ram_bytes'])} of "
                  f"{gb(b['ram_bytes'])} GB budget; {t['entries']} entries")

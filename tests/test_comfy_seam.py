@@ -11,7 +11,7 @@ import pytest
 
 NODES = Path(__file__).resolve().parents[1] / "nodes"
 # what nodes/ may import besides its own modules, lockn_gen and the standard library
-ALLOWED = {"comfy_api.latest", "folder_paths", "aiohttp", "torch", "numpy"}
+ALLOWED = {"comfy_api.latest", "folder_paths", "aiohttp", "torch", "numpy", "safetensors.torch"}
 
 
 def _imports(path: Path) -> list[str]:

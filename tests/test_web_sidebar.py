@@ -192,3 +192,28 @@ def test_the_editors_free_button_releases_lockn_models(srv, editor):
     srv.run(graphs.flux2_t2i(loader="lockn", preset="flux2-dev-q4_k_m", prefix="free-button-again"))
     again = route_entries(srv)
     assert all(again[n]["loads_from_disk"] == before[n]["loads_from_disk"] + 1 for n in FLUX_FILES.values())
+
+
+def test_the_tab_shows_which_loras_the_base_carries(srv, editor):
+    """A LoRA applied by LockN's LoRA node shows on the base's row (name and strength) and the LoRA's own
+    row says which base carries it; a run without it clears the line."""
+    from lockn_testing.tiny.loras import FLUX_TURBO
+    page = editor.page
+    if not page.url.startswith(srv.url):
+        page.goto(srv.url)
+    editor.wait_for(f"() => document.querySelector('{TAB_BUTTON}') !== null", "the LockN sidebar button")
+    if page.locator(TAB).count() == 0:
+        page.locator(TAB_BUTTON).first.click()
+    base = graphs.flux2_t2i(loader="lockn", preset="flux2-dev-q4_k_m", prefix="lora-tab")
+    srv.run(graphs.with_lora(base, "flux2", loras=[(FLUX_TURBO, 0.75)]))
+    dit = FLUX_FILES["diffusion_model"]
+    editor.wait_for("n => { const r = document.querySelector(`[data-testid=lockn-row][data-name=\"${n}\"] [data-testid=lockn-loras]`);"
+                    " return r && r.textContent.includes('× 0.75'); }", f"the LoRA line on {dit}'s row", arg=dit)
+    assert FLUX_TURBO in editor.row(dit).locator("[data-testid=lockn-loras]").inner_text()
+    assert dit in editor.row(FLUX_TURBO).locator("[data-testid=lockn-applied-to]").inner_text()
+    srv.run(base)                                        # the base alone: its weights carry no LoRA now
+    editor.wait_for("n => document.querySelector(`[data-testid=lockn-row][data-name=\"${n}\"]`) &&"
+                    " !document.querySelector(`[data-testid=lockn-row][data-name=\"${n}\"] [data-testid=lockn-loras]`)",
+                    f"the LoRA line on {dit}'s row to go after a run without it", arg=dit)
+    errors = editor.extension_errors()
+    assert not errors, "console errors from the LockN extension:\n" + "\n".join(errors)
