@@ -6,6 +6,7 @@ with LoRAs of the public key layouts sized for them (rank 64, written here). Sid
 - core:  ComfyUI's loaders and LoraLoaderModelOnly, ComfyUI's default cache (what a user has without LockN).
 
     python -m bench.bench_lora [--cycles 2] [--reps 1] [--gpu] [--out bench/out/lora.json]
+        [--configs core,lockn] [--gpu-budget-gb G --ram-budget-gb R]
 
 Reports per configuration and prompt: wall time, the reads of base weights from disk (LockN: the
 registry's loads of the diffusion models; core: executions of the diffusion-model loader nodes, each of
@@ -36,7 +37,7 @@ MODES = {
     "video": ("wan22", ["wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"]),
     "music": ("ace15", ["acestep_v1.5_turbo.safetensors"]),
 }
-BASE_LOADERS = {"12", "95", "96", "104"}          # diffusion-model loader ids in lockn_testing.graphs (core)
+BASE_LOADERS = {"image": {"12"}, "video": {"95", "96"}, "music": {"104"}}   # core diffusion-model loaders (graphs ids)
 STEPS = ["none", "A", "B", "none"]
 
 
@@ -67,7 +68,15 @@ def write_loras(models: Path, out: Path) -> Path:
     return out
 
 
+BUDGETS = (0.0, 0.0)        # LockN's GPU and RAM budgets in GB (--gpu-budget-gb, --ram-budget-gb; 0 = automatic)
+
+
 def graph(config: str, mode: str, which: str, tag: str) -> dict:
+    g = _graph(config, mode, which, tag)
+    return graphs.with_residency(g, *BUDGETS) if config == "lockn" and any(BUDGETS) else g
+
+
+def _graph(config: str, mode: str, which: str, tag: str) -> dict:
     family = MODES[mode][0]
     loader = "lockn" if config == "lockn" else "core"
     g = {"image": lambda: graphs.flux2_t2i(loader=loader, preset="flux2-dev-fp8mixed", steps=1, prefix=f"bl/img{tag}"),
@@ -133,8 +142,8 @@ def run_config(models: Path, loras: Path, config: str, cycles: int, gpu: bool) -
                     wall = time.perf_counter() - t0
                     ns = res.node_seconds()
                     p = {"cycle": c + 1, "mode": mode, "lora": which, "seconds": round(wall, 3),
-                         "loader_seconds": round(sum(v for k, v in ns.items() if k in BASE_LOADERS or
-                                                     g.get(k, {}).get("class_type", "").endswith("Loader")), 3),
+                         "loader_seconds": round(sum(v for k, v in ns.items()
+                                                     if g.get(k, {}).get("class_type", "").endswith("Loader")), 3),
                          "lora_node_seconds": round(sum(v for k, v in ns.items() if "LoRA" in g.get(k, {}).get("class_type", "")
                                                         or g.get(k, {}).get("class_type") == "LoraLoaderModelOnly"), 3)}
                     if config == "lockn":
@@ -142,7 +151,7 @@ def run_config(models: Path, loras: Path, config: str, cycles: int, gpu: bool) -
                         p["base_reads"] = base_loads(after) - base_loads(before)
                         p["lora_reads"] = lora_loads(after) - lora_loads(before)
                     else:
-                        p["base_reads"] = sum(1 for k in res.executed if k in BASE_LOADERS)
+                        p["base_reads"] = sum(1 for k in res.executed if k in BASE_LOADERS[mode])
                         p["lora_reads"] = sum(1 for k in res.executed if g.get(k, {}).get("class_type") == "LoraLoaderModelOnly")
                     prompts.append(p)
                     print(f"  {config} c{c + 1} {mode:5} {which:4} {wall:6.2f}s base reads {p['base_reads']} "
@@ -177,13 +186,18 @@ def main():
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--configs", default="core,lockn")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "lora.json"))
+    ap.add_argument("--gpu-budget-gb", type=float, default=0.0, help="LockN's GPU budget (0: automatic)")
+    ap.add_argument("--ram-budget-gb", type=float, default=0.0, help="LockN's RAM budget (0: automatic)")
     a = ap.parse_args()
+    global BUDGETS
+    BUDGETS = (a.gpu_budget_gb, a.ram_budget_gb)
     models = synthetic.ensure(spec="stacks")
     loras = write_loras(models, REPO / "bench" / "out" / f"loras-r{RANK}-{models.name}")
     from lockn_testing.harness import comfyui_path
     version = (comfyui_path() / "comfyui_version.py").read_text().split('"')[1]
     lora_sizes = {p.name: round(p.stat().st_size / 1e9, 3) for p in sorted((loras / "loras").iterdir())}
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "comfyui": version, "rank": RANK,
+               "lockn_budgets_gb": {"gpu": BUDGETS[0], "ram": BUDGETS[1]},
                "lora_files_gb": lora_sizes, "runs": []}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

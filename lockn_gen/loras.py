@@ -34,6 +34,7 @@ class Fit:
     fitting: int              # tensors whose module the model has
     modules: int              # distinct modules patched
     misses: tuple[str, ...]   # a few keys that fit nothing (for the message)
+    targets: frozenset = frozenset()   # the model's weight keys it patches
 
     @property
     def none_fit(self) -> bool:
@@ -66,7 +67,7 @@ def fit(keys, key_map) -> Fit:
         else:
             fitting += 1
             modules.add(key_map[m])
-    return Fit(len(keys), fitting, len(modules), tuple(misses[:5]))
+    return Fit(len(keys), fitting, len(modules), tuple(misses[:5]), frozenset(modules))
 
 
 _FAMILY_SIGNS = (

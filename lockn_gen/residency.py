@@ -110,9 +110,10 @@ class ModeCycle:
 
 
 def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | None = None,
-         protect: set = frozenset(), cycling: bool = False) -> list[Action]:
+         protect: set = frozenset(), cycling: bool = False, incoming_ram_only: bool = False) -> list[Action]:
     """Actions that bring the GPU and RAM tiers within budget, making room for `incoming_bytes`
-    (a model about to be loaded: it arrives in RAM and will move to the GPU when used).
+    (a model about to be loaded: it arrives in RAM and will move to the GPU when used; with
+    `incoming_ram_only`, memory that stays in system RAM, such as ComfyUI's backups of LoRA-patched weights).
 
     Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU."""
     state = {e.id: e.tier for e in entries}
@@ -124,8 +125,9 @@ def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | No
         return sum(by_id[i].bytes for i, t in state.items() if t == tier)
 
     if budgets.gpu_bytes is not None:
+        gpu_incoming = 0 if incoming_ram_only else incoming_bytes
         for e in order:
-            if used("gpu") + incoming_bytes <= budgets.gpu_bytes:
+            if used("gpu") + gpu_incoming <= budgets.gpu_bytes:
                 break
             if state[e.id] == "gpu":
                 state[e.id] = "ram"

@@ -382,6 +382,26 @@ def weight_shapes(patcher) -> dict:
     return {k: tuple(getattr(t, "tensor_shape", None) or t.shape) for k, t in patcher.model.named_parameters()}
 
 
+def lora_backup_bytes(patcher, keys) -> int:
+    """System RAM that ComfyUI will use for backups of these weights while a LoRA is patched into them:
+    a classic ModelPatcher keeps each patched weight's original on its offload device (the CPU); dynamic
+    VRAM (0.33) and ComfyUI-GGUF's quantized weights patch on the fly and keep none."""
+    try:
+        if getattr(patcher, "is_dynamic", lambda: False)():
+            return 0
+        params = dict(patcher.model.named_parameters())
+    except Exception as e:                                   # an estimate: never a reason to fail
+        _degraded("ModelPatcher.is_dynamic / the model's parameters", "LoRA patch backups are not budgeted", e)
+        return 0
+    total = 0
+    for k in keys:
+        t = params.get(k)
+        tt = getattr(t, "tensor_type", None)                                 # GGUF tensors carry their type
+        if t is not None and (tt is None or getattr(tt, "name", str(tt)) in ("F32", "F16", "BF16")):
+            total += t.numel() * t.element_size()
+    return total
+
+
 def add_lora(patcher, sd: dict, key_map: dict, strength: float):
     """A clone of `patcher` with the LoRA's patches at `strength` (ComfyUI's load_lora_for_models for the
     model alone). ComfyUI logs "lora key not loaded" for each tensor that fits no weight."""

@@ -103,8 +103,7 @@ def apply(family: str, model, items) -> object:
         key_map = seam.lora_key_map(model)
     except seam.LoraUnsupported as e:
         raise LockNError(f"{fam_name} LoRA: {e}") from None
-    shapes = None
-    out, applied = model, []
+    shapes, loaded, targets = None, [], set()
     for (slot, _, name, path, strength, _), spec in zip(items, specs):
         sd = REGISTRY.load(spec, lambda p=path: _read(p))
         f = L.fit(sd.keys(), key_map)
@@ -115,6 +114,12 @@ def apply(family: str, model, items) -> object:
         if bad:
             raise LockNError(f"{slot}: {name} is a LoRA for another size of {fam_name} model: {len(bad)} of its "
                              f"matrices do not fit (e.g. {bad[0]}). Choose a LoRA made for this model.")
+        loaded.append((name, strength, sd, spec))
+        targets |= f.targets
+    # ComfyUI keeps the original of every weight the LoRAs patch (in RAM) while the patches are on
+    REGISTRY.reserve_ram(seam.lora_backup_bytes(model, targets), f"backups of the weights the LoRAs of {fam_name} patch")
+    out, applied = model, []
+    for name, strength, sd, spec in loaded:
         out, n = seam.add_lora(out, sd, key_map, strength)
         applied.append((REGISTRY.ids([spec])[0], name, float(strength), n))
     REGISTRY.note_loras(out, model, applied)
@@ -122,17 +127,15 @@ def apply(family: str, model, items) -> object:
 
 
 def fingerprint(family: str, slots) -> str:
-    """The chosen files' identity and the registry's drop counters (a replaced or evicted file re-runs)."""
-    parts = []
+    """The chosen files' identity and the registry's drop counters (a replaced or evicted file re-runs).
+    Like the loaders' fingerprints it changes nothing: it notes the LoRA entries the coming prompt uses."""
+    parts, ids = [], []
     for _, _, name, strength in slots:
         path = cm.find_file(FOLDER, name)
-        if path is None:
-            parts.append(f"missing:{name}")
-            continue
-        try:
-            parts.append(f"{REGISTRY.token(REGISTRY.ids([_spec(family, path)])[0])}@{strength}")
-        except OSError:
-            parts.append(f"missing:{name}")
+        rid = REGISTRY.ids([_spec(family, path)])[0] if path else None
+        ids.append(rid)
+        parts.append(f"{REGISTRY.token(rid)}@{strength}" if rid else f"missing:{name}")
+    REGISTRY.note((i for i in ids if i), catalog_mod.builtin().families[family].mode)
     return "|".join(parts)
 
 

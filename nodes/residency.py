@@ -179,6 +179,24 @@ class Registry(PromptLifecycle):
             self.overhead_s += time.perf_counter() - t1
         return obj
 
+    def reserve_ram(self, nbytes: int, why: str):
+        """Make room within the RAM budget for `nbytes` that ComfyUI is about to use in system RAM outside
+        any entry (the backups of LoRA-patched weights), evicting as the policy allows; the prompt's own
+        entries stay."""
+        if nbytes <= 0:
+            return
+        with self.lock:
+            self._ensure_defaults()
+            self.refresh()
+            actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=set(self.prompt_ids),
+                                  cycling=self.cycle.cycling, incoming_ram_only=True)
+            if actions:
+                log.info("LockN residency: making room for %.2f GB (%s)", nbytes / policy.GB, why)
+            self._apply(actions)
+            if any(a.kind == "drop" for a in actions):
+                self.release_dropped()
+            self.refresh()
+
     def note_loras(self, clone, base, items):
         """A LockN LoRA node made `clone` from `base` (an entry's object, or a clone of one) with these
         LoRAs: [(LoRA entry id, name, strength, weights patched)]. The report shows them on the base

@@ -45,6 +45,16 @@ def test_room_is_made_for_an_incoming_model_and_protected_entries_stay():
     assert [(a.entry_id, a.kind) for a in acts] == [("b", "offload")]
 
 
+def test_memory_that_stays_in_ram_makes_room_in_ram_only():
+    # LoRA patch backups: ComfyUI keeps them in system RAM, so the GPU tier is left as it is
+    es = [E("base", "video", 14, tier="gpu", used=3), E("img", "image", 20, tier="ram", used=1), E("mus", "music", 5, tier="ram", used=2)]
+    acts = plan(es, Budgets(gpu_bytes=16 * GB, ram_bytes=30 * GB), incoming_bytes=10 * GB, incoming_ram_only=True)
+    assert [(a.entry_id, a.kind) for a in acts] == [("img", "drop")]
+    # the same bytes as an incoming model would push the GPU entry out as well
+    acts = plan(es, Budgets(gpu_bytes=16 * GB, ram_bytes=30 * GB), incoming_bytes=10 * GB)
+    assert ("base", "offload") in [(a.entry_id, a.kind) for a in acts]
+
+
 def test_pinned_entries_over_budget_are_reported_not_evicted():
     es = [E("p", "video", 50, pinned=True)]
     assert plan(es, Budgets(gpu_bytes=30 * GB)) == []
