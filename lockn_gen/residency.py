@@ -92,6 +92,7 @@ class ModeCycle:
     def __init__(self):
         self.last: dict[str, int] = {}      # mode -> when it was last used (a switch counter)
         self.current: str | None = None
+        self.prompt = None                  # the prompt that used the current mode last
         self.score = 0
         self.switches = 0
 
@@ -99,9 +100,15 @@ class ModeCycle:
     def cycling(self) -> bool:
         return self.score > 0
 
-    def use(self, mode: str) -> None:
+    def use(self, mode: str, prompt=None) -> None:
+        """`mode` is used (by `prompt`, when known). A second prompt in a row in the same mode (a LoRA or a
+        prompt changed, run again) says the modes are not being cycled now."""
         if mode == self.current:
+            if prompt is not None and self.prompt is not None and prompt != self.prompt:
+                self.score = min(self.score, 0)
+            self.prompt = prompt if prompt is not None else self.prompt
             return
+        self.prompt = prompt
         if self.current is not None and mode in self.last:
             longest_ago = min(self.last, key=self.last.get)
             self.score = min(2, self.score + 1) if mode == longest_ago else max(-2, self.score - 1)

@@ -85,7 +85,7 @@ class PromptLifecycle:
             if self.upcoming_id != pid:
                 self.upcoming_id, self.upcoming = pid, set()
             self.upcoming |= set(rids)
-            self.cycle.use(mode)
+            self.cycle.use(mode, pid)
             self._watch()
 
     def in_prompt(self):

@@ -217,8 +217,9 @@ class Registry(PromptLifecycle):
         with self.lock:
             self.in_prompt()
             self.prompt_ids.update(i for i in self.ids(specs) if i)
+            pid = seam.executing_prompt_id()
             for spec in specs:
-                self.cycle.use(spec.mode)
+                self.cycle.use(spec.mode, pid)
 
     @staticmethod
     def _rid(key) -> str:

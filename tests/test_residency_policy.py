@@ -45,6 +45,20 @@ def test_room_is_made_for_an_incoming_model_and_protected_entries_stay():
     assert [(a.entry_id, a.kind) for a in acts] == [("b", "offload")]
 
 
+def test_a_mode_used_by_two_prompts_in_a_row_ends_the_cycle():
+    from lockn_gen.residency import ModeCycle
+    c = ModeCycle()
+    for i, mode in enumerate(["image", "video", "music", "image", "video"]):
+        c.use(mode, f"p{i}")
+        c.use(mode, f"p{i}")                 # several loaders of one prompt: no repeat
+    assert c.cycling
+    c.use("video", "p5")                     # the same mode again, in the next prompt (a LoRA changed, say)
+    assert not c.cycling
+    c.use("music", "p6")
+    c.use("image", "p7")                     # back to switching to the mode used longest ago
+    assert c.cycling
+
+
 def test_memory_that_stays_in_ram_makes_room_in_ram_only():
     # LoRA patch backups: ComfyUI keeps them in system RAM, so the GPU tier is left as it is
     es = [E("base", "video", 14, tier="gpu", used=3), E("img", "image", 20, tier="ram", used=1), E("mus", "music", 5, tier="ram", used=2)]
