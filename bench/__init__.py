@@ -23,6 +23,19 @@ def drop_from_page_cache(*paths) -> int:
     return total
 
 
+def give_start_image(srv) -> None:
+    """Put the benchmarks' start picture (made once, 48x40 random RGB) into a server's input folder as
+    start.png, where the image-to-video graphs look for it."""
+    import shutil
+    img = Path(__file__).resolve().parent / "out" / "start.png"
+    if not img.exists():
+        import numpy as np
+        from PIL import Image
+        img.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((np.random.RandomState(0).rand(48, 40, 3) * 255).astype("uint8")).save(img)
+    shutil.copy(img, srv.base / "input" / "start.png")
+
+
 def machine() -> dict:
     """The machine a benchmark ran on, for its JSON: CPU model and cores, Python, torch, GPU."""
     info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}

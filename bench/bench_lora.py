@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import machine, synthetic  # noqa: E402
+from bench import give_start_image, machine, synthetic  # noqa: E402
 from lockn_testing import graphs  # noqa: E402
 from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
@@ -124,13 +124,7 @@ def run_config(models: Path, loras: Path, config: str, cycles: int, gpu: bool) -
     srv = ComfyServer(models, cpu=not gpu, extra_model_dirs=(str(loras),))
     try:
         srv.start()
-        img = REPO / "bench" / "out" / "start.png"
-        if not img.exists():
-            import numpy as np
-            from PIL import Image
-            img.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray((np.random.RandomState(0).rand(48, 40, 3) * 255).astype("uint8")).save(img)
-        shutil.copy(img, srv.base / "input" / "start.png")
+        give_start_image(srv)
         prompts = []
         for c in range(cycles):
             for mode in MODES:

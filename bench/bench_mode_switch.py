@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import drop_from_page_cache, machine, synthetic  # noqa: E402
+from bench import drop_from_page_cache, give_start_image, machine, synthetic  # noqa: E402
 from lockn_testing import graphs  # noqa: E402
 from lockn_testing.harness.server import ComfyServer  # noqa: E402
 
@@ -83,13 +83,7 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
     srv = ComfyServer(models, cpu=not gpu, extra_args=tuple(server_args(config, budgets)))
     try:
         srv.start()
-        img = REPO / "bench" / "out" / "start.png"
-        if not img.exists():
-            import numpy as np
-            from PIL import Image
-            img.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray((np.random.RandomState(0).rand(48, 40, 3) * 255).astype("uint8")).save(img)
-        shutil.copy(img, srv.base / "input" / "start.png")
+        give_start_image(srv)
         out = {"cycles": [], "server_args": list(srv.extra_args)}
         info = srv.get("/object_info") if vary else None
         before = None

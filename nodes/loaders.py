@@ -51,13 +51,17 @@ def resolve_preset(family: str, preset: str, overrides: dict):
         raise LockNError(str(e.args[0])) from None
 
 
-def _models_dir_hint(res) -> str | None:
-    """The models root of the first missing file's folder (for the download command)."""
-    for c in res.missing:
-        dirs = cm.folder_dirs(c.folder)
-        if dirs and os.path.basename(os.path.normpath(dirs[0])) == c.folder:
-            return os.path.dirname(os.path.normpath(dirs[0]))
+def models_root(folder: str) -> str | None:
+    """The models root that holds ComfyUI's first directory of a model folder (for the download command)."""
+    dirs = cm.folder_dirs(folder)
+    if dirs and os.path.basename(os.path.normpath(dirs[0])) == folder:
+        return os.path.dirname(os.path.normpath(dirs[0]))
     return None
+
+
+def _models_dir_hint(res) -> str | None:
+    """The models root of the first missing file's folder."""
+    return next((r for r in (models_root(c.folder) for c in res.missing) if r), None)
 
 
 def preflight(family: str, preset: str, overrides: dict):

@@ -10,8 +10,6 @@ read, a file none of whose keys fits the model is refused with a guess of which 
 """
 from __future__ import annotations
 
-import os
-
 from comfy_api.latest import io
 
 from ..lockn_gen import catalog as catalog_mod
@@ -21,7 +19,7 @@ from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
 from . import comfy_models as cm
 from . import comfy_seam as seam
-from .loaders import get_catalog
+from .loaders import get_catalog, models_root
 from .residency import REGISTRY
 
 CATEGORY = "LockN Gen/lora"
@@ -54,7 +52,7 @@ def _resolve(cat, family: str, slots: list[tuple[str, str | None, str, float]]):
         lines = [f"  {slot}: {name}" + (f" ({e.size / 1e9:.2f} GB, {e.repo})" if e else " (not in the LockN catalog)")
                  for slot, name, e in missing]
         pull = [e.name for _, _, e in missing if e is not None and e.repo]
-        fix = (f"Download: {download_command(pull, models_dir=_models_root())}" if pull else
+        fix = (f"Download: {download_command(pull, models_dir=models_root(FOLDER))}" if pull else
                "Put the file into ComfyUI's models/loras folder, or choose another LoRA.")
         raise LockNError(f"{fam.display_name} LoRA: {len(missing)} LoRA file(s) not found in {where}:\n"
                          + "\n".join(lines) + f"\n{fix}")
@@ -71,11 +69,6 @@ def _resolve(cat, family: str, slots: list[tuple[str, str | None, str, float]]):
             raise LockNError(f"{slot}: {name} looks like a LoRA for {guess_name} (from its key names), and this node "
                              f"patches a {fam.display_name} model. Choose a {fam.display_name} LoRA.")
     return found
-
-
-def _models_root():
-    dirs = cm.folder_dirs(FOLDER)
-    return os.path.dirname(os.path.normpath(dirs[0])) if dirs else None
 
 
 def _read(path: str) -> dict:
