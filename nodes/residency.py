@@ -64,13 +64,6 @@ class Record:
     release_asked: bool = False                 # ComfyUI was asked once to let go of them
 
 
-@dataclass
-class LoraUse:
-    """A clone of an entry's patcher made by a LockN LoRA node: which LoRAs at which strengths."""
-    base_id: str
-    items: list               # [(lora entry id, name, strength, weights patched)]
-
-
 class Registry(PromptLifecycle):
     def __init__(self):
         self.records: dict[str, Record] = {}
@@ -83,13 +76,14 @@ class Registry(PromptLifecycle):
         self.calls = 0
         self.warnings: list[str] = []
         self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
-        self.lora_uses: dict = {}              # patches uuid of a LoRA clone -> LoraUse (the latest 64)
+        self.lora_uses: dict = {}              # patches uuid of a LoRA clone -> its LoRAs [(entry id, name, strength,
+                                               # weights patched)] (the latest 64)
         self._init_lifecycle()
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def refresh(self):
         on_device: dict[int, object] = {}
-        patched: dict[int, LoraUse] = {}       # module -> the LoRA clone whose patches its loaded weights carry
+        patched: dict[int, list] = {}          # module -> the LoRAs its loaded weights carry (a clone's patches)
         for lm in seam.loaded_models():
             if lm.loaded_bytes > 0:
                 on_device.setdefault(id(seam.inner_model(lm.patcher)), lm.device)
@@ -128,8 +122,8 @@ class Registry(PromptLifecycle):
             use = next((patched[w] for w in weights if w in patched), None)
             if use is not None:
                 e.loras = [{"id": lid, "name": name, "strength": strength, "weights_patched": n}
-                           for lid, name, strength, n in use.items]
-                for lid, *_ in use.items:
+                           for lid, name, strength, n in use]
+                for lid, *_ in use:
                     lora = self.records.get(lid)
                     if lora is not None and e.name not in lora.entry.applied_to:
                         lora.entry.applied_to.append(e.name)
@@ -201,13 +195,12 @@ class Registry(PromptLifecycle):
         """A LockN LoRA node made `clone` from `base` (an entry's object, or a clone of one) with these
         LoRAs: [(LoRA entry id, name, strength, weights patched)]. The report shows them on the base
         while ComfyUI's loaded weights carry the clone's patches."""
-        base_rec = next(iter(self.object_records([base])), None)
         uuid = seam.patches_uuid(clone)
-        if base_rec is None or uuid is None:
+        if uuid is None or not self.object_records([base]):
             return
         with self.lock:
             prior = self.lora_uses.get(seam.patches_uuid(base))      # LoRA nodes in a row: the stack grows
-            self.lora_uses[uuid] = LoraUse(base_rec.entry.id, [*(prior.items if prior else []), *items])
+            self.lora_uses[uuid] = [*(prior or []), *items]
             while len(self.lora_uses) > 64:
                 self.lora_uses.pop(next(iter(self.lora_uses)))
 
