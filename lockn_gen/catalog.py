@@ -116,8 +116,6 @@ class LoraPreset:
     family: str
     label: str
     files: dict               # slot (model | high_noise | low_noise) -> file name
-    strength: float = 1.0
-    note: str = ""
     source: str = "builtin"
 
 
@@ -224,12 +222,8 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
         bad = [s for s in p["files"] if s not in ("model", "high_noise", "low_noise")]
         if bad:
             raise CatalogError(f"{where}: slot {bad[0]!r} is not model, high_noise or low_noise")
-        try:
-            strength = float(p.get("strength", 1.0))
-        except (TypeError, ValueError):
-            raise CatalogError(f"{where}: strength {p.get('strength')!r} is not a number") from None
         loras[lid] = LoraPreset(id=lid, family=p["family"], label=p.get("label", lid), files=dict(p["files"]),
-                                strength=strength, note=p.get("note", ""), source=source)
+                                source=source)
 
 
 def _validate(families: dict, files: dict, presets: dict, loras: dict) -> None:
