@@ -131,10 +131,12 @@ def test_residency_tab_live_evict_and_pin(srv, editor):
     assert page.locator("[data-testid=lockn-row]").count() == 3
     on_server = route_entries(srv)
     for role, name in FLUX_FILES.items():
-        row = editor.row(name)
         tier = on_server[name]["tier"]
         assert tier in ("gpu", "ram"), f"{name} is {tier} right after the run"
-        assert row.get_attribute("data-tier") == tier
+        # the rows appear with the load's event; the prompt's end (settled by that GET) sends the final
+        # tiers in a second event, which the browser may not have rendered yet
+        editor.wait_row(name, f"{name} to show tier {tier!r} as on the server, from the prompt end's event", tier=tier)
+        row = editor.row(name)
         assert row.locator("[data-testid=lockn-tier]").inner_text().strip() == tier
         assert role in row.inner_text() and "flux2" in row.inner_text()
 
