@@ -117,12 +117,15 @@ class ModeCycle:
 
 
 def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | None = None,
-         protect: set = frozenset(), cycling: bool = False, incoming_ram_only: bool = False) -> list[Action]:
+         protect: set = frozenset(), cycling: bool = False, incoming_ram_only: bool = False,
+         shared: bool = False) -> list[Action]:
     """Actions that bring the GPU and RAM tiers within budget, making room for `incoming_bytes`
     (a model about to be loaded: it arrives in RAM and will move to the GPU when used; with
     `incoming_ram_only`, memory that stays in system RAM, such as ComfyUI's backups of LoRA-patched weights).
 
-    Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU."""
+    Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU.
+    `shared`: the compute device's memory is system RAM (ComfyUI on the CPU, or unified memory), so the
+    "gpu" tier lives in RAM too and both tiers together must fit the RAM budget."""
     state = {e.id: e.tier for e in entries}
     by_id = {e.id: e for e in entries}
     order = eviction_order(entries, priority, protect, cycling)
@@ -149,7 +152,94 @@ def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | No
                     actions.remove(prev)
                 state[e.id] = "dropped"
                 actions.append(Action(e.id, "drop", f"RAM budget {budgets.ram_bytes / GB:.2f} GB"))
+        if shared:
+            for e in order:
+                if used("gpu") + used("ram") + incoming_bytes <= budgets.ram_bytes:
+                    break
+                if state[e.id] in ("gpu", "ram"):
+                    prev = next((a for a in actions if a.entry_id == e.id), None)
+                    if prev:
+                        actions.remove(prev)
+                    state[e.id] = "dropped"
+                    actions.append(Action(e.id, "drop", f"RAM budget {budgets.ram_bytes / GB:.2f} GB "
+                                                        "(the compute device's memory is system RAM)"))
     return actions
+
+
+def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, protect: set = frozenset(),
+            shared: bool = False, available: int | None = None, incoming_ram_only: bool = False) -> str | None:
+    """None when a load of `incoming_bytes` fits once `actions` (plan's) are applied; else the reason it
+    does not, for a message that stops the load before anything is read: what stays and why it cannot go
+    (pinned, or used by the running prompt), and what to change.
+
+    Where the compute device's memory is system RAM (`shared`), both tiers and the incoming model must fit
+    the RAM budget: past it the kernel's OOM killer ends ComfyUI. With a discrete GPU the model passes
+    through RAM, and ComfyUI runs a model partly loaded (the rest streamed from RAM each step), so it is
+    refused only when it does not fit the two budgets together (with `incoming_ram_only`, memory that stays
+    in RAM: the RAM budget alone)."""
+    if budgets.ram_bytes is None or incoming_bytes <= 0:
+        return None
+    state = {e.id: e.tier for e in entries}
+    for a in actions:
+        state[a.entry_id] = "ram" if a.kind == "offload" else "dropped"
+
+    def held(tiers):
+        return [e for e in entries if state[e.id] in tiers]
+
+    staying = held(("gpu", "ram") if shared else ("ram",))
+    ram_held = sum(e.bytes for e in staying)
+    if ram_held + incoming_bytes <= budgets.ram_bytes:
+        return None
+    if not shared and not incoming_ram_only:
+        on_gpu = held(("gpu",))
+        if (budgets.gpu_bytes is None
+                or ram_held + sum(e.bytes for e in on_gpu) + incoming_bytes <= budgets.ram_bytes + budgets.gpu_bytes):
+            return None
+        staying = staying + on_gpu
+    pinned = [e for e in staying if e.pinned]
+    in_use = [e for e in staying if not e.pinned and e.id in protect]
+
+    def names(es):
+        return ", ".join(f"{e.name} ({e.bytes / GB:.2f} GB)" for e in es)
+
+    if shared:
+        where = (f"LockN's RAM budget of {budgets.ram_bytes / GB:.2f} GB (ComfyUI computes in system RAM here, so "
+                 f"models on the compute device count too): {ram_held / GB:.2f} GB stay")
+    elif incoming_ram_only:
+        where = f"LockN's RAM budget of {budgets.ram_bytes / GB:.2f} GB: {ram_held / GB:.2f} GB stay in RAM"
+    else:
+        where = (f"LockN's RAM and GPU budgets together, RAM {budgets.ram_bytes / GB:.2f} GB ({ram_held / GB:.2f} GB "
+                 f"stay there) and GPU {budgets.gpu_bytes / GB:.2f} GB ({sum(e.bytes for e in held(('gpu',))) / GB:.2f} "
+                 "GB stay there)")
+    why = [f"loading {name} ({incoming_bytes / GB:.2f} GB) would exceed {where} after every eviction the "
+           "policy allows"]
+    if pinned:
+        why.append(f"pinned: {names(pinned)}")
+    if in_use:
+        why.append(f"used by the running prompt: {names(in_use)}")
+    fixes = ["raise ram_budget_gb" + ("" if shared or incoming_ram_only else " or gpu_budget_gb")
+             + " on the Residency (LockN) node"
+             + (f" (about {available / GB:.1f} GB of RAM is available now)" if available else "")]
+    if pinned:
+        fixes.append("unpin " + ", ".join(e.name for e in pinned) + " (LockN sidebar tab, or POST /lockn/residency/pin)")
+    if in_use:
+        fixes.append("run the stages as separate prompts, so each stage's models can be evicted for the next")
+    fixes.append("or choose a smaller preset of this family (a lower GGUF quant)")
+    return "; ".join(why) + ". Nothing was loaded. To fix: " + "; ".join(fixes) + "."
+
+
+def budgets_in_prompt(prompt: dict) -> tuple[float | None, float | None] | None:
+    """The budgets (GB; 0 = automatic) that the prompt's Residency (LockN) nodes set as plain values, the
+    last node's winning; None when it has none. They apply from the prompt's start, before its loaders
+    run, so that a budget changed to fix a refused load takes effect in the same workflow."""
+    found = None
+    for node in (prompt or {}).values():
+        if not isinstance(node, dict) or node.get("class_type") != "LockNResidency":
+            continue
+        inputs = node.get("inputs") or {}
+        vals = [inputs.get(k) for k in ("gpu_budget_gb", "ram_budget_gb")]
+        found = tuple(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in vals)
+    return found
 
 
 def over_budget(entries, budgets: Budgets) -> list[str]:

@@ -9,7 +9,8 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 |--------------------------------------------------------|--------------------|--------------------|-------------------------|
 | comfy.model_management.current_loaded_models (tiers)   | LoadedModel list   | same               | every model reads "ram" |
 | model_management.free_memory(keep_loaded=...) (GPU->RAM)| yes               | same               | no GPU->RAM eviction    |
-| get_torch_device/get_free_memory/get_total_memory,     | yes                | same               | no automatic GPU budget |
+| get_torch_device/get_free_memory/get_total_memory,     | yes                | same               | no automatic GPU budget;|
+|   (and the device type: CPU/MPS memory is system RAM)  |                    |                    | tiers budgeted apart    |
 |   extra_reserved_memory, minimum_inference_memory      |                    |                    |                         |
 | TOTAL_PINNED_MEMORY + pinned weights (report only)     | module._pin,       | model.dynamic_pins | host_pinned_bytes 0     |
 |                                                        | ModelPatcher.pinned| + .pinned          |                         |
@@ -118,6 +119,15 @@ def default_gpu_budget(held_on_gpu: int) -> int | None:
         return None
 
 
+def compute_memory_is_ram() -> bool:
+    """ComfyUI computes in system RAM (--cpu, or Apple's unified memory): its "GPU" tier is RAM too."""
+    try:
+        return _mm().get_torch_device().type in ("cpu", "mps")
+    except (ImportError, AttributeError, TypeError) as e:
+        _degraded("comfy.model_management.get_torch_device", "the GPU and RAM tiers are budgeted as separate memory", e)
+        return False
+
+
 def gpu_memory() -> tuple[int, int] | None:
     """(total, free) bytes of the compute device, or None."""
     try:
@@ -222,6 +232,9 @@ class QueueView:
 
     def running_prompts(self) -> list[dict]:
         return [item[2] for item in self._q.currently_running.values()]
+
+    def running_prompt(self, prompt_id) -> dict | None:
+        return next((item[2] for item in self._q.currently_running.values() if item[1] == prompt_id), None)
 
     def next_prompt(self) -> dict | None:
         return self._q.queue[0][2] if self._q.queue else None       # a heap: [0] runs next

@@ -20,6 +20,7 @@ import logging
 import time
 from contextlib import contextmanager
 
+from ..lockn_gen import residency as policy
 from . import comfy_seam as seam
 
 log = logging.getLogger("lockn_gen.residency")
@@ -106,6 +107,10 @@ class PromptLifecycle:
         self._watch()
         with seam.locked_queue() as q:         # the worker's thread: self.lock, then the mutex
             nxt = q.next_prompt() if q is not None else None
+            graph = q.running_prompt(prompt_id) if q is not None else None
+        budgets = policy.budgets_in_prompt(graph)
+        if budgets is not None:                # a Residency node's budgets hold for its own prompt's loads
+            self.set_budgets(gpu_gb=budgets[0], ram_gb=budgets[1])
         if nxt is not None and not holds_lockn_loader(nxt):
             self.arm()                         # hear this prompt's end before that one starts
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..lockn_gen import residency as policy
 from ..lockn_gen.residency import Budgets, Entry
+from ..lockn_gen.preflight import LockNError
 from . import comfy_seam as seam
 from .lifecycle import PromptLifecycle, lifecycle_provider
 
@@ -153,8 +154,18 @@ class Registry(PromptLifecycle):
             self._ensure_defaults()
             self.refresh()
             incoming = self._estimate(spec)
-            self._apply(policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids),
-                                    cycling=self.cycle.cycling))
+            shared = self._shared()
+            actions = policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids),
+                                  cycling=self.cycle.cycling, shared=shared)
+            why = policy.refusal(self._entries(), self.budgets, actions, incoming, spec.display_name,
+                                 protect=set(self.prompt_ids), shared=shared, available=policy.mem_available())
+            if why:                              # stopped here, not by the kernel's OOM killer; nothing evicted
+                self.overhead_s += time.perf_counter() - t0
+                log.error("LockN residency: %s", why)
+                raise LockNError(why)
+            self._apply(actions)
+            if any(a.kind == "drop" for a in actions):
+                self.release_dropped()           # collect what the drops freed before the disk read
             self.overhead_s += time.perf_counter() - t0
         obj = loader()                                   # disk read: not counted as registry overhead
         t1 = time.perf_counter()
@@ -182,8 +193,14 @@ class Registry(PromptLifecycle):
         with self.lock:
             self._ensure_defaults()
             self.refresh()
+            shared = self._shared()
             actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=set(self.prompt_ids),
-                                  cycling=self.cycle.cycling, incoming_ram_only=True)
+                                  cycling=self.cycle.cycling, incoming_ram_only=True, shared=shared)
+            refused = policy.refusal(self._entries(), self.budgets, actions, nbytes, why, protect=set(self.prompt_ids),
+                                     shared=shared, available=policy.mem_available(), incoming_ram_only=True)
+            if refused:
+                log.error("LockN residency: %s", refused)
+                raise LockNError(refused)
             if actions:
                 log.info("LockN residency: making room for %.2f GB (%s)", nbytes / policy.GB, why)
             self._apply(actions)
@@ -236,6 +253,12 @@ class Registry(PromptLifecycle):
         rec = self.records.get(rid)
         return f"{rid}:{rec.drops if rec else 0}"
 
+    @staticmethod
+    def _shared() -> bool:
+        """The "gpu" tier is system RAM (ComfyUI on the CPU or unified memory), unless the tests simulate a
+        discrete GPU with injected sizes (LOCKN_RESIDENCY_SIZES)."""
+        return not policy.env_sizes() and seam.compute_memory_is_ram()
+
     def _estimate(self, spec) -> int:
         sizes = policy.env_sizes()
         return sum(sizes.get(os.path.basename(p), os.path.getsize(p)) for p in spec.paths)
@@ -275,7 +298,7 @@ class Registry(PromptLifecycle):
             self._ensure_defaults()
             self.refresh()
             self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
-                                    cycling=self.cycle.cycling))
+                                    cycling=self.cycle.cycling, shared=self._shared()))
             self.refresh()
             self.warnings = policy.over_budget(self._entries(), self.budgets)
 

@@ -65,7 +65,7 @@ class LockNResidency(io.ComfyNode):
     @classmethod
     def execute(cls, gpu_budget_gb, ram_budget_gb, pin, image_priority=1, video_priority=1, music_priority=1,
                 model=None, model_2=None, clip=None, vae=None, vae_2=None):
-        REGISTRY.in_prompt()                    # the new budgets apply when the prompt has ended
+        REGISTRY.in_prompt()                    # (plain values were applied at the prompt's start, before its loaders)
         REGISTRY.set_budgets(gpu_gb=gpu_budget_gb, ram_gb=ram_budget_gb)
         REGISTRY.set_priority({"image": image_priority, "video": video_priority, "music": music_priority})
         passed = [x for x in (model, model_2, clip, vae, vae_2) if x is not None]

@@ -1,7 +1,7 @@
 """Pure residency policy: LRU with pins and per-mode priority, GPU -> RAM -> dropped, budgets."""
 from __future__ import annotations
 
-from lockn_gen.residency import GB, Budgets, Entry, default_ram_budget, over_budget, plan, totals
+from lockn_gen.residency import GB, Budgets, Entry, default_ram_budget, over_budget, plan, refusal, totals
 
 
 def E(i, mode, gb, tier="gpu", used=0.0, pinned=False):
@@ -134,3 +134,51 @@ def test_a_cycle_that_does_not_fit_does_not_reread_everything():
     seen = _cycle_rereads(budgets)
     assert lru[-1] > 11                              # almost every stack again, every cycle
     assert sum(seen[1:]) < 0.65 * sum(lru[1:]), (seen, lru)
+
+
+def test_where_the_compute_device_is_system_ram_both_tiers_share_the_ram_budget():
+    """ComfyUI on the CPU (or unified memory): a "gpu" entry is in RAM too, so a 20 GB budget holds 20 GB
+    in both tiers together, not 20 + 20 (the LoRA benchmark's out-of-memory on the 24 GB box)."""
+    es = [E("img", "image", 8, tier="gpu", used=1), E("vid", "video", 8, tier="ram", used=2), E("mus", "music", 4, used=3)]
+    budgets = Budgets(gpu_bytes=20 * GB, ram_bytes=20 * GB)
+    assert plan(es, budgets, incoming_bytes=6 * GB) == []                     # apart: each tier fits
+    acts = plan(es, budgets, incoming_bytes=6 * GB, shared=True)
+    assert [(a.entry_id, a.kind) for a in acts] == [("img", "drop")]           # together: 26 > 20, the oldest goes
+    assert refusal(es, budgets, acts, 6 * GB, "new.gguf", shared=True) is None
+
+
+def test_a_load_that_cannot_fit_is_refused_with_the_budget_the_model_and_the_fix():
+    es = [E("vid", "video", 14, tier="ram", used=1, pinned=True), E("img", "image", 5, tier="ram", used=2),
+          E("mus", "music", 4, tier="gpu", used=3)]
+    budgets = Budgets(gpu_bytes=10 * GB, ram_bytes=16 * GB)
+    # the unpinned image model can go, the pinned video experts and the prompt's music model cannot:
+    # 14 + 4 + 9 > 16 + 10 (a discrete GPU: the two budgets together, as ComfyUI runs models partly loaded)
+    acts = plan(es, budgets, incoming_bytes=9 * GB, protect={"mus"})
+    why = refusal(es, budgets, acts, 9 * GB, "flux2-dev-Q4_K_M.gguf", protect={"mus"}, available=22 * GB)
+    assert why is not None
+    for words in ("flux2-dev-Q4_K_M.gguf (9.00 GB)", "RAM 16.00 GB", "GPU 10.00 GB", "pinned: vid (14.00 GB)",
+                  "used by the running prompt: mus (4.00 GB)", "Nothing was loaded", "raise ram_budget_gb or gpu_budget_gb",
+                  "unpin vid", "separate prompts", "about 22.0 GB of RAM is available"):
+        assert words in why, (words, why)
+    assert "img" not in why                                                   # it would have been evicted
+    # fits the two budgets together: a discrete GPU takes it, partly or whole
+    assert refusal(es, Budgets(gpu_bytes=10 * GB, ram_bytes=16 * GB), acts, 9 * GB - 1 * GB, "x") is None
+    assert refusal(es, Budgets(gpu_bytes=40 * GB, ram_bytes=16 * GB), acts, 9 * GB, "x") is None
+    # memory that stays in RAM (LoRA patch backups) must fit the RAM budget itself
+    assert "RAM budget of 16.00 GB" in refusal(es, Budgets(gpu_bytes=40 * GB, ram_bytes=16 * GB), acts, 9 * GB, "x",
+                                               incoming_ram_only=True)
+    # shared memory: both tiers count
+    shared = refusal(es, Budgets(gpu_bytes=40 * GB, ram_bytes=20 * GB), [], 5 * GB, "y", shared=True)
+    assert "ComfyUI computes in system RAM" in shared and "23.00 GB stay" in shared
+    assert refusal(es, Budgets(gpu_bytes=None, ram_bytes=None), [], 100 * GB, "z") is None   # no budgets: no refusal
+
+
+def test_a_residency_nodes_plain_budgets_are_read_from_its_prompt():
+    from lockn_gen.residency import budgets_in_prompt
+    prompt = {"1": {"class_type": "LockNFlux2Loader", "inputs": {"preset": "x"}},
+              "2": {"class_type": "LockNResidency", "inputs": {"gpu_budget_gb": 12, "ram_budget_gb": 0.0, "model": ["1", 0]}},
+              "3": {"class_type": "LockNResidency", "inputs": {"gpu_budget_gb": ["9", 0], "ram_budget_gb": 24.5}}}
+    assert budgets_in_prompt(prompt) == (None, 24.5)          # the last node wins; a linked value is not known yet
+    del prompt["3"]
+    assert budgets_in_prompt(prompt) == (12.0, 0.0)
+    assert budgets_in_prompt({"1": prompt["1"]}) is None and budgets_in_prompt(None) is None

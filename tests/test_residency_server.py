@@ -13,7 +13,7 @@ import pytest
 
 from lockn_gen import catalog as catalog_mod
 from lockn_testing import graphs
-from lockn_testing.harness.server import serving
+from lockn_testing.harness.server import PromptError, serving
 
 pytestmark = pytest.mark.comfy
 GB = 1_000_000_000
@@ -371,3 +371,30 @@ def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server,
     assert next(e for e in rep["entries"] if e["id"] == dit["id"])["tier"] == "dropped"
     if loader == "core":                            # a prompt without LockN nodes leaves the Wan entries be
         assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "wan22")} == wan_before
+
+
+def test_a_load_that_would_exceed_the_budgets_stops_with_a_message_and_evicts_nothing(res_server):
+    """Pinned music models fill the budgets: the image stack's load stops before anything is read, with
+    the budgets, the model and what to change; nothing resident changes, the server keeps serving, and with
+    the pins gone the same workflow runs."""
+    res_server.run(workflow("music", {"gpu": 5.0, "ram": 5.0, "pin": True}, prefix="res/pinned"))
+    before = {e["name"]: (e["tier"], e["pinned"], e["loads_from_disk"]) for e in entries(res_server)}
+    ace = [n for n, (_, pinned, _) in before.items() if pinned]
+    assert ace and all(n in {e["name"] for e in entries(res_server, "ace15")} for n in ace)
+    image = workflow("image", prefix="res/refused")
+    with pytest.raises(PromptError) as err:
+        res_server.run(image)
+    msg = err.value.args[0]
+    for words in ("would exceed LockN's RAM and GPU budgets together", "RAM 5.00 GB", "GPU 5.00 GB",
+                  "Nothing was loaded", "raise ram_budget_gb or gpu_budget_gb on the Residency (LockN) node", "unpin"):
+        assert words in msg, (words, msg)
+    assert any(n in msg for n in ("flux2-dev-Q4_K_M.gguf", "mistral_3_small_flux2_fp4_mixed.safetensors", "flux2-vae.safetensors"))
+    assert any(n in msg.split("unpin", 1)[1] for n in ace), msg           # names the pinned models to unpin
+    after = {e["name"]: (e["tier"], e["pinned"], e["loads_from_disk"]) for e in entries(res_server)}
+    assert {n: v for n, v in after.items() if n in before} == before        # nothing evicted, nothing reread
+    assert all(v[2] == 0 for n, v in after.items() if n not in before), after   # nothing of the image stack read
+    # the fix the message gives: unpin (and roomier budgets); the same workflow then runs
+    res_server.post("/lockn/residency/pin", {"id": [e["id"] for e in entries(res_server, "ace15")], "pinned": False})
+    res_server.run(workflow("music", ROOMY, prefix="res/unpinned"))
+    res = res_server.run(image)
+    assert res.outputs
