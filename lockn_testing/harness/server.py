@@ -114,6 +114,19 @@ class ComfyServer:
             self._log.close()
             self._log = None
 
+    def kill(self, timeout: float = 30.0):
+        """SIGKILL the server's process group, as a crash or the OOM killer would (no clean-up runs);
+        returns once the process is gone. stop() after it is a no-op."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=timeout)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
     def __enter__(self):
         return self.start()
 
@@ -156,9 +169,10 @@ class ComfyServer:
         return self.base / item.get("type", "output") / item.get("subfolder", "") / item["filename"]
 
     # ---- running prompts over the websocket -----------------------------------------------------
-    def run(self, prompt: dict, timeout: float = 300, client_id: str | None = None) -> "RunResult":
+    def run(self, prompt: dict, timeout: float = 300, client_id: str | None = None, on_message=None) -> "RunResult":
         """Queue a prompt and follow it over the websocket. Raises PromptError on a refused prompt
-        or an execution error (with the server's message)."""
+        or an execution error (with the server's message). `on_message(message)` sees every JSON message
+        as it arrives (e.g. to act at a node's first progress step)."""
         import websocket  # websocket-client
 
         client_id = client_id or uuid.uuid4().hex
@@ -178,6 +192,8 @@ class ComfyServer:
                 t, d = m.get("type"), m.get("data", {})
                 m["received_at"] = time.perf_counter()
                 res.messages.append(m)
+                if on_message is not None:
+                    on_message(m)
                 if d.get("prompt_id") not in (None, pid):
                     continue
                 if t == "executing" and d.get("node") is not None:
