@@ -18,9 +18,11 @@ websocket-client, and the progress bars through tqdm when it is installed. Nothi
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import json
 import mimetypes
+import os
 import sys
 import threading
 import time
@@ -41,6 +43,10 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class ClientError(RuntimeError):
     """A server could not be reached or answered something unexpected (plain-words message)."""
+
+
+class ServerGone(ClientError):
+    """The server stopped answering (or forgot the prompt) while a prompt of ours was queued or running."""
 
 
 class PromptRefused(ClientError):
@@ -130,17 +136,20 @@ class Client:
     """One ComfyUI server. Opens its websocket (with this client's id) before the first submit, so no
     progress message of our prompts is missed."""
 
-    def __init__(self, url: str = DEFAULT_SERVER, client_id: str | None = None, http_timeout: float = 60.0):
+    def __init__(self, url: str = DEFAULT_SERVER, client_id: str | None = None, http_timeout: float = 60.0,
+                 gone_after: float = 10.0):
         self.url = normalize_url(url)
         self.client_id = client_id or uuid.uuid4().hex
         self.http_timeout = http_timeout
+        self.gone_after = gone_after                  # follow(): give up after this long without an answer
         self._ws = None
         self._object_info: dict | None = None
         self._prompts: dict[str, dict] = {}           # prompt id -> the prompt we sent (titles for messages)
         self._early: dict[str, list] = {}             # messages of prompts not being followed yet
 
     # ---- HTTP ------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body=None, headers=None, raw: bool = False):
+    def _request(self, method: str, path: str, body=None, headers=None, raw: bool = False,
+                 timeout: float | None = None):
         data = body
         hdrs = dict(headers or {})
         if body is not None and not isinstance(body, bytes):
@@ -148,12 +157,16 @@ class Client:
             hdrs["Content-Type"] = "application/json"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=self.http_timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout or self.http_timeout) as r:
                 payload, status = r.read(), r.status
         except urllib.error.HTTPError as e:
-            payload, status = e.read(), e.code
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
+            try:
+                payload, status = e.read(), e.code
+            except (OSError, http.client.HTTPException):
+                payload, status = b"", e.code
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            # HTTPException: the answer broke off (IncompleteRead, a connection closed mid-headers)
+            reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
             raise ClientError(f"cannot reach the ComfyUI server at {self.url} ({reason})") from None
         if raw:
             return status, payload
@@ -162,8 +175,8 @@ class Client:
         except ValueError:
             return status, payload.decode(errors="replace")
 
-    def get_json(self, path: str):
-        status, body = self._request("GET", path)
+    def get_json(self, path: str, timeout: float | None = None):
+        status, body = self._request("GET", path, timeout=timeout)
         if status >= 400:
             raise ClientError(f"{self.url}{path} answered {status}: {str(body)[:500]}")
         return body
@@ -288,6 +301,8 @@ class Client:
         res = Result(prompt_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         last_poll = time.monotonic()
+        down_since: float | None = None               # when the server stopped answering
+        ws_dropped = False                            # the websocket broke: the server may have died/restarted
         pending = self._early.pop(prompt_id, [])
         if self._ws is not None:
             self._ws.settimeout(1.0)
@@ -297,12 +312,35 @@ class Client:
                 return res
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:g} s")
+            had_ws = self._ws is not None
             msg = pending.pop(0) if pending else self._recv()
-            if msg is None:                            # quiet or no websocket: ask /history now and then
+            if had_ws and self._ws is None:
+                ws_dropped = True
+            if msg is None:                            # quiet or no websocket: ask the server now and then
                 if time.monotonic() - last_poll > (2.0 if self._ws is not None else 0.5):
                     last_poll = time.monotonic()
-                    if self._finished_in_history(prompt_id):
+                    state, why = self._poll(prompt_id, check_queue=ws_dropped or self._ws is None)
+                    if state == "done":
                         break
+                    if state == "down":
+                        down_since = down_since if down_since is not None else last_poll
+                        if time.monotonic() - down_since >= self.gone_after:
+                            raise ServerGone(
+                                f"the ComfyUI server at {self.url} stopped answering while prompt {prompt_id} was "
+                                f"queued or running (no answer for {time.monotonic() - down_since:.0f} s: {why}). "
+                                f"It crashed, was stopped or is unreachable; the job's outputs were not downloaded "
+                                f"and nothing was written. Check the server (its console or log), start it again "
+                                f"and run the same command again.")
+                        continue
+                    down_since = None
+                    if state == "lost":
+                        raise ServerGone(
+                            f"the ComfyUI server at {self.url} no longer knows prompt {prompt_id}: it is neither "
+                            f"queued, running nor in the history, so the server was restarted (or its queue and "
+                            f"history were cleared) while the job ran. The job's outputs are lost and nothing was "
+                            f"written; run the same command again.")
+                    if self._ws is None and ws_dropped:
+                        self._reconnect()
                 elif self._ws is None:
                     time.sleep(0.2)
                 continue
@@ -361,11 +399,33 @@ class Client:
         except ValueError:
             return None
 
-    def _finished_in_history(self, prompt_id: str) -> bool:
+    def _poll(self, prompt_id: str, check_queue: bool) -> tuple[str, str]:
+        """Ask the server about a prompt: ("done" | "waiting" | "lost" | "down", why). With ``check_queue``
+        a prompt that is neither queued/running nor in the history is "lost" (the queue is asked first:
+        ComfyUI moves a prompt from the queue to the history under one lock, so it is always in one)."""
+        wait = min(self.http_timeout, max(self.gone_after, 1.0))
         try:
-            return bool(self.history(prompt_id))      # the server writes the history entry when done
+            if check_queue:
+                q = self.get_json("/queue", timeout=wait)
+                q = q if isinstance(q, dict) else {}
+                ids = {str(i[1]) for key in ("queue_running", "queue_pending") for i in q.get(key) or []
+                       if isinstance(i, (list, tuple)) and len(i) > 1}
+                if prompt_id in ids:
+                    return "waiting", ""
+            hist = self.get_json(f"/history/{urllib.parse.quote(prompt_id)}", timeout=wait) or {}
+        except ClientError as e:
+            return "down", str(e)
+        if isinstance(hist, dict) and hist.get(prompt_id):                       # the server writes the history entry when done
+            return "done", ""
+        return ("lost" if check_queue else "waiting"), ""
+
+    def _reconnect(self) -> None:
+        """Open the websocket again after it broke (same client id, so the server sends our messages)."""
+        try:
+            self.connect()
         except ClientError:
-            return False
+            return
+        self._ws.settimeout(1.0)
 
     def run(self, prompt: dict, on_progress=None, timeout: float | None = None) -> Result:
         return self.follow(self.submit(prompt), on_progress, timeout)
@@ -384,33 +444,105 @@ class Client:
 
     def download_outputs(self, result: Result, out_dir: str | Path = "out") -> list[Path]:
         """Download every output file into out_dir (keeping the server's subfolder); a name that exists
-        already gets a numbered suffix instead of being overwritten."""
+        already gets a numbered suffix instead of being overwritten. Each file is written to a hidden
+        temporary name and gets its final name only once it is complete (ClientError otherwise)."""
         out_dir = Path(out_dir)
         paths = []
         for item in self.output_items(result):
             query = urllib.parse.urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
                                             "type": item.get("type", "output")})
-            status, data = self._request("GET", f"/view?{query}", raw=True)
-            if status != 200:
-                raise ClientError(f"downloading {item['filename']} from {self.url} failed ({status})")
-            sub = Path(item.get("subfolder") or "")
-            if sub.is_absolute() or ".." in sub.parts:
-                sub = Path()
-            paths.append(_write_new(out_dir / sub / Path(item["filename"]).name, data))
+            paths.append(self._download(f"/view?{query}", safe_output_path(out_dir, item)))
         return paths
 
+    def _download(self, path: str, dest: Path) -> Path:
+        """GET ``path`` into ``.<name>.<random>.part`` beside ``dest``; only a complete body (as long as
+        its Content-Length; a cut chunked body raises) is renamed to ``dest`` (or dest-1, ... when taken).
+        On any failure the temporary file is removed and nothing exists under a final name."""
+        url = self.url + path
+        what = f"downloading {dest.name} from {url}"
+        try:
+            resp = urllib.request.urlopen(urllib.request.Request(url), timeout=self.http_timeout)
+        except urllib.error.HTTPError as e:
+            e.close()
+            raise ClientError(f"{what} failed (HTTP {e.code}); nothing was saved as {dest}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
+            raise ClientError(f"{what} failed: the ComfyUI server at {self.url} did not answer ({reason}); "
+                              f"nothing was saved as {dest}. Run the same command again once the server is up.") from None
+        got, length = 0, None
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with resp:
+                cl = (resp.headers.get("Content-Length") or "").strip()
+                length = int(cl) if cl.isdigit() else None
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "xb") as fh:
+                    while True:
+                        try:
+                            block = resp.read(1 << 20)
+                        except (OSError, http.client.HTTPException) as e:
+                            raise _BrokenOff(f"{type(e).__name__}: {e}") from None
+                        if not block:
+                            break
+                        fh.write(block)
+                        got += len(block)
+            if length is not None and got != length:
+                raise _BrokenOff(f"the server closed the connection after {got} of {length} bytes")
+            return _place_new(tmp, dest)
+        except _BrokenOff as e:
+            total = f"{length} bytes" if length is not None else "an unknown size"
+            raise ClientError(f"{what} broke off after {got} bytes of {total} ({e}); the incomplete file was "
+                              f"deleted and nothing was saved as {dest}. The ComfyUI server at {self.url} may have "
+                              f"stopped: check it and run the same command again.") from None
+        except OSError as e:                           # writing here failed (full disk, permissions)
+            raise ClientError(f"{what}: writing {tmp} failed ({e}); nothing was saved as {dest}. Free space "
+                              f"in (or fix the permissions of) {dest.parent}, or pass another --out.") from None
+        finally:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
 
-def _write_new(path: Path, data: bytes) -> Path:
-    """Write to path, or to path-1, path-2, ... when it exists (exclusive create: safe across threads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+class _BrokenOff(Exception):
+    """An output download ended before its body was complete."""
+
+
+def safe_output_path(out_dir: Path, item: dict) -> Path:
+    """Where an output the server names ({filename, subfolder}) goes: always inside out_dir, whatever the
+    server sends. A subfolder that is absolute, has a drive or a root (Windows: "\\x", "C:x") or climbs
+    ("..") is dropped; a file name is reduced to its last part, and one with no usable name refused."""
+    out = Path(out_dir)
+    raw_sub = str(item.get("subfolder") or "").replace("\\", "/")
+    parts = [p for p in raw_sub.split("/") if p not in ("", ".")]
+    if raw_sub.startswith("/") or ".." in parts or any(":" in p for p in parts):
+        parts = []
+    name = str(item.get("filename") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or ":" in name:
+        raise ClientError(f"the server named an output {item.get('filename')!r}, which is no file name; nothing was saved")
+    dest = out.joinpath(*parts, name)
+    root = os.path.abspath(out)
+    if os.path.commonpath([root, os.path.abspath(dest)]) != root:      # belt and braces
+        raise ClientError(f"the server's output name {item!r} leads outside {out}; nothing was saved")
+    return dest
+
+
+def _place_new(tmp: Path, path: Path) -> Path:
+    """Give the complete file ``tmp`` its final name: path, or path-1, path-2, ... when that exists. Never
+    overwrites (a hard link fails on an existing name: safe across threads and processes)."""
     for i in itertools.count():
         candidate = path if i == 0 else path.with_name(f"{path.stem}-{i}{path.suffix}")
         try:
-            with open(candidate, "xb") as f:
-                f.write(data)
-            return candidate
+            os.link(tmp, candidate)
         except FileExistsError:
             continue
+        except OSError:                                # no hard links here: reserve the name, rename over it
+            try:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            os.replace(tmp, candidate)
+        return candidate
 
 
 # ---- batches over several servers ----------------------------------------------------------------
@@ -544,6 +676,8 @@ def _follow_job(client: Client, job: _Job, report, timeout, stop, out_dir) -> Jo
         jr.error = f"{e}; {client.cancel(job.prompt_id)}"
     except ClientError as e:
         jr.error = str(e)
+    except Exception as e:  # noqa: BLE001 - a bug must not make the job vanish from the results (exit 0)
+        jr.error = f"unexpected {type(e).__name__} while following the job: {e}"
     job.done = True
     return jr
 

@@ -24,6 +24,7 @@ Python; ``add_arguments``/``main`` are the thin CLI. Nothing here imports ComfyU
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -351,6 +352,51 @@ def _cleanup_stage(*paths: Path) -> None:
             pass
 
 
+def _write(fh, data: bytes) -> None:
+    """Write all of ``data`` to the unbuffered file ``fh``. A raw write may be short (near a full disk
+    or a file-size limit); the next one then raises the OSError (ENOSPC, EDQUOT, EFBIG)."""
+    view = memoryview(data)
+    while view:
+        n = fh.write(view)
+        view = view[n:]
+
+
+_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file is too large for its folder"}
+if hasattr(errno, "EDQUOT"):
+    _NO_ROOM[errno.EDQUOT] = "the disk quota is used up"
+
+
+def _no_room_message(entry: FileEntry, part: Path, target: Path, expected_size: int | None, err: OSError) -> str:
+    """What to say when writing the partial file failed for lack of room (full disk, quota, size limit)."""
+    folder = target.parent
+    try:
+        have = part.stat().st_size
+    except OSError:
+        have = 0
+    try:
+        free = shutil.disk_usage(part.parent).free
+    except OSError:
+        free = None
+    missing = None if expected_size is None else max(expected_size - have, 0)
+    need = (f"{fmt_size(missing)} ({missing} bytes) of the {fmt_size(expected_size)} are still missing"
+            if missing is not None else "the rest of the file is still missing (its size is unknown)")
+    free_s = f"{fmt_size(free)} ({free} bytes) free on that disk now" if free is not None else "free space unknown"
+    if err.errno == errno.EFBIG:
+        fix = (f"The filesystem of {folder} does not take files this large (FAT32 stops at 4 GB), or this "
+               f"process has a file-size limit (`ulimit -f`): put the models folder on another filesystem "
+               f"(--models-dir) or lift the limit (`ulimit -f unlimited`)")
+    else:
+        fix = (f"Free at least {fmt_size(missing) if missing is not None else 'the missing bytes'} on the disk of "
+               f"{folder}" + (" (or raise your disk quota)" if err.errno != errno.ENOSPC else ""))
+    kept = (f"the {have} bytes received so far are kept in {part}" if have else
+            f"nothing of it could be written yet ({part} is empty)")
+    again = (f"run the same `lockn-gen models pull` again: it resumes from byte {have}" if have else
+             "run the same `lockn-gen models pull` again")
+    return (f"{entry.name}: {_NO_ROOM.get(err.errno, 'no room')} ({os.strerror(err.errno)}): writing {part} "
+            f"stopped at {have} bytes; {need}; {free_s}. Nothing was written under the final name {target}; "
+            f"{kept}. {fix}, then {again}.")
+
+
 def _stream(remote: _Remote, entry: FileEntry, part: Path, hasher: _Hasher, expected_size: int | None,
             headers: dict, timeout: float, retries: int, retry_wait: float, progress: bool) -> int:
     """Append the missing bytes to ``part`` (resuming from its size). Returns the bytes fetched."""
@@ -362,7 +408,9 @@ def _stream(remote: _Remote, entry: FileEntry, part: Path, hasher: _Hasher, expe
     failures = 0
     bar = _bar(expected_size, part.stat().st_size, entry.name, progress)
     try:
-        with open(part, "ab") as fh:
+        # Unbuffered: every received byte is in the file at once, so a killed process loses nothing it
+        # got, and a full disk fails the write of the chunk at hand (not a later flush in close()).
+        with open(part, "ab", buffering=0) as fh:
             while True:
                 offset = fh.tell()
                 if expected_size is not None and offset >= expected_size:
@@ -398,7 +446,7 @@ def _stream(remote: _Remote, entry: FileEntry, part: Path, hasher: _Hasher, expe
                             if expected_size is not None and offset + got + len(chunk) > expected_size:
                                 raise HubError(f"{entry.name}: the server sent more than the expected "
                                                f"{expected_size} bytes; the staged file is deleted.")
-                            fh.write(chunk)
+                            _write(fh, chunk)
                             hasher.update(chunk)
                             got += len(chunk)
                             bar.update(len(chunk))
@@ -408,7 +456,6 @@ def _stream(remote: _Remote, entry: FileEntry, part: Path, hasher: _Hasher, expe
                     return fetched
                 except (httpx.TransportError, _Interrupted) as e:
                     fetched += got
-                    fh.flush()
                     # `retries` counts reconnects in a row that brought no new byte.
                     failures = 1 if got else failures + 1
                     if failures > retries:
@@ -492,14 +539,19 @@ def pull_file(entry: FileEntry, models_dir: os.PathLike | str, *, verify: bool =
 
     # -- staging
     part, sidecar = staging_paths(entry, models_dir)
-    part.parent.mkdir(parents=True, exist_ok=True)
     state = {"repo": entry.repo, "path": entry.path, "revision": entry.revision, "commit": remote.commit,
              "etag": remote.etag, "size": expected_size}
     lockfile = part.parent / (target.name + ".lock")
     try:
+        part.parent.mkdir(parents=True, exist_ok=True)
         lock = _lock(lockfile)
     except HubError as e:
         res.message = str(e)
+        return res
+    except OSError as e:
+        if e.errno not in _NO_ROOM:
+            raise
+        res.message = _no_room_message(entry, part, target, expected_size, e)
         return res
     try:
         offset = 0
@@ -521,7 +573,10 @@ def pull_file(entry: FileEntry, models_dir: os.PathLike | str, *, verify: bool =
         free = shutil.disk_usage(part.parent).free
         if expected_size is not None and expected_size - offset > free:
             res.message = (f"{entry.name}: not enough disk space in {part.parent} ({fmt_size(free)} free, "
-                           f"{fmt_size(expected_size - offset)} needed). Nothing was written under the final name.")
+                           f"{fmt_size(expected_size - offset)} needed). Nothing was written under the final name. "
+                           f"Free at least {fmt_size(expected_size - offset - free)} on that disk (or pass "
+                           f"--models-dir on another one) and run the same `lockn-gen models pull` again"
+                           + (f"; it resumes from the {fmt_size(offset)} kept in {part}." if offset else "."))
             return res
 
         hasher = _Hasher(expected_size if kind == "git" else None)
@@ -551,6 +606,9 @@ def pull_file(entry: FileEntry, models_dir: os.PathLike | str, *, verify: bool =
                  f"resumes it")
             raise
         except Exception as e:  # noqa: BLE001 - HTTP errors mid-download (e.g. 403 from the CDN)
+            if isinstance(e, OSError) and e.errno in _NO_ROOM:   # full disk, quota, file-size limit
+                res.message = _no_room_message(entry, part, target, expected_size, e)
+                return res
             err = _explain(e, entry, remote.url, endpoint)
             res.message = str(err) + f" (A partial download, if any, is kept in {part}.)"
             if err.network:
@@ -587,6 +645,11 @@ def pull_file(entry: FileEntry, models_dir: os.PathLike | str, *, verify: bool =
         how = {"sha256": f"sha256 {actual} verified against the {hash_source}",
                "git": f"verified against the {hash_source}; sha256 {actual}"}.get(kind, f"size only; sha256 {actual}")
         res.message = f"{entry.name}: {fmt_size(size)} -> {target} ({how})"
+        return res
+    except OSError as e:
+        if e.errno not in _NO_ROOM:   # staging files or the final fsync on a full disk
+            raise
+        res.message = _no_room_message(entry, part, target, expected_size, e)
         return res
     finally:
         lock.close()

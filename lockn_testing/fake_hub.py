@@ -16,7 +16,8 @@ and ``lockn_gen.hub``):
 
 Fault injection, per file (see :meth:`FakeHub.add`): cut the connection after N bytes of the file (a
 number of times), serve corrupted bytes of the right size, ignore Range, answer a fixed status, require
-a token. Every request is recorded (method, path, Range header, status, body bytes sent, whether an
+a token, serve the body slowly (``rate`` bytes per second, per file or for the whole hub with
+``FakeHub(rate=...)``, so that a test can kill a download mid-body without big files). Every request is recorded (method, path, Range header, status, body bytes sent, whether an
 Authorization header came) so tests can assert that a download resumed.
 
 Usage::
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote, urlsplit
@@ -58,6 +60,7 @@ class FakeFile:
     token: str | None = None          # require "Authorization: Bearer <token>" (401 without, 403 wrong)
     ignore_range: bool = False        # answer Range requests with 200 and the whole file
     advertised_sha256: str | None = None  # override X-Linked-Etag (default: the real sha256)
+    rate: int | None = None           # serve the body at about this many bytes per second (None: the hub's rate)
 
     @property
     def sha256(self) -> str:
@@ -98,7 +101,10 @@ class _Repo:
 class FakeHub:
     """The fake hub server. ``start()``/``stop()`` or use it as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int | None = None) -> None:
+        """``rate``: serve every file body at about this many bytes per second (a file's own ``rate`` wins);
+        None serves as fast as the socket takes it."""
+        self.rate = rate
         self.repos: dict[str, _Repo] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -189,6 +195,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - keep test output clean
         pass
+
+    def handle(self):
+        # A client that goes away (killed, or closing with bytes unread) resets the connection: for a
+        # server that is the client's business, not an error worth a traceback on stderr.
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
 
     def do_HEAD(self):
         self._handle(head=True)
@@ -330,12 +344,21 @@ class _Handler(BaseHTTPRequestHandler):
             if f.cut_after is not None and f.cut_times > 0 and start < f.cut_after < stop:
                 f.cut_times -= 1
                 stop, cut = f.cut_after, True
+        rate = f.rate if f.rate is not None else self.fake_hub.rate
+        chunk = CHUNK if not rate else max(1024, min(CHUNK, rate // 50))   # ~50 writes a second when throttled
+        t0 = time.monotonic()
         pos = start
         while pos < stop:
-            n = min(CHUNK, stop - pos)
+            n = min(chunk, stop - pos)
             self.wfile.write(data[pos:pos + n])
+            if rate:
+                self.wfile.flush()
             pos += n
             req.bytes_sent += n
+            if rate:
+                ahead = (pos - start) / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
         self.wfile.flush()
         if cut:
             # Drop the connection mid-body: the client sees fewer bytes than Content-Length.
