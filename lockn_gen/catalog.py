@@ -24,7 +24,7 @@ class CatalogError(ValueError):
     """A catalog file is malformed; the message names the file, the entry and the fix."""
 
 
-def check_relative_name(name: str, what: str = "file name") -> str:
+def check_relative_name(name: str, what: str = "file name", where: str = "the model folder") -> str:
     """Refuse a model file name that could leave the model folders (``..``, absolute, drive, NUL).
 
     Returns the name unchanged when it is safe. Forward slashes (sub-folders inside a model
@@ -36,9 +36,9 @@ def check_relative_name(name: str, what: str = "file name") -> str:
         raise ValueError(f"{what} {name!r} contains a NUL byte")
     norm = name.replace("\\", "/")
     if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
-        raise ValueError(f"{what} {name!r} is an absolute path; give a name relative to the model folder")
+        raise ValueError(f"{what} {name!r} is an absolute path; give a name relative to {where}")
     if any(part == ".." for part in PurePosixPath(norm).parts):
-        raise ValueError(f"{what} {name!r} leaves the model folder ('..' is not allowed)")
+        raise ValueError(f"{what} {name!r} leaves {where} ('..' is not allowed)")
     return name
 
 
@@ -169,7 +169,39 @@ class Catalog:
 
 
 # ---- loading -----------------------------------------------------------------------------------
+def _table(value, where: str, example: str) -> dict:
+    """``value`` when it is a TOML table, else CatalogError saying what was expected."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where} must be a table ({example}), not {value!r}; fix the file or remove it")
+    return value
+
+
+def _check_types(where: str, entry: dict, strings=(), ints=(), tables=()) -> None:
+    for key in strings:
+        if key in entry and not isinstance(entry[key], str):
+            raise CatalogError(f"{where}: {key} must be a string in quotes, e.g. {key} = \"...\", not {entry[key]!r}")
+    for key in ints:
+        v = entry.get(key)
+        if key in entry and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            example = "9_430_000_000" if key == "size" else "2"
+            raise CatalogError(f"{where}: {key} must be a whole number of at least 0 (no quotes, e.g. "
+                               f"{key} = {example}), not {v!r}")
+    for key in tables:
+        if key in entry:
+            example = "defaults = { steps = 20 }" if key == "defaults" else f"{key} = {{ vae = \"file name\" }}"
+            table = _table(entry[key], f"{where}: {key}", example)
+            bad = [k for k, v in table.items() if not isinstance(v, str)] if key != "defaults" else []
+            if bad:
+                raise CatalogError(f"{where}: {key}.{bad[0]} must be a file name in quotes, not {table[bad[0]]!r}")
+
+
 def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, loras: dict) -> None:
+    for section in ("families", "files", "presets", "loras"):
+        for key, entry in _table(doc.get(section), f"{source}: [{section}]",
+                                 f"[{section}.\"id\"] headers with key = value lines under them").items():
+            _table(entry, f"{source}: {section[:-1]} {key!r}", f"[{section}.\"{key}\"] with key = value lines")
     for fid, f in (doc.get("families") or {}).items():
         try:
             families[fid] = Family(id=fid, display_name=f["display_name"], mode=f["mode"],
@@ -187,6 +219,8 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
         missing = [k for k in ("family", "kind", "folder", "size", "format", "quant") if k not in f]
         if missing:
             raise CatalogError(f"{where} lacks {', '.join(missing)}; every file needs family, kind, folder, size, format, quant")
+        _check_types(where, f, strings=("family", "kind", "folder", "format", "repo", "path", "sha256", "revision"),
+                     ints=("size",))
         if f["format"] not in FORMATS:
             raise CatalogError(f"{where}: format {f['format']!r} is not one of {FORMATS}")
         if f["folder"] not in FOLDERS:
@@ -212,6 +246,8 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
         where = f"{source}: preset {pid!r}"
         if "family" not in p or "components" not in p:
             raise CatalogError(f"{where} needs 'family' and 'components'")
+        _check_types(where, p, strings=("family", "label"), ints=("quality",),
+                     tables=("components", "optional", "defaults"))
         presets[pid] = Preset(id=pid, family=p["family"], label=p.get("label", pid),
                               components=dict(p["components"]), optional=dict(p.get("optional", {})),
                               defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), source=source)
@@ -286,6 +322,9 @@ def load(extra_paths: list[os.PathLike | str] | None = None, include_env: bool =
                 doc = tomllib.load(fh)
         except tomllib.TOMLDecodeError as e:
             raise CatalogError(f"{path}: not valid TOML ({e}); fix the file or remove it") from None
+        except UnicodeDecodeError as e:
+            raise CatalogError(f"{path}: not valid TOML (not UTF-8 text: byte {e.start}); save it as UTF-8 "
+                               f"or remove it") from None
         _parse(doc, str(path), families, files, presets, loras)
     _validate(families, files, presets, loras)
     return Catalog(families, files, presets, loras)

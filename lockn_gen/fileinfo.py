@@ -55,10 +55,13 @@ class FileInfo:
 
 
 def _problem(path, what, fix):
+    if fix is _REDOWNLOAD:
+        fix = (f"Delete it and download it again (lockn-gen models pull PRESET, or lockn-gen models pull --file "
+               f"{os.path.basename(path)}), or move it out of ComfyUI's model folders and pick another file.")
     return FileProblem(f"{os.path.basename(path)}: {what} ({path}). {fix}")
 
 
-_REDOWNLOAD = "Delete it and download it again (lockn-gen models pull), or pick another file."
+_REDOWNLOAD = object()          # the fix for a broken download: delete it and pull it again (with the file's name)
 
 
 def read_safetensors_header(path: str) -> FileInfo:
@@ -139,7 +142,7 @@ def read_gguf_header(path: str) -> FileInfo:
                 raise _problem(path, f"has GGUF version {version}; ComfyUI-GGUF reads versions 2 and 3", _REDOWNLOAD)
             n_tensors, n_kv = _gguf_read(f, "<Q"), _gguf_read(f, "<Q")
             if n_tensors > 1_000_000 or n_kv > 1_000_000:
-                raise ValueError("implausible tensor or key count")
+                raise ValueError(f"it claims {n_tensors} tensors and {n_kv} metadata keys, far more than any model has")
             meta = {}
             for _ in range(n_kv):
                 key = _gguf_string(f)
@@ -176,8 +179,17 @@ def read_gguf_header(path: str) -> FileInfo:
 
 
 def read_header(path: str) -> FileInfo:
+    if os.path.isdir(path):
+        raise _problem(path, "is a directory, not a model file", "Move the model file itself there (or rename the "
+                       "directory), or download it again with lockn-gen models pull.")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise _problem(path, f"is a symbolic link to {os.readlink(path)}, which does not exist",
+                       "Point the link at the model file, or delete it and download the file again with "
+                       "lockn-gen models pull.")
     if not os.path.isfile(path):
         raise FileProblem(f"{os.path.basename(path)}: no such file ({path})")
+    if os.path.getsize(path) == 0:
+        raise _problem(path, "is empty (0 bytes): an interrupted download or a failed copy", _REDOWNLOAD)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"GGUF":

@@ -105,6 +105,7 @@ class _UIConverter:
         self.order: list[_Inst] = []
         self.groups: dict = {}
         self.controls: dict = {}
+        self.dangling: list = []          # (exec id, input name, what the link points at) of broken links
 
     def convert(self) -> Workflow:
         if any(str(n.get("type", "")).startswith(("workflow>", "workflow/")) for n in self.data.get("nodes") or []):
@@ -121,10 +122,25 @@ class _UIConverter:
                 if is_link(v) and v[0] not in prompt:
                     del node["inputs"][k]
         self.controls = {k: v for k, v in self.controls.items() if k[0] in prompt}
+        self._refuse_dangling(prompt)
         for gid, group in self.groups.items():
             if group["kind"] == "subgraph":
                 self._proxy_aliases(self.insts[gid], prompt)
         return Workflow(prompt=prompt, format="ui", groups=self.groups, controls=self.controls)
+
+    def _refuse_dangling(self, prompt: dict):
+        """A required input whose link points at a node (or a link) the file does not have: the editor
+        shows it unconnected and the server would refuse the prompt; say which link is broken."""
+        errors = []
+        for exec_id, name, what in dict.fromkeys(self.dangling):
+            node = prompt.get(exec_id)
+            info = self.oi.get(node["class_type"]) if node else None
+            required = ((info or {}).get("input") or {}).get("required") or {}
+            if node is not None and name in required and name not in node["inputs"]:
+                errors.append(f"node {exec_id} ({node['class_type']}): input '{name}' is linked to {what}; "
+                              "reconnect the input in the editor and save the workflow again")
+        if errors:
+            raise WorkflowError(errors)
 
     # -- expansion of subgraph instances
     def _expand(self, graph: _Graph, path: tuple, parent: _Inst | None, stack: set):
@@ -138,7 +154,8 @@ class _UIConverter:
                     inst.sub = sub
                 continue
             if sub.id in stack:
-                raise WorkflowError(f"subgraph '{sub.name or sub.id}' contains itself")
+                raise WorkflowError(f"subgraph '{sub.name or sub.id}' contains itself; remove that inner instance "
+                                    f"of it in the editor and save the workflow again")
             inst.sub = sub
             self._promoted_values(inst)
             self.groups[inst.exec_id] = {"title": node.get("title") or sub.name or sub.id, "kind": "subgraph",
@@ -201,16 +218,22 @@ class _UIConverter:
         visited = visited if visited is not None else set()
         key = (inst.exec_id, "I", inp.get("name"))
         if key in visited:
-            raise WorkflowError(f"node {inst.exec_id}: circular link at input '{inp.get('name')}'")
+            raise WorkflowError(f"node {inst.exec_id}: circular link at input '{inp.get('name')}': the links loop back "
+                                f"on themselves (through Reroutes or bypassed nodes); remove one of them in the editor")
         visited.add(key)
         link = inst.graph.links.get(inp.get("link")) if inp.get("link") is not None else None
         if link is None:
+            if inp.get("link") is not None:
+                self.dangling.append((inst.exec_id, inp.get("name"),
+                                      f"link {inp.get('link')}, which is not in the workflow's list of links"))
             return None
         origin, origin_slot = link[0], link[1]
         if origin == SUBGRAPH_IN:
             return self._from_subgraph_input(inst.parent, origin_slot, target, visited)
         src = self.insts.get(":".join(inst.path + (origin,)))
         if src is None:
+            self.dangling.append((inst.exec_id, inp.get("name"),
+                                  f"node {origin} (link {inp.get('link')}), which is not in the workflow"))
             return None
         return self.resolve_output(src, origin_slot, inp.get("type"), visited)
 
@@ -267,7 +290,8 @@ class _UIConverter:
     def resolve_output(self, inst: _Inst, slot: int, want_type, visited):
         key = (inst.exec_id, "O", slot)
         if key in visited:
-            raise WorkflowError(f"node {inst.exec_id}: circular link at output {slot}")
+            raise WorkflowError(f"node {inst.exec_id}: circular link at output {slot}: the links loop back on "
+                                f"themselves (through Reroutes or bypassed nodes); remove one of them in the editor")
         visited.add(key)
         if inst.mode == MUTED:
             return None

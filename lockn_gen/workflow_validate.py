@@ -92,24 +92,64 @@ def validate(prompt: dict, object_info: dict) -> list[str]:
             spec = input_spec(info, name, inputs) if name not in known and is_link(v) else None
             if spec is not None:
                 errors.extend(_check_link(label, name, spec, v, prompt, object_info))
+    cycle = find_cycle(prompt)
+    if cycle:
+        path = " -> ".join(node_label(n, prompt[n]) for n in cycle + cycle[:1])
+        errors.append(f"the links go in a circle: {path}; ComfyUI cannot run a node before the nodes it needs, "
+                      f"so remove one of these links")
     if not has_output and not unknown:
         errors.append("the workflow has no output node (such as Save Image, Save Video, Save Audio or Preview "
                       "Image), so the server would run nothing")
     return errors
 
 
+def find_cycle(prompt: dict) -> list[str]:
+    """Node ids that feed each other in a circle (the first circle found), or []."""
+    deps = {nid: [v[0] for v in (node.get("inputs") or {}).values() if is_link(v) and v[0] in prompt]
+            for nid, node in prompt.items() if isinstance(node, dict) and isinstance(node.get("inputs") or {}, dict)}
+    state, stack = {}, []
+
+    def visit(start):
+        todo = [(start, iter(deps.get(start, ())))]
+        state[start], stack[:] = 1, [start]
+        while todo:
+            nid, it = todo[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[nid] = 2
+                todo.pop()
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return stack[stack.index(nxt):]
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append(nxt)
+                todo.append((nxt, iter(deps.get(nxt, ()))))
+        return []
+
+    for nid in deps:
+        if nid not in state:
+            found = visit(nid)
+            if found:
+                return list(reversed(found))
+    return []
+
+
 def _check_link(label, name, spec, v, prompt, object_info) -> list[str]:
     src_id, slot = v
     src = prompt.get(src_id)
     if src is None:
-        return [f"{label}: input '{name}' is connected to node {src_id}, which is not in the workflow"]
+        return [f"{label}: input '{name}' is connected to node {src_id}, which is not in the workflow; connect it "
+                f"to one of the workflow's nodes (or add node {src_id})"]
     src_info = object_info.get(src.get("class_type"))
     if src_info is None:
         return []                                   # reported as an unknown type already
     outputs = src_info.get("output") or []
     if slot < 0 or slot >= len(outputs):
+        fix = ("connect it to output 0" if len(outputs) == 1 else f"connect it to one of outputs 0 to {len(outputs) - 1}"
+               if outputs else "connect it to another node")
         return [f"{label}: input '{name}' is connected to output {slot} of {node_label(src_id, src)}, "
-                f"which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}"]
+                f"which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}; {fix}"]
     out_t = "COMBO" if isinstance(outputs[slot], list) else outputs[slot]
     in_t = "COMBO" if isinstance(spec[0], list) else spec[0]            # the socket type, not the widget
     if connects(out_t, in_t):

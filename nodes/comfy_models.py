@@ -64,7 +64,7 @@ def find_file(folder: str, name: str) -> str | None:
             return p
     if "/" not in rel:
         for listed in list_files(folder):
-            if listed.rsplit("/", 1)[-1] == rel:
+            if listed != rel and listed.rsplit("/", 1)[-1] == rel:     # (a listed name that is no file: a broken link)
                 return find_file(folder, listed)
     return None
 

@@ -70,20 +70,49 @@ def preflight(family: str, preset: str, overrides: dict):
     cat, res = resolve_preset(family, preset, overrides)
     if res.missing:
         root = _models_dir_hint(res)
-        raise LockNError(missing_message(res, cat.families[family].display_name,
-                                         lambda names: download_command(names, models_dir=root)))
+        msg = missing_message(res, cat.families[family].display_name,
+                              lambda names: download_command(names, models_dir=root))
+        odd = _not_a_file(res)
+        raise LockNError(f"{odd}\n{msg}" if odd else msg)
     if any(c.format == "gguf" for c in res.components if c.path) and not seam.gguf_available():
         raise LockNError(cm.GGUF_INSTALL)
     for c in res.components:
         if c.path:
-            _check_file(c.path, family, c.role, _mtime(c.path), os.path.getsize(c.path))
+            try:
+                _check_file(c.path, family, c.role, _mtime(c.path), os.path.getsize(c.path))
+            except _BrokenFile as e:
+                if c.entry is None or not c.entry.repo:
+                    raise
+                cmd = download_command([c.name], models_dir=models_root(c.folder))
+                raise LockNError(f"{e}\nDownload it again with:\n  {cmd}") from None
     return cat, res
+
+
+def _not_a_file(res) -> str | None:
+    """A missing file whose name is taken by a directory or a broken symbolic link: say so (the plain
+    'missing' would send the user looking for a file that seems to be there)."""
+    for c in res.missing:
+        for d in cm.folder_dirs(c.folder):
+            p = os.path.join(d, *c.name.replace("\\", "/").split("/"))
+            if os.path.lexists(p):
+                try:
+                    fileinfo.read_header(p)
+                except fileinfo.FileProblem as e:
+                    return str(e)
+    return None
+
+
+class _BrokenFile(LockNError):
+    """The file is truncated, corrupt or not a model file at all (as opposed to a model of another kind)."""
 
 
 @functools.lru_cache(maxsize=256)
 def _check_file(path, family, role, mtime, size):
     try:
         info = fileinfo.read_header(path)
+    except fileinfo.FileProblem as e:
+        raise _BrokenFile(str(e)) from None
+    try:
         fileinfo.check_identity(info, family, role, catalog_mod.builtin().families[family].display_name)
     except fileinfo.FileProblem as e:
         raise LockNError(str(e)) from None

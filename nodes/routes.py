@@ -9,8 +9,9 @@ POST /lockn/preflight           a workflow (API or UI format) as the body
 GET  /lockn/catalog             families and presets with their files (JSON)
 ComfyUI serves each under /api too (/api/lockn/residency, ...), as it does its own routes.
 
-Bad requests (malformed JSON, unknown ids, unknown families, file names that leave the model
-folders) get 400 with a message and change nothing.
+Bad requests (malformed JSON, a body that is no object, unknown fields, wrong types, unknown ids,
+unknown families, file names that leave the model folders) get 400 with {"error": message naming the
+field and the fix} and change nothing; a body over 1 MB (20 MB for a workflow) gets 413.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import os
 from aiohttp import web
 
 from ..lockn_gen import catalog as catalog_mod
+from ..lockn_gen import workflow as workflow_mod
 from ..lockn_gen.catalog import check_relative_name
 from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
@@ -40,18 +42,56 @@ CORE_LOADERS = {"UNETLoader": {"unet_name": "diffusion_models"}, "UnetLoaderGGUF
                 "LTXAVTextEncoderLoader": {"text_encoder": "text_encoders", "ckpt_name": "checkpoints"}}
 
 
+# the most a request body may hold: the residency routes take a few ids, preflight takes a workflow
+MAX_BODY = 1_000_000
+MAX_WORKFLOW_BODY = 20_000_000
+EVICT_FIELDS = ("id", "family", "name", "to", "include_pinned")
+PIN_FIELDS = ("id", "pinned")
+
+
+class _TooLarge(LockNError):
+    """The request body is over the route's limit (answered with 413)."""
+
+
 def _bad(message: str, status: int = 400):
     return web.json_response({"error": message}, status=status)
 
 
-async def _json_body(request):
+def _short(value, n: int = 60) -> str:
+    """repr of a value from a request, clipped, so an error never echoes a huge body back."""
+    r = repr(value)
+    return r if len(r) <= n else r[: n - 5] + "...'" + f" ({len(r)} characters)"
+
+
+async def _json_body(request, example: str, limit: int = MAX_BODY):
+    """The JSON object of a request body; LockNError (or _TooLarge) naming what is wrong and what to send."""
+    what = f"{request.method} {request.path}"
+    too_big = (f"the request body is more than {limit / 1e6:g} MB, which {what} does not take; send "
+               f"only what it needs, e.g. {example}")
+    if request.content_length is not None and request.content_length > limit:
+        raise _TooLarge(too_big.replace("more than", f"{request.content_length / 1e6:.1f} MB, more than"))
+    raw = bytearray()
+    while len(raw) <= limit:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > limit:
+        raise _TooLarge(too_big)
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        raise LockNError("the request body is not valid JSON")
+        body = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise LockNError(f"the request body is not valid JSON; {what} takes a JSON object, e.g. {example}") from None
     if not isinstance(body, dict):
-        raise LockNError("the request body must be a JSON object")
+        raise LockNError(f"the request body must be a JSON object, not a {type(body).__name__}; {what} takes "
+                         f"e.g. {example}")
     return body
+
+
+def _known_fields(body: dict, fields: tuple, what: str) -> None:
+    unknown = [k for k in body if k not in fields]
+    if unknown:
+        raise LockNError(f"unknown field {_short(unknown[0])} in the request body; {what} takes: {', '.join(fields)}")
 
 
 def _ids(body) -> list[str]:
@@ -60,10 +100,12 @@ def _ids(body) -> list[str]:
         return []
     ids = raw if isinstance(raw, list) else [raw]
     if not all(isinstance(i, str) for i in ids):
-        raise LockNError("'id' must be a string or a list of strings")
+        raise LockNError("'id' must be a string or a list of strings (the ids GET /lockn/residency lists), "
+                         f"not {_short(raw)}")
     unknown = [i for i in ids if i not in REGISTRY.records]
     if unknown:
-        raise LockNError(f"unknown residency id(s): {', '.join(unknown)}; GET /lockn/residency lists them")
+        shown = ", ".join(_short(i) for i in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise LockNError(f"unknown residency id(s): {shown}; GET /lockn/residency lists them")
     return ids
 
 
@@ -121,22 +163,28 @@ def register(server) -> None:
     @routes.post("/lockn/residency/evict")
     async def post_evict(request):
         try:
-            body = await _json_body(request)
+            body = await _json_body(request, '{"id": "<id from GET /lockn/residency>", "to": "ram"} or {"family": "flux2"}')
+            _known_fields(body, EVICT_FIELDS, "POST /lockn/residency/evict")
             ids = _ids(body)
             family, name = body.get("family"), body.get("name")
             to = body.get("to", "dropped")
             if to not in ("dropped", "ram"):
-                raise LockNError(f"'to' must be 'dropped' or 'ram', not {to!r}")
+                raise LockNError(f"'to' must be 'dropped' or 'ram', not {_short(to)}")
             families = ["all", *catalog_mod.builtin().families]
             if family is not None and family not in families:
-                raise LockNError(f"unknown family {family!r}; use {', '.join(families)}")
+                raise LockNError(f"unknown family {_short(family)}; use {', '.join(families)}")
             if name is not None and not isinstance(name, str):
-                raise LockNError("'name' must be a string")
+                raise LockNError(f"'name' must be a string (part of a file name, e.g. \"flux2-vae\"), not {_short(name)}")
+            include_pinned = body.get("include_pinned", bool(ids))
+            if not isinstance(include_pinned, bool):
+                raise LockNError(f"'include_pinned' must be true or false, not {_short(include_pinned)}")
             if not ids and family is None and not name:
                 raise LockNError("say what to evict: 'id', 'family' or 'name'")
             recs = [REGISTRY.records[i] for i in ids] if ids else REGISTRY.find(family=family, name=name)
-            if not body.get("include_pinned", bool(ids)):
+            if not include_pinned:
                 recs = [r for r in recs if not r.entry.pinned]
+        except _TooLarge as e:
+            return _bad(str(e), 413)
         except LockNError as e:
             return _bad(str(e))
         done = REGISTRY.evict(recs, to=to)
@@ -147,13 +195,16 @@ def register(server) -> None:
     @routes.post("/lockn/residency/pin")
     async def post_pin(request):
         try:
-            body = await _json_body(request)
+            body = await _json_body(request, '{"id": "<id from GET /lockn/residency>", "pinned": true}')
+            _known_fields(body, PIN_FIELDS, "POST /lockn/residency/pin")
             ids = _ids(body)
             if not ids:
-                raise LockNError("'id' is required")
+                raise LockNError("'id' is required: the id (or a list of ids) of entries GET /lockn/residency lists")
             pinned = body.get("pinned", True)
             if not isinstance(pinned, bool):
-                raise LockNError("'pinned' must be true or false")
+                raise LockNError(f"'pinned' must be true or false, not {_short(pinned)}")
+        except _TooLarge as e:
+            return _bad(str(e), 413)
         except LockNError as e:
             return _bad(str(e))
         REGISTRY.pin([REGISTRY.records[i] for i in ids], pinned)
@@ -166,14 +217,15 @@ def register(server) -> None:
             out = {"presets": [], "workflows": []}
             for pid in request.query.getall("preset", []):
                 if pid not in cat.presets:
-                    raise LockNError(f"unknown preset {pid!r}; known presets: {', '.join(sorted(cat.presets))}")
+                    raise LockNError(f"unknown preset {_short(pid)}; known presets: {', '.join(sorted(cat.presets))}")
                 _, res = resolve_preset(cat.presets[pid].family, pid, {})
                 out["presets"].append(res.to_dict(download_command))
             for wf in request.query.getall("workflow", []):
-                check_relative_name(wf, "workflow file name")
+                check_relative_name(wf, "workflow file name", f"the pack's workflows folder {WORKFLOWS_DIR}")
                 path = os.path.join(WORKFLOWS_DIR, wf)
                 if not os.path.isfile(path):
-                    raise LockNError(f"no workflow {wf!r} in {WORKFLOWS_DIR}")
+                    shipped = sorted(f for f in os.listdir(WORKFLOWS_DIR) if f.endswith(".json"))
+                    raise LockNError(f"no workflow {_short(wf)} in {WORKFLOWS_DIR}; give one of: {', '.join(shipped)}")
                 with open(path, encoding="utf-8") as f:
                     out["workflows"].append({"workflow": wf, **workflow_preflight(json.load(f))})
             if not out["presets"] and not out["workflows"]:
@@ -186,9 +238,16 @@ def register(server) -> None:
     @routes.post("/lockn/preflight")
     async def post_preflight(request):
         try:
-            body = await _json_body(request)
+            body = await _json_body(request, "a workflow (API or UI format), or {\"prompt\": {...}}",
+                                    MAX_WORKFLOW_BODY)
             wf = body.get("prompt", body) if isinstance(body.get("prompt"), dict) else body
+            try:
+                workflow_mod.check_structure(workflow_mod.detect_format(wf), wf)
+            except workflow_mod.WorkflowError as e:
+                raise LockNError("the request body is not a workflow LockN can check: " + "; ".join(e.errors)) from None
             return web.json_response(workflow_preflight(wf))
+        except _TooLarge as e:
+            return _bad(str(e), 413)
         except (LockNError, ValueError) as e:
             return _bad(str(e))
 

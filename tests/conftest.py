@@ -85,6 +85,16 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
     (loras / "flux2_lora_interrupted.safetensors").write_bytes(lora[: len(lora) // 2])
     shutil.copy(tiny_models / "vae" / "flux2-vae.safetensors", loras / "flux2-vae-as-lora.safetensors")
     _unknown_lora(loras / "lora_for_some_other_model.safetensors")
+    # more broken files (tests/test_bad_input.py): empty, a GGUF cut inside its header, bad magic, an
+    # absurd tensor count, a directory and a broken symbolic link with model names
+    (dm / "flux2_dev_zero_bytes.safetensors").write_bytes(b"")
+    (dm / "flux2-dev-zero-bytes.gguf").write_bytes(b"")
+    (dm / "flux2-dev-cut-in-header.gguf").write_bytes(gguf[:200])
+    (dm / "flux2-dev-bad-magic.gguf").write_bytes(b"GGML" + gguf[4:4096])
+    (dm / "flux2-dev-absurd-count.gguf").write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (1 << 40).to_bytes(8, "little")
+                                                     + (0).to_bytes(8, "little") + b"\x00" * 64)
+    (dm / "flux2_dev_a_directory.safetensors").mkdir()
+    (dm / "flux2_dev_broken_link.safetensors").symlink_to(root / "gone" / "flux2_dev_fp8mixed.safetensors")
     return root
 
 

@@ -135,7 +135,7 @@ def test_names_that_leave_the_model_folders_are_refused(comfy_server, tmp_path):
     assert status == 400 and "value_not_in_list" in json.dumps(body)
     # through the preflight routes
     status, body = comfy_server.request("GET", "/lockn/preflight?workflow=../../../etc/passwd")
-    assert status == 400 and "leaves the model folder" in body["error"]
+    assert status == 400 and "leaves the pack's workflows folder" in body["error"]
     wf = {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "/etc/passwd", "weight_dtype": "default"}}}
     status, body = comfy_server.request("POST", "/lockn/preflight", wf)
     assert status == 400 and "absolute path" in body["error"]
