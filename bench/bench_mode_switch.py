@@ -4,8 +4,8 @@ models only), with LockN's residency (its loader nodes) against ComfyUI's own ca
 side by side in one run: a fresh server per configuration, alternated. The ComfyUI used is the one at
 COMFYUI_PATH.
 
-    python -m bench.bench_mode_switch [--reps 2] [--gpu] [--spec stacks|dit] [--cold] [--out bench/out/mode_switch.json]
-        [--configs default,lockn] [--vary-seeds] [--gpu-budget-gb G --ram-budget-gb R]
+    python -m bench.bench_mode_switch [--reps 2] [--cycles 3] [--gpu] [--spec stacks|dit] [--cold]
+        [--out bench/out/mode_switch.json] [--configs default,lockn] [--vary-seeds] [--gpu-budget-gb G --ram-budget-gb R]
 
 Configurations (--configs): default (core loaders, ComfyUI's default cache: classic on 0.20.1, RAM
 pressure on 0.33), lru (--cache-lru 16), ram (0.33: --cache-ram with a headroom that leaves the cache
@@ -16,8 +16,9 @@ whole from an output cache that keeps them (0.33's default) and measures nothing
 --cold drops the model files from the page cache before every prompt (all configurations), as when
 the LLMs' memory pushes them out of RAM: what a cache reloads then comes from the disk.
 
-Reports per configuration the cycle times (first and warm), the time spent in loader nodes, and
-LockN's registry overhead per loader execution (its own bookkeeping, GET /lockn/residency).
+Reports per configuration the cycle times (first and warm), the time spent in loader nodes,
+LockN's registry overhead per loader execution (its own bookkeeping, GET /lockn/residency), and the
+server's resident memory (RSS) after every cycle (with --cycles 10: is memory flat over time?).
 """
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ def _workflows(config: str) -> list[tuple[str, dict]]:
 LOADERS = {"12", "38", "10", "95", "96", "84", "90", "104", "105", "106"}   # loader node ids in lockn_testing.graphs
 
 
+def server_rss(srv) -> int:
+    """Resident memory of the server process (VmRSS), bytes."""
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = False, vary: bool = False,
                budgets: tuple[float, float] = (0.0, 0.0)) -> dict:
     from lockn_gen.workflow import vary_seeds
@@ -105,10 +112,14 @@ def run_config(models: Path, config: str, cycles: int, gpu: bool, cold: bool = F
                                        "executed": len(res.executed),
                                        # where the time goes, node by node (websocket 'executing' marks)
                                        "node_seconds": {f"{g[k]['class_type']}#{k}": round(v, 4) for k, v in ns.items() if k in g}})
+            cyc["rss_bytes"] = server_rss(srv)            # the server's resident memory after the cycle
+            if config.startswith("lockn"):
+                cyc["registry_totals"] = srv.get("/lockn/residency")["totals"]
             cyc["seconds"] = sum(p["seconds"] for p in cyc["prompts"])
             cyc["loader_seconds"] = sum(p["loader_seconds"] for p in cyc["prompts"])
             out["cycles"].append(cyc)
-            print(f"  {config} cycle {c + 1}: {cyc['seconds']:.2f}s (loaders {cyc['loader_seconds']:.2f}s)", flush=True)
+            print(f"  {config} cycle {c + 1}: {cyc['seconds']:.2f}s (loaders {cyc['loader_seconds']:.2f}s), "
+                  f"server RSS {cyc['rss_bytes'] / 1e9:.2f} GB", flush=True)
         if config.startswith("lockn"):
             after = srv.get("/lockn/residency")
             calls = after["calls"] - before["calls"]
@@ -168,6 +179,8 @@ def main():
         "first_cycle_s": {c: statistics.median(r["cycles"][0]["seconds"] for r in results["runs"] if r["config"] == c)
                           for c in configs},
     }
+    summary["rss_gb_per_cycle"] = {f"{r['config']}#{i + 1}": [round(c["rss_bytes"] / 1e9, 2) for c in r["cycles"]]
+                                   for i, r in enumerate(results["runs"])}
     if "lockn" in configs:
         summary["registry_overhead_ms_per_loader_execution"] = statistics.median(
             r["registry_overhead_ms_per_loader_execution"] for r in results["runs"] if r["config"] == "lockn")
