@@ -8,6 +8,7 @@ the residency registry's seam (nodes/residency.load), component by component.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 from comfy_api.latest import io
@@ -20,6 +21,7 @@ from . import comfy_models as cm
 from . import comfy_seam as seam
 from .residency import REGISTRY, load
 
+log = logging.getLogger("lockn_gen.loaders")
 CATEGORY = "LockN Gen/loaders"
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
@@ -29,6 +31,18 @@ def get_catalog() -> catalog_mod.Catalog:
     import folder_paths
     user = os.path.join(folder_paths.get_user_directory(), "lockn-gen", "catalog.toml")
     return _catalog(user, os.environ.get("LOCKN_GEN_CATALOG", ""), _mtime(user))
+
+
+def schema_catalog() -> catalog_mod.Catalog:
+    """The catalog for node schemas (the choices in the editor). A broken user catalog must not take the
+    pack's nodes out of /object_info: the built-in one stands in, the log says why, and the error itself
+    comes back when a node that reads the catalog runs (get_catalog raises it there)."""
+    try:
+        return get_catalog()
+    except catalog_mod.CatalogError as e:
+        log.error("LockN Gen: the user catalog is not usable, so the node menus show the built-in catalog "
+                  "only (a LockN node that reads the catalog will stop with this message): %s", e)
+        return catalog_mod.builtin()
 
 
 def _mtime(p):
@@ -214,7 +228,7 @@ def fingerprint(family: str, preset: str, overrides: dict, weight_dtype: str = "
 
 # ---- the nodes ----------------------------------------------------------------------------------------
 def _preset_input(family: str, default: str, tooltip: str):
-    ids = [p.id for p in get_catalog().presets_for(family)]
+    ids = [p.id for p in schema_catalog().presets_for(family)]
     return io.Combo.Input("preset", options=ids, default=default if default in ids else (ids[0] if ids else None),
                           tooltip=tooltip)
 

@@ -19,7 +19,7 @@ from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
 from . import comfy_models as cm
 from . import comfy_seam as seam
-from .loaders import get_catalog, models_root
+from .loaders import get_catalog, models_root, schema_catalog
 from .residency import REGISTRY
 
 CATEGORY = "LockN Gen/lora"
@@ -134,7 +134,7 @@ def fingerprint(family: str, slots) -> str:
 
 # ---- the nodes --------------------------------------------------------------------------------------------
 def _slot_inputs(family: str, prefix: str, what: str) -> list:
-    names = L.choices(get_catalog(), family, _lora_names())
+    names = L.choices(schema_catalog(), family, _lora_names())
     out = []
     for i in range(1, SLOTS + 1):
         out += [io.Combo.Input(f"{prefix}lora_{i}", options=names, default=L.NONE,

@@ -11,7 +11,7 @@ from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import planner
 from ..lockn_gen.residency import GB, MODES
 from . import comfy_seam as seam
-from .loaders import get_catalog
+from .loaders import get_catalog, schema_catalog
 from .residency import REGISTRY
 
 CATEGORY = "LockN Gen/residency"
@@ -135,7 +135,7 @@ def _detect_gpu_gb():
 class LockNPresetPlanner(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        cat = get_catalog()
+        cat = schema_catalog()
         fam_opts = {f: [p.id for p in cat.presets_for(f)] for f in catalog_mod.builtin().families}
         return io.Schema(
             node_id="LockNPresetPlanner", display_name="Preset Planner (LockN)", category=CATEGORY,

@@ -253,7 +253,10 @@ def register(server) -> None:
 
     @routes.get("/lockn/catalog")
     async def get_catalog_route(request):
-        cat = get_catalog()
+        try:
+            cat = get_catalog()
+        except catalog_mod.CatalogError as e:
+            return _bad(str(e), 500)
         return web.json_response({
             "families": {f.id: {"display_name": f.display_name, "mode": f.mode, "roles": list(f.roles),
                                 "defaults": f.defaults} for f in cat.families.values()},

@@ -450,6 +450,32 @@ def test_the_server_runs_the_next_prompt_after_all_that(server):
     assert png.is_file() and png.name.startswith("after_")
 
 
+@pytest.mark.comfy
+def test_a_broken_user_catalog_keeps_the_nodes_and_says_what_to_fix(server):
+    """A user catalog in ComfyUI's user folder that does not parse: the LockN nodes stay in /object_info
+    (the menus show the built-in presets), a LockN loader that runs stops with the file, the line and the
+    fix, GET /lockn/catalog says the same, and with the file fixed everything works again."""
+    user_catalog = server.base / "user" / "lockn-gen" / "catalog.toml"
+    good = user_catalog.read_text()
+    user_catalog.write_text(good + "\n[presets.broken\nfamily = 'flux2'\n")
+    try:
+        info = server.get("/object_info")
+        assert {"LockNFlux2Loader", "LockNFlux2LoRA", "LockNPresetPlanner"} <= set(info)
+        presets = info["LockNFlux2Loader"]["input"]["required"]["preset"]
+        assert "flux2-dev-q8_0" in (presets[1]["options"] if isinstance(presets[1], dict) and "options" in presets[1] else presets[0])
+        with pytest.raises(PromptError) as e:
+            server.run(load_and_save("bad/broken-catalog"), timeout=120)
+        msg = e.value.detail["exception_message"]
+        for w in (str(user_catalog), "not valid TOML", "line", "fix the file or remove it"):
+            assert w in msg, msg
+        status, body = server.request("GET", "/lockn/catalog")
+        assert status == 500 and str(user_catalog) in body["error"] and "fix the file or remove it" in body["error"]
+    finally:
+        user_catalog.write_text(good)
+    assert server.request("GET", "/lockn/catalog")[0] == 200
+    assert server.run(load_and_save("bad/catalog-fixed")).outputs
+
+
 @pytest.mark.parametrize("item,where", [
     ({"filename": "a.mp4", "subfolder": "LockN"}, "LockN/a.mp4"),
     ({"filename": "evil.bat", "subfolder": "\\Users\\me\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\Startup"}, "evil.bat"),
