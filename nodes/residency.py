@@ -153,16 +153,7 @@ class Registry(PromptLifecycle):
             self._forget_stale(spec, rid)
             self._ensure_defaults()
             self.refresh()
-            incoming = self._estimate(spec)
-            shared = self._shared()
-            actions = policy.plan(self._entries(), self.budgets, incoming, self.priority, protect=set(self.prompt_ids),
-                                  cycling=self.cycle.cycling, shared=shared)
-            why = policy.refusal(self._entries(), self.budgets, actions, incoming, spec.display_name,
-                                 protect=set(self.prompt_ids), shared=shared, available=policy.mem_available())
-            if why:                              # stopped here, not by the kernel's OOM killer; nothing evicted
-                self.overhead_s += time.perf_counter() - t0
-                log.error("LockN residency: %s", why)
-                raise LockNError(why)
+            actions = self._room_for(self._estimate(spec), spec.display_name)
             self._apply(actions)
             if any(a.kind == "drop" for a in actions):
                 self.release_dropped()           # collect what the drops freed before the disk read
@@ -193,14 +184,7 @@ class Registry(PromptLifecycle):
         with self.lock:
             self._ensure_defaults()
             self.refresh()
-            shared = self._shared()
-            actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=set(self.prompt_ids),
-                                  cycling=self.cycle.cycling, incoming_ram_only=True, shared=shared)
-            refused = policy.refusal(self._entries(), self.budgets, actions, nbytes, why, protect=set(self.prompt_ids),
-                                     shared=shared, available=policy.mem_available(), incoming_ram_only=True)
-            if refused:
-                log.error("LockN residency: %s", refused)
-                raise LockNError(refused)
+            actions = self._room_for(nbytes, why, ram_only=True)
             if actions:
                 log.info("LockN residency: making room for %.2f GB (%s)", nbytes / policy.GB, why)
             self._apply(actions)
@@ -252,6 +236,20 @@ class Registry(PromptLifecycle):
             return "missing"
         rec = self.records.get(rid)
         return f"{rid}:{rec.drops if rec else 0}"
+
+    def _room_for(self, nbytes: int, name: str, ram_only: bool = False) -> list:
+        """The evictions that make room for `nbytes` (a model to load; with `ram_only`, memory that stays in
+        RAM), the running prompt's entries kept; LockNError, with nothing evicted, when even they do not
+        make enough: stopped here rather than by the kernel's out-of-memory killer."""
+        shared, protect = self._shared(), set(self.prompt_ids)
+        actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=protect,
+                              cycling=self.cycle.cycling, incoming_ram_only=ram_only, shared=shared)
+        why = policy.refusal(self._entries(), self.budgets, actions, nbytes, name, protect=protect, shared=shared,
+                             available=policy.mem_available(), incoming_ram_only=ram_only)
+        if why:
+            log.error("LockN residency: %s", why)
+            raise LockNError(why)
+        return actions
 
     @staticmethod
     def _shared() -> bool:
