@@ -3,6 +3,7 @@ model management. Domain logic lives in the plain-Python package `lockn_gen` bes
 from comfy_api.latest import ComfyExtension, io
 
 from . import comfy_seam as seam
+from .brief import BRIEF_NODES
 from .loaders import LOADER_NODES
 from .loras import LORA_NODES
 from .media import MEDIA_NODES
@@ -18,7 +19,7 @@ class LockNGenExtension(ComfyExtension):
             routes.register(server)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES]
+        return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -27,6 +27,9 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 | comfy.lora.model_lora_keys_unet, load_lora; comfy.     | yes (no bare keys  | yes                | LoRA nodes refuse with  |
 |   lora_convert.convert_lora; ModelPatcher.clone,       |  for LTX-2: added  |                    | the reason (nothing is  |
 |   add_patches, patches_uuid (LoRAs)                    |  here)             |                    | patched half-way)       |
+| CLIP.generate / decode, tokenize(llama_template=...,   | Gemma 3, Qwen3 4B/8B| same (+ Qwen3-VL, | Brief: "cannot write"   |
+|   image=...), cond_stage_model children .transformer   | (not Mistral, not  |  Gemma 4)          | (fallback as the node   |
+|   .generate (text generation with a loaded encoder)    |  ACE-Step's Qwen3) |                    |  says; shown in report) |
 """
 from __future__ import annotations
 
@@ -429,6 +432,67 @@ def patches_uuid(patcher):
     """What ComfyUI compares to know whether a model's weights carry a patcher's patches: a clone keeps
     it until its patches change (a ModelSamplingSD3 clone of a LoRA clone has the LoRA's)."""
     return getattr(patcher, "patches_uuid", None)
+
+
+class CannotWrite(RuntimeError):
+    """The text encoder cannot generate text in this ComfyUI (or the internal for it is missing)."""
+
+
+def clip_can_generate(clip) -> bool:
+    """Whether ComfyUI can generate text with this CLIP: its model must have generate() and a child
+    text model whose transformer generates (Gemma 3 of LTX-2, Qwen3 of Flux.2 klein do; Flux.2-dev's
+    Mistral and ACE-Step's Qwen3 do not in 0.20.1 or 0.33)."""
+    csm = getattr(clip, "cond_stage_model", None)
+    if csm is None or not callable(getattr(clip, "generate", None)) or not callable(getattr(csm, "generate", None)):
+        return False
+    try:
+        children = list(csm.children())
+    except Exception:   # noqa: BLE001 - not a torch module: unknown layout
+        return False
+    return any(callable(getattr(getattr(c, "transformer", None), "generate", None)) for c in children)
+
+
+def clip_kind(clip) -> str:
+    """The chat format its tokenizer expects: gemma | chatml | mistral."""
+    names = " ".join(str(getattr(clip.tokenizer, a, "")) for a in ("clip_name", "clip")).lower()
+    names += " " + type(clip.tokenizer).__name__.lower()
+    if "gemma" in names or "ltxav" in names:
+        return "gemma"
+    if "mistral" in names or "flux2tokenizer" in names:
+        return "mistral"
+    return "chatml"
+
+
+def clip_generate(clip, chat_text: str, image=None, max_tokens: int = 256, seed: int = 0,
+                  temperature: float = 0.7) -> tuple[str, int]:
+    """Generate text with a loaded text encoder, as ComfyUI's own TextGenerate node does: tokenize the
+    already chat-formatted text (llama_template "{}" keeps the tokenizer from wrapping it again),
+    sample with the seed, decode. Returns (text, tokens generated); CannotWrite when it can't."""
+    if not clip_can_generate(clip):
+        raise CannotWrite(f"ComfyUI {comfyui_version()} cannot generate text with this text encoder "
+                          f"({type(getattr(clip, 'cond_stage_model', clip)).__name__})")
+    kw = {"llama_template": "{}", "min_length": 1}
+    if image is not None:
+        kw["image"] = image
+    try:
+        tokens = clip.tokenize(chat_text, **kw)
+        ids = clip.generate(tokens, do_sample=True, max_length=int(max_tokens), temperature=float(temperature),
+                            top_k=64, top_p=0.95, min_p=0.05, repetition_penalty=1.05, seed=int(seed))
+    except (AttributeError, TypeError) as e:
+        _degraded("CLIP.generate / tokenize(llama_template=, image=)", "the Brief's resident backend cannot write", e)
+        raise CannotWrite(f"ComfyUI {comfyui_version()}'s text generation failed ({type(e).__name__}: {e})") from e
+    try:
+        return clip.decode(ids), len(ids)
+    except (IndexError, ValueError, KeyError, RuntimeError):
+        # an id past the tokenizer's pieces (embedding rows are padded past the vocabulary): drop those ids
+        good = []
+        for i in ids:
+            try:
+                clip.decode([i])
+                good.append(i)
+            except (IndexError, ValueError, KeyError, RuntimeError):
+                pass
+        return clip.decode(good), len(ids)
 
 
 def probe() -> list[str]:
