@@ -35,6 +35,7 @@ VIDEO_PROMPT = ("The cat turns its head towards the sea as the light slowly rise
                 "soft waves in the background.")
 MUSIC_TAGS = "Lo-fi, warm, acoustic guitar, soft piano, slow tempo, calm morning by the sea"
 LYRICS = "[Instrumental]"
+BRIEF = "a lighthouse keeper's cat at dawn, lo-fi, calm"
 
 
 class Graph:
@@ -58,11 +59,12 @@ def _loader(g: Graph, family: str, preset: str, title: str) -> str:
 
 
 # ---- the pieces, shared by the single-family workflows and the chains -----------------------------
-def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378):
+def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378,
+                prompt=IMAGE_PROMPT):
     m = _loader(g, "flux2", preset, "Image models")
     w = g.add("PrimitiveInt", "Image width", value=width)
     h = g.add("PrimitiveInt", "Image height", value=height)
-    text = g.add("CLIPTextEncode", "Image prompt", text=IMAGE_PROMPT, clip=[m, 1])
+    text = g.add("CLIPTextEncode", "Image prompt", text=prompt, clip=[m, 1])
     guid = g.add("FluxGuidance", "Image guidance", conditioning=[text, 0], guidance=4.0)
     guider = g.add("BasicGuider", None, model=[m, 0], conditioning=[guid, 0])
     latent = g.add("EmptyFlux2LatentImage", None, width=[w, 0], height=[h, 0], batch_size=1)
@@ -75,7 +77,7 @@ def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, st
 
 
 def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, height=640, length=81, fps=16.0,
-                steps=20, split=10, cfg=3.5, seed=264244520398999):
+                steps=20, split=10, cfg=3.5, seed=264244520398999, prompt=VIDEO_PROMPT):
     m = _loader(g, "wan22", preset, "Video models")
     n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
     n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
@@ -84,7 +86,7 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
     n_cfg = g.add("PrimitiveFloat", "Video CFG", value=cfg)
     hi = g.add("ModelSamplingSD3", None, model=[m, 0], shift=5.0)
     lo = g.add("ModelSamplingSD3", None, model=[m, 1], shift=5.0)
-    pos = g.add("CLIPTextEncode", "Video prompt", text=VIDEO_PROMPT, clip=[m, 2])
+    pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 2])
     neg = g.add("CLIPTextEncode", "Video negative prompt", text=WAN_NEGATIVE, clip=[m, 2])
     i2v = g.add("WanImageToVideo", "Video size", positive=[pos, 0], negative=[neg, 0], vae=[m, 3], width=width,
                 height=height, length=[n_len, 0], batch_size=1, start_image=image)
@@ -99,12 +101,14 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
 
 
 def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, height=512, length=121, fps=25.0,
-               seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"):
-    """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas)."""
-    m = _loader(g, "ltx2", preset, "Video models")
+               seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0",
+               prompt=VIDEO_PROMPT, models=None):
+    """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas).
+    `models`: the id of an LTX-2 loader already in the graph."""
+    m = models or _loader(g, "ltx2", preset, "Video models")
     n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
     n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
-    pos = g.add("CLIPTextEncode", "Video prompt", text=VIDEO_PROMPT, clip=[m, 1])
+    pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 1])
     neg = g.add("CLIPTextEncode", "Video negative prompt",
                 text="blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles", clip=[m, 1])
     cond = g.add("LTXVConditioning", None, positive=[pos, 0], negative=[neg, 0], frame_rate=[n_fps, 0])
@@ -126,18 +130,43 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     return frames, audio, n_len, n_fps
 
 
-def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keyscale="E minor", steps=8):
-    """`seconds`: a number, or a link to the clip's duration."""
+def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keyscale="E minor", steps=8, brief=None):
+    """`seconds`: a number, or a link to the clip's duration. `brief`: a Brief node's id, whose outputs
+    then give the tags, lyrics, bpm, key, time signature and language."""
     m = _loader(g, "ace15", preset, "Music models")
     ms = g.add("ModelSamplingAuraFlow", None, model=[m, 0], shift=3.0)
-    enc = g.add("TextEncodeAceStepAudio1.5", "Music (tags, lyrics, bpm, key)", clip=[m, 1], tags=MUSIC_TAGS, lyrics=LYRICS,
-                seed=seed, bpm=bpm, duration=seconds, timesignature="4", language="en", keyscale=keyscale,
+    words = dict(tags=MUSIC_TAGS, lyrics=LYRICS, bpm=bpm, timesignature="4", language="en", keyscale=keyscale)
+    if brief is not None:
+        words = {k: [brief, BRIEF_OUT[k]] for k in words}
+    enc = g.add("TextEncodeAceStepAudio1.5", "Music (tags, lyrics, bpm, key)", clip=[m, 1], tags=words["tags"],
+                lyrics=words["lyrics"], seed=seed, bpm=words["bpm"], duration=seconds,
+                timesignature=words["timesignature"], language=words["language"], keyscale=words["keyscale"],
                 generate_audio_codes=True, cfg_scale=2.0, temperature=0.85, top_p=0.9, top_k=0, min_p=0.0)
     neg = g.add("ConditioningZeroOut", None, conditioning=[enc, 0])
     lat = g.add("EmptyAceStep1.5LatentAudio", None, seconds=seconds, batch_size=1)
     ks = g.add("KSampler", "Music seed and steps", model=[ms, 0], seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
                scheduler="simple", positive=[enc, 0], negative=[neg, 0], latent_image=[lat, 0], denoise=1.0)
     return g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
+
+
+BRIEF_OUT = {"image_prompt": 0, "tags": 1, "lyrics": 2, "bpm": 3, "keyscale": 4, "timesignature": 5, "language": 6,
+             "brief": 7, "report": 8}
+
+
+def brief(g: Graph, backend: str, fallback: str, clip=None) -> str:
+    """The chain's Brief node: one line that writes the image prompt and the music's words. Its own
+    fields hold the chain's hand-written prompts, used as they are when source is 'my prompts'."""
+    inputs = dict(text=BRIEF, source="the brief", backend=backend, fallback=fallback, seed=0, image_prompt=IMAGE_PROMPT,
+                  tags=MUSIC_TAGS, lyrics=LYRICS, bpm=190, keyscale="E minor", timesignature="4", language="en",
+                  server_url="", model="", timeout_s=60.0, max_tokens=512)
+    if clip is not None:
+        inputs["clip"] = clip
+    return g.add("LockNBrief", "Brief", **inputs)
+
+
+def motion(g: Graph, b: str, image, style: str) -> str:
+    return g.add("LockNMotionPrompt", "Motion prompt", brief=[b, BRIEF_OUT["brief"]], image=image, style=style,
+                 own_prompt=VIDEO_PROMPT)
 
 
 def _clip_seconds(g: Graph, n_len, n_fps) -> str:
@@ -179,12 +208,16 @@ def ace15_text_to_music() -> dict:
 
 
 def chain_quality() -> dict:
-    """Flux.2 image -> Wan2.2 A14B video -> ACE-Step music as long as the clip, faded out, one MP4."""
+    """Flux.2 image -> Wan2.2 A14B video -> ACE-Step music as long as the clip, faded out, one MP4.
+    One Brief writes the prompts: none of this stack's text encoders can generate text in ComfyUI, so it
+    asks the workstation's LLM server (LOCKN_BRIEF_URL) and, without one, the rules."""
     g = Graph()
-    img = flux2_image(g)
-    frames, n_len, n_fps = wan22_video(g, [img, 0])
+    b = brief(g, backend="server", fallback="rules")
+    img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+    mot = motion(g, b, [img, 0], "wan22")
+    frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
     secs = _clip_seconds(g, n_len, n_fps)
-    music = ace15_music(g, [secs, 0])
+    music = ace15_music(g, [secs, 0], brief=b)
     fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[music, 0], images=[frames, 0], fps=[n_fps, 0],
                 fade_out_seconds=1.5)
     vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
@@ -194,12 +227,16 @@ def chain_quality() -> dict:
 
 def chain_fast() -> dict:
     """Flux.2 image -> LTX-2 video with its own audio -> ACE-Step music, replacing or mixed with
-    LTX-2's audio, one MP4."""
+    LTX-2's audio, one MP4. One Brief writes the prompts with LTX-2's own Gemma 3 (loaded for the video
+    anyway, and it reads the picture for the motion)."""
     g = Graph()
-    img = flux2_image(g)
-    frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0])
+    ltx = _loader(g, "ltx2", "ltx2-19b-distilled-fp8", "Video models")
+    b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
+    img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+    mot = motion(g, b, [img, 0], "ltx2")
+    frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)
     secs = _clip_seconds(g, n_len, n_fps)
-    music = ace15_music(g, [secs, 0])
+    music = ace15_music(g, [secs, 0], brief=b)
     mix = g.add("PrimitiveBoolean", "Mix LTX-2 audio under the music", value=False)
     vol = g.add("AudioAdjustVolume", "LTX-2 audio level (dB)", audio=[ltx_audio, 0], volume=-6)
     merged = g.add("AudioMerge", None, audio1=[music, 0], audio2=[vol, 0], merge_method="add")

@@ -7,12 +7,13 @@ WAN = ["Length (frames).value=17", "Video size.width=96", "Video size.height=96"
 LTX = ["Length (frames).value=25", "Video size.width=96", "Video size.height=96",
        "Video sigmas.sigmas=1.0, 0.9, 0.5, 0.0"]
 ACE = ["Music seed and steps.steps=4"]
+BRIEF = ["Brief.max_tokens=12"]    # the fast chain's Brief writes with LTX-2's tiny Gemma: a few tokens
 
 TINY = {
     "flux2_text_to_image": FLUX,
     "wan22_image_to_video": WAN,
     "ltx2_image_to_video": LTX,
     "ace15_text_to_music": ACE + ["Duration (s).value=2.0"],
-    "chain_quality": FLUX + WAN + ACE,
-    "chain_fast": FLUX + LTX + ACE,
+    "chain_quality": FLUX + WAN + ACE + BRIEF,
+    "chain_fast": FLUX + LTX + ACE + BRIEF,
 }
