@@ -396,8 +396,12 @@ class ServerSettings:
     @classmethod
     def resolve(cls, url: str = "", model: str = "", timeout: float = 60.0, env=None) -> "ServerSettings":
         env = os.environ if env is None else env
-        return cls(url=(url or env.get(ENV_URL, "")).strip(), model=(model or env.get(ENV_MODEL, "")).strip(),
-                   api_key=env.get(ENV_KEY, "").strip(), timeout=float(timeout))
+        env_url = env.get(ENV_URL, "").strip()
+        chosen = (url or "").strip() or env_url
+        # the key goes only to the server the environment names: a shared workflow whose server_url points
+        # elsewhere must not receive it
+        key = env.get(ENV_KEY, "").strip() if env_url and chat_endpoint(chosen) == chat_endpoint(env_url) else ""
+        return cls(url=chosen, model=(model or env.get(ENV_MODEL, "")).strip(), api_key=key, timeout=float(timeout))
 
 
 def chat_endpoint(url: str) -> str:

@@ -82,6 +82,11 @@ def test_chat_endpoint_and_settings_from_the_environment():
     s = B.ServerSettings.resolve("", "", 5, env={B.ENV_URL: "http://x:1/v1", B.ENV_MODEL: "m", B.ENV_KEY: "k"})
     assert (s.url, s.model, s.api_key, s.timeout) == ("http://x:1/v1", "m", "k", 5.0)
     assert B.ServerSettings.resolve("http://node", "", 5, env={B.ENV_URL: "http://env"}).url == "http://node"
+    # the key is sent only to the server the environment names, never to a workflow's own server_url
+    env = {B.ENV_URL: "http://127.0.0.1:8080/v1", B.ENV_KEY: "secret"}
+    assert B.ServerSettings.resolve("http://evil.example/v1", "", 5, env=env).api_key == ""
+    assert B.ServerSettings.resolve("http://127.0.0.1:8080", "", 5, env=env).api_key == "secret"
+    assert B.ServerSettings.resolve("", "", 5, env={B.ENV_KEY: "secret"}).api_key == ""
 
 
 def _free_port():
