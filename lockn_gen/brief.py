@@ -414,6 +414,19 @@ def chat_endpoint(url: str) -> str:
     return u + "/chat/completions"
 
 
+def png_bytes(rgb) -> bytes:
+    """An 8-bit RGB PNG of an (H, W, 3) uint8 array-like, with the standard library only."""
+    import struct
+    import zlib
+    h, w = len(rgb), len(rgb[0])
+    raw = b"".join(b"\x00" + bytes(bytearray(row.tobytes() if hasattr(row, "tobytes") else bytes(row))) for row in rgb)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
 def image_data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 

@@ -10,7 +10,6 @@ the encoder, the resident backend, or the rules. Whatever a model writes is repa
 """
 from __future__ import annotations
 
-import io as _io
 import logging
 
 import numpy as np
@@ -61,11 +60,8 @@ def _resident_clip(clip):
 def _png(image) -> bytes | None:
     if image is None:
         return None
-    from PIL import Image
     arr = (image[0].detach().float().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    buf = _io.BytesIO()
-    Image.fromarray(arr[..., :3]).save(buf, format="PNG")
-    return buf.getvalue()
+    return B.png_bytes(np.ascontiguousarray(arr[..., :3]))
 
 
 def _ask(cfg: dict, system: str, user: str, schema: dict, seed: int, backend: str, clip=None, image=None):

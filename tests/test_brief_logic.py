@@ -194,3 +194,13 @@ def test_a_text_only_model_that_refuses_the_image_is_asked_without_it(fake_serve
     r = B.chat(B.ServerSettings(url=url, timeout=5), "s", "u", B.motion_schema(), 1, 10, image_png=b"png")
     assert len(_Slow.seen) == 4 and "did not take an image before" in r.notes[0]
     B._FORMATS.clear(), B._NO_IMAGES.clear()
+
+
+def test_png_bytes_decode_to_the_same_pixels():
+    import io
+
+    import numpy as np
+    from PIL import Image
+    arr = (np.random.RandomState(0).rand(5, 7, 3) * 255).astype(np.uint8)
+    back = np.asarray(Image.open(io.BytesIO(B.png_bytes(arr))).convert("RGB"))
+    assert back.shape == (5, 7, 3) and (back == arr).all()

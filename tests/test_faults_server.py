@@ -25,11 +25,17 @@ from lockn_testing.media import digest, probe_media
 
 pytestmark = pytest.mark.comfy
 WF = Path(__file__).resolve().parents[1] / "workflows"
-STAGES = {   # stage: (a node that runs in it, --set values that make it last a while on the tiny models)
-    "image": ("11", ["Image steps.steps=150"]),
-    "video": ("24", ["Video steps.value=120", "Video high-noise steps.value=60"]),
-    "music": ("33", ["Music seed and steps.steps=200"]),
+STAGES = {   # stage: (the class of a sampler that runs in it, --set values that make it last a while on the tiny models)
+    "image": ("SamplerCustomAdvanced", ["Image steps.steps=150"]),
+    "video": ("KSamplerAdvanced", ["Video steps.value=120", "Video high-noise steps.value=60"]),
+    "music": ("KSampler", ["Music seed and steps.steps=200"]),
 }
+
+
+def node_of(prompt: dict, class_type: str) -> str:
+    """The id of the first node of that class in the (flattened) chain prompt: ids are the converter's,
+    so the tests look nodes up by what they are."""
+    return next(k for k, n in prompt.items() if n["class_type"] == class_type)
 
 
 @pytest.fixture(scope="module")
@@ -113,21 +119,26 @@ def test_chain_interrupted_in_each_stage_loses_nothing(srv, object_info, referen
 
         def on_message(m):
             d = m.get("data", {})
-            if (not fired.is_set() and m.get("type") == "progress" and str(d.get("node")) == "33"
+            if (not fired.is_set() and m.get("type") == "progress" and str(d.get("node")) == music_sampler
                     and d.get("value") == d.get("max")):
                 fired.set()
                 srv.post("/interrupt", {})
-        res = srv.run(chain(object_info, "Music seed and steps.steps=6"), timeout=600, on_message=on_message)
+        prompt = chain(object_info, "Music seed and steps.steps=6")
+        music_sampler = node_of(prompt, "KSampler")
+        assemble = {node_of(prompt, c) for c in ("LockNFitAudioToVideo", "CreateVideo", "SaveVideo")}
+        res = srv.run(prompt, timeout=600, on_message=on_message)
         assert fired.is_set() and res.interrupted, "the chain was not interrupted before its assemble stage"
-        assert not {"35", "36", "37"} & set(res.executed), res.executed
+        assert not assemble & set(res.executed), res.executed
     else:
-        node, stretch = STAGES[stage]
+        cls, stretch = STAGES[stage]
+        prompt = chain(object_info, *stretch)
+        node = node_of(prompt, cls)
         cb = at_first_progress(node, lambda: srv.post("/interrupt", {}))
-        res = srv.run(chain(object_info, *stretch), timeout=600, on_message=cb)
+        res = srv.run(prompt, timeout=600, on_message=cb)
         assert cb.done.is_set(), f"the {stage} stage's sampler ({node}) never reported progress"
         assert res.interrupted, f"the chain was not interrupted in the {stage} stage"
-        assert "37" not in res.executed
-    assert not res.outputs.get("37"), res.outputs
+    save = node_of(prompt, "SaveVideo")
+    assert save not in res.executed and not res.outputs.get(save), (res.executed, res.outputs)
     assert mp4s(srv) == before_files, "an interrupted chain left a file in output/"
     after = registry_settled(srv)
     assert loads(after) == {**loads(before), **{n: v for n, v in loads(after).items() if n not in loads(before)}}
@@ -150,9 +161,10 @@ def test_the_free_button_while_a_lockn_prompt_samples(srv, object_info, referenc
     run gives the same output."""
     registry_settled(srv)
     statuses = []
-    cb = at_first_progress("24", lambda: statuses.append(srv.post(route, body)[0]))
     # other video steps than the reference's, so that ComfyUI's cache does not answer for the video stage
-    res = srv.run(chain(object_info, "Video steps.value=6", "Video high-noise steps.value=3"), timeout=600, on_message=cb)
+    prompt = chain(object_info, "Video steps.value=6", "Video high-noise steps.value=3")
+    cb = at_first_progress(node_of(prompt, "KSamplerAdvanced"), lambda: statuses.append(srv.post(route, body)[0]))
+    res = srv.run(prompt, timeout=600, on_message=cb)
     assert cb.done.is_set() and statuses == [200], statuses
     assert not res.interrupted and probe_media(srv.output_files(res)[0])["video"]["frames"] == 17
     rep = registry_settled(srv)
@@ -246,9 +258,10 @@ def test_a_load_past_the_ram_budget_stops_with_a_message_instead_of_the_oom_kill
     serving; with the budget back to automatic the chain runs and gives its output."""
     music = json.loads(json.dumps(chain(object_info)))
     # a prompt whose Residency node sets a 1 MB RAM budget (applies at its end): the tiny music models
-    music = {"28": music["28"], "R": {"class_type": "LockNResidency", "inputs": {
+    ace = node_of(music, "LockNAceStep15Loader")
+    music = {ace: music[ace], "R": {"class_type": "LockNResidency", "inputs": {
         "gpu_budget_gb": 0.0, "ram_budget_gb": 0.001, "pin": False, "image_priority": 1, "video_priority": 1,
-        "music_priority": 1, "model": ["28", 0]}}, "P": {"class_type": "LockNResidencyReport", "inputs": {"trigger": ["R", 5]}}}
+        "music_priority": 1, "model": [ace, 0]}}, "P": {"class_type": "LockNResidencyReport", "inputs": {"trigger": ["R", 5]}}}
     srv.run(music)
     before = registry_settled(srv)
     assert before["budgets"]["ram_bytes"] == 1_000_000
