@@ -5,7 +5,16 @@
 
 Settings are the official templates' (../shared/MODELS.md); everything a user would change sits in
 a node with a clear title (prompts, seeds, sizes, lengths, fps, steps, presets), which is also what
-`lockn-gen run --set TITLE.INPUT=VALUE` addresses. The API format needs nothing else.
+`lockn-gen run --set TITLE.INPUT=VALUE` addresses. The API format needs nothing else: it stays flat.
+
+The UI files read like the official templates (lockn_gen/workflow_ui.py): each stage (Image: Flux.2,
+Video: Wan2.2 or LTX-2, Music: ACE-Step 1.5, Assemble: the music fitted to the clip and one MP4) is one
+subgraph on the top level, beside the Start image, the Brief, the Save node and Markdown notes written
+from the catalog (model files with sizes and links, the pull command, what to change first, time and
+memory). The pieces below tag their nodes with ``g.stage`` and name what a stage shows on its face with
+``g.face``; both live beside the prompt in the Graph, never in it. On a UI file `--set` reaches a
+promoted widget by the stage's title and the face's name (``--set "Video.length=49"``) and, as on the
+API file, by the inner node's title (``--set "Length (frames).value=49"``, what lockn_gen.demo_sets uses).
 
 The UI format needs an /object_info to lay out sockets and widgets, and that differs between ComfyUI
 versions (0.33's SaveImage has an output, its SaveVideo a dynamic ``format`` combo). The shipped UI
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import catalog as catalog_mod
@@ -39,10 +49,20 @@ BRIEF = "a lighthouse keeper's cat at dawn, lo-fi, calm"
 
 
 class Graph:
-    """An API-format prompt under construction: add(class, title, **inputs) -> node id."""
+    """An API-format prompt under construction: add(class, title, **inputs) -> node id.
+
+    Beside the prompt (``nodes``, exactly what the API file holds) it keeps what only the UI file uses:
+    ``stages``, node id -> the stage it belongs to (set with ``with g.stage(...)``; nodes outside any
+    stage stay on the top level), ``stage_names``, a stage's title -> its subgraph's name, and
+    ``faces``, (node id, input name or output index) -> the name it has on its stage's face (a
+    promoted widget, or a socket when a link feeds it from outside the stage)."""
 
     def __init__(self):
         self.nodes: dict[str, dict] = {}
+        self.stages: dict[str, str] = {}
+        self.stage_names: dict[str, str] = {}
+        self.faces: dict[tuple[str, str | int], str] = {}
+        self._stage: str | None = None
 
     def add(self, class_type: str, title: str | None = None, **inputs) -> str:
         nid = str(len(self.nodes) + 1)
@@ -50,7 +70,23 @@ class Graph:
         if title:
             node["_meta"] = {"title": title}
         self.nodes[nid] = node
+        if self._stage:
+            self.stages[nid] = self._stage
         return nid
+
+    @contextmanager
+    def stage(self, title: str, name: str | None = None):
+        """Nodes added inside belong to the stage ``title`` (its subgraph is called ``name``)."""
+        self.stage_names[title] = name or title
+        self._stage, outer = title, self._stage
+        try:
+            yield
+        finally:
+            self._stage = outer
+
+    def face(self, nid: str, key: str | int, name: str) -> None:
+        """Show input ``key`` (or output index ``key``) of node ``nid`` on its stage's face as ``name``."""
+        self.faces[(nid, key)] = name
 
 
 def _loader(g: Graph, family: str, preset: str, title: str) -> str:
@@ -59,6 +95,8 @@ def _loader(g: Graph, family: str, preset: str, title: str) -> str:
 
 
 # ---- the pieces, shared by the single-family workflows and the chains -----------------------------
+# Each piece names what a user changes (g.face): on the UI file's stage subgraph those become the
+# widgets on its face (or its sockets, where a link from another stage feeds them).
 def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378,
                 prompt=IMAGE_PROMPT):
     m = _loader(g, "flux2", preset, "Image models")
@@ -73,7 +111,12 @@ def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, st
     noise = g.add("RandomNoise", "Image seed", noise_seed=seed)
     out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
                 sigmas=[sched, 0], latent_image=[latent, 0])
-    return g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
+    image = g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
+    for nid, key, name in ((text, "text", "prompt"), (w, "value", "width"), (h, "value", "height"),
+                           (sched, "steps", "steps"), (noise, "noise_seed", "seed"), (m, "preset", "preset"),
+                           (image, 0, "image")):
+        g.face(nid, key, name)
+    return image
 
 
 def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, height=640, length=81, fps=16.0,
@@ -97,6 +140,12 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
                cfg=[n_cfg, 0], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
                latent_image=[s1, 0], start_at_step=[n_split, 0], end_at_step=10000, return_with_leftover_noise="disable")
     frames = g.add("VAEDecode", None, samples=[s2, 0], vae=[m, 3])
+    for nid, key, name in ((i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
+                           (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                           (n_steps, "value", "steps"), (n_split, "value", "high_noise_steps"),
+                           (s1, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
+                           (n_fps, 0, "fps")):
+        g.face(nid, key, name)
     return frames, n_len, n_fps
 
 
@@ -127,6 +176,11 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     sep = g.add("LTXVSeparateAVLatent", None, av_latent=[out, 0])
     frames = g.add("VAEDecode", None, samples=[sep, 0], vae=[m, 2])
     audio = g.add("LTXVAudioVAEDecode", None, samples=[sep, 1], audio_vae=[m, 3])
+    for nid, key, name in ((pre, "image", "start_image"), (pos, "text", "prompt"), (vlat, "width", "width"),
+                           (vlat, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                           (sig, "sigmas", "sigmas"), (noise, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
+                           (audio, 0, "audio"), (n_fps, 0, "fps")):
+        g.face(nid, key, name)
     return frames, audio, n_len, n_fps
 
 
@@ -146,7 +200,12 @@ def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keysc
     lat = g.add("EmptyAceStep1.5LatentAudio", None, seconds=seconds, batch_size=1)
     ks = g.add("KSampler", "Music seed and steps", model=[ms, 0], seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
                scheduler="simple", positive=[enc, 0], negative=[neg, 0], latent_image=[lat, 0], denoise=1.0)
-    return g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
+    audio = g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
+    for key in ("tags", "lyrics", "bpm", "keyscale", "timesignature", "language", "duration"):
+        g.face(enc, key, key)
+    for nid, key, name in ((ks, "seed", "seed"), (ks, "steps", "steps"), (m, "preset", "preset"), (audio, 0, "music")):
+        g.face(nid, key, name)
+    return audio
 
 
 BRIEF_OUT = {"image_prompt": 0, "tags": 1, "lyrics": 2, "bpm": 3, "keyscale": 4, "timesignature": 5, "language": 6,
@@ -165,87 +224,121 @@ def brief(g: Graph, backend: str, fallback: str, clip=None) -> str:
 
 
 def motion(g: Graph, b: str, image, style: str) -> str:
-    return g.add("LockNMotionPrompt", "Motion prompt", brief=[b, BRIEF_OUT["brief"]], image=image, style=style,
-                 own_prompt=VIDEO_PROMPT)
+    mot = g.add("LockNMotionPrompt", "Motion prompt", brief=[b, BRIEF_OUT["brief"]], image=image, style=style,
+                own_prompt=VIDEO_PROMPT)
+    g.face(mot, "image", "start_image")
+    return mot
 
 
 def _clip_seconds(g: Graph, n_len, n_fps) -> str:
-    return g.add("ComfyMathExpression", "Clip duration (s)", expression="a / b", **{"values.a": [n_len, 0], "values.b": [n_fps, 0]})
+    secs = g.add("ComfyMathExpression", "Clip duration (s)", expression="a / b",
+                 **{"values.a": [n_len, 0], "values.b": [n_fps, 0]})
+    g.face(secs, 0, "duration")
+    return secs
 
 
-# ---- the workflows ---------------------------------------------------------------------------------------
-def flux2_text_to_image() -> dict:
+# ---- the workflows: each stage is one subgraph in the UI file ---------------------------------------------
+IMAGE, VIDEO, MUSIC, ASSEMBLE = "Image", "Video", "Music", "Assemble"
+FLUX2, WAN22, LTX2, ACE15 = "Image (Flux.2)", "Video (Wan2.2)", "Video (LTX-2)", "Music (ACE-Step 1.5)"
+ASSEMBLE_NAME = "Assemble (music fitted to the clip, one MP4)"
+
+
+def flux2_text_to_image() -> Graph:
     g = Graph()
-    img = flux2_image(g)
+    with g.stage(IMAGE, FLUX2):
+        img = flux2_image(g)
     g.add("SaveImage", "Save image", images=[img, 0], filename_prefix="LockN/flux2")
-    return g.nodes
+    return g
 
 
-def wan22_image_to_video() -> dict:
+def wan22_image_to_video() -> Graph:
     g = Graph()
     start = g.add("LoadImage", "Start image", image="lockn_start.png")
-    frames, _, n_fps = wan22_video(g, [start, 0])
-    vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
+    with g.stage(VIDEO, WAN22):
+        frames, _, n_fps = wan22_video(g, [start, 0])
+        vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
     g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/wan22", format="mp4", codec="h264")
-    return g.nodes
+    return g
 
 
-def ltx2_image_to_video() -> dict:
+def ltx2_image_to_video() -> Graph:
     g = Graph()
     start = g.add("LoadImage", "Start image", image="lockn_start.png")
-    frames, audio, _, n_fps = ltx2_video(g, [start, 0])
-    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[audio, 0], fps=[n_fps, 0])
+    with g.stage(VIDEO, LTX2):
+        frames, audio, _, n_fps = ltx2_video(g, [start, 0])
+        vid = g.add("CreateVideo", None, images=[frames, 0], audio=[audio, 0], fps=[n_fps, 0])
     g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/ltx2", format="mp4", codec="h264")
-    return g.nodes
+    return g
 
 
-def ace15_text_to_music() -> dict:
+def ace15_text_to_music() -> Graph:
     g = Graph()
-    dur = g.add("PrimitiveFloat", "Duration (s)", value=120.0)
-    audio = ace15_music(g, [dur, 0])
+    with g.stage(MUSIC, ACE15):
+        dur = g.add("PrimitiveFloat", "Duration (s)", value=120.0)
+        g.face(dur, "value", "duration")
+        audio = ace15_music(g, [dur, 0])
     g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/ace15", quality="V0")
-    return g.nodes
+    return g
 
 
-def chain_quality() -> dict:
+def _assemble_faces(g: Graph, fit: str) -> None:
+    for key, name in (("audio", "music"), ("images", "frames"), ("fps", "fps"), ("fade_out_seconds", "fade_out_seconds")):
+        g.face(fit, key, name)
+
+
+def chain_quality() -> Graph:
     """Flux.2 image -> Wan2.2 A14B video -> ACE-Step music as long as the clip, faded out, one MP4.
     One Brief writes the prompts: none of this stack's text encoders can generate text in ComfyUI, so it
     asks the workstation's LLM server (LOCKN_BRIEF_URL) and, without one, the rules."""
     g = Graph()
     b = brief(g, backend="server", fallback="rules")
-    img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
-    mot = motion(g, b, [img, 0], "wan22")
-    frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
-    secs = _clip_seconds(g, n_len, n_fps)
-    music = ace15_music(g, [secs, 0], brief=b)
-    fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[music, 0], images=[frames, 0], fps=[n_fps, 0],
-                fade_out_seconds=1.5)
-    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+    with g.stage(IMAGE, FLUX2):
+        img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+    with g.stage(VIDEO, WAN22):
+        mot = motion(g, b, [img, 0], "wan22")
+        frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
+        secs = _clip_seconds(g, n_len, n_fps)
+    with g.stage(MUSIC, ACE15):
+        music = ace15_music(g, [secs, 0], brief=b)
+    with g.stage(ASSEMBLE, ASSEMBLE_NAME):
+        fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[music, 0], images=[frames, 0], fps=[n_fps, 0],
+                    fade_out_seconds=1.5)
+        vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+        _assemble_faces(g, fit)
     g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/chain_quality", format="mp4", codec="h264")
-    return g.nodes
+    return g
 
 
-def chain_fast() -> dict:
+def chain_fast() -> Graph:
     """Flux.2 image -> LTX-2 video with its own audio -> ACE-Step music, replacing or mixed with
     LTX-2's audio, one MP4. One Brief writes the prompts with LTX-2's own Gemma 3 (loaded for the video
-    anyway, and it reads the picture for the motion)."""
+    anyway, and it reads the picture for the motion). The LTX-2 loader stays on the top level: it
+    feeds the Brief and the video stage."""
     g = Graph()
     ltx = _loader(g, "ltx2", "ltx2-19b-distilled-fp8", "Video models")
     b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
-    img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
-    mot = motion(g, b, [img, 0], "ltx2")
-    frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)
-    secs = _clip_seconds(g, n_len, n_fps)
-    music = ace15_music(g, [secs, 0], brief=b)
-    mix = g.add("PrimitiveBoolean", "Mix LTX-2 audio under the music", value=False)
-    vol = g.add("AudioAdjustVolume", "LTX-2 audio level (dB)", audio=[ltx_audio, 0], volume=-6)
-    merged = g.add("AudioMerge", None, audio1=[music, 0], audio2=[vol, 0], merge_method="add")
-    choice = g.add("ComfySwitchNode", None, switch=[mix, 0], on_false=[music, 0], on_true=[merged, 0])
-    fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[choice, 0], images=[frames, 0], fps=[n_fps, 0],
-                fade_out_seconds=1.0)
-    vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+    with g.stage(IMAGE, FLUX2):
+        img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+    with g.stage(VIDEO, LTX2):
+        mot = motion(g, b, [img, 0], "ltx2")
+        frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)
+        secs = _clip_seconds(g, n_len, n_fps)
+    with g.stage(MUSIC, ACE15):
+        music = ace15_music(g, [secs, 0], brief=b)
+    with g.stage(ASSEMBLE, ASSEMBLE_NAME):
+        mix = g.add("PrimitiveBoolean", "Mix LTX-2 audio under the music", value=False)
+        vol = g.add("AudioAdjustVolume", "LTX-2 audio level (dB)", audio=[ltx_audio, 0], volume=-6)
+        merged = g.add("AudioMerge", None, audio1=[music, 0], audio2=[vol, 0], merge_method="add")
+        choice = g.add("ComfySwitchNode", None, switch=[mix, 0], on_false=[music, 0], on_true=[merged, 0])
+        fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[choice, 0], images=[frames, 0], fps=[n_fps, 0],
+                    fade_out_seconds=1.0)
+        vid = g.add("CreateVideo", None, images=[frames, 0], audio=[fit, 0], fps=[n_fps, 0])
+        for nid, key, name in ((vol, "audio", "ltx2_audio"), (merged, "audio1", "music"),
+                               (mix, "value", "mix_ltx2_audio"), (vol, "volume", "ltx2_audio_db")):
+            g.face(nid, key, name)
+        _assemble_faces(g, fit)
     g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix="LockN/chain_fast", format="mp4", codec="h264")
-    return g.nodes
+    return g
 
 
 WORKFLOWS = {
@@ -256,6 +349,11 @@ WORKFLOWS = {
     "chain_quality": chain_quality,
     "chain_fast": chain_fast,
 }
+
+
+def prompt(name: str) -> dict:
+    """The API-format prompt of a shipped workflow (what workflows/api/NAME.json holds)."""
+    return WORKFLOWS[name]().nodes
 
 
 def editor_models(prompt: dict) -> dict[str, list]:
@@ -269,6 +367,145 @@ def editor_models(prompt: dict) -> dict[str, list]:
     return out
 
 
+# ---- the notes beside the stages (MarkdownNote), written from the catalog so they never drift -------------
+# Seconds on one H100, from public figures (../shared/MODELS.md): estimates until bench/RESULTS.md has our own.
+TIME_ESTIMATES = {
+    "flux2": "~20 s: 1024 x 1024, 20 steps (public: BF16 0.46 s/step; GGUF ~2x slower)",
+    "wan22": "~4-5 min: 640 x 640 x 81, 20 steps (public: ~5 min at 480p, 30 steps)",
+    "ltx2": "~15 s: 768 x 512 x 121, 8 sigmas (public: 65 s at 40 steps)",
+    "ace15": "< 10 s a song, 8 steps (official: < 2 s on an A100)",
+}
+MEASURED = ("Measured (bench/RESULTS.md, one H100, synthetic models of the real sizes, 13.8 GB swapped a cycle, "
+            "1-2 steps on small latents): a warm image -> video -> music cycle takes **1.02 s** with LockN's loaders "
+            "against 4.88 s with ComfyUI's core loaders; a GGUF loader call adds about 3 ms.")
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
+
+
+MODES = ("image", "video", "music")
+
+
+def _loaders(g: Graph) -> list[tuple[str, str, str]]:
+    """(loader node id, its stage, preset) of every LockN loader of the workflow, image -> video -> music."""
+    cat = catalog_mod.builtin()
+    out = []
+    for nid, n in g.nodes.items():
+        if n["class_type"].startswith("LockN") and "preset" in n["inputs"]:
+            mode = cat.families[cat.preset(n["inputs"]["preset"]).family].mode
+            out.append((MODES.index(mode), nid, mode.capitalize(), n["inputs"]["preset"]))
+    return [x[1:] for x in sorted(out)]
+
+
+def _files_note(g: Graph) -> str:
+    """Every file of the workflow's presets, with its size and download link, and the command that pulls them."""
+    cat = catalog_mod.builtin()
+    loaders = _loaders(g)
+    total = sum(f.size for f in {f.name: f for _, _, pid in loaders for f in cat.preset_files(pid).values()}.values())
+    lines = ["## Model files", "", f"{_gb(total)} in all. One command downloads them into ComfyUI's model "
+             "folders (resumable, size and SHA-256 checked):", "",
+             f"    lockn-gen models pull {' '.join(pid for _, _, pid in loaders)}", "",
+             "| stage, preset | file | folder | size |", "|---|---|---|---|"]
+    for _, stage, pid in loaders:
+        files = list({f.name: f for f in cat.preset_files(pid).values()}.values())
+        for i, f in enumerate(files):
+            link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
+            head = f"**{stage}** `{pid}`" if i == 0 else ""
+            lines.append(f"| {head} | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
+    lines += ["", "~: the catalog's size, rounded. Other presets: `lockn-gen models list --family wan22` "
+              "(flux2, ltx2, ace15); choose one in the stage's *preset*."]
+    return "\n".join(lines)
+
+
+def _face_values(g: Graph) -> dict[str, list[tuple[str, object]]]:
+    """stage -> [(face name, value)] of the widgets shown on each stage's face."""
+    out: dict[str, list] = {}
+    for (nid, key), name in g.faces.items():
+        stage = g.stages.get(nid)
+        value = g.nodes[nid]["inputs"].get(key) if isinstance(key, str) else None
+        if stage and value is not None and not isinstance(value, list):
+            out.setdefault(stage, []).append((name, value))
+    return out
+
+
+TEXT_FACES = ("prompt", "tags", "lyrics")
+
+
+def _first_changes(g: Graph, faces: dict) -> list[str]:
+    titles = {(n.get("_meta") or {}).get("title") for n in g.nodes.values()}
+    first = []
+    if "Brief" in titles:
+        first.append("**Brief**: one line: what it shows, how it moves, how it sounds. It writes the image prompt, "
+                     "the motion and the music's words (its *source* \"my prompts\" uses its own fields instead).")
+    if "Start image" in titles:
+        first.append("**Start image**: your picture.")
+    for st, v in faces.items():
+        d = dict(v)
+        texts = [k for k in TEXT_FACES if k in d]
+        if texts:
+            first.append(f"**{st}**: the {' and the '.join(texts)}.")
+        if "width" in d:
+            first.append(f"**{st}** size: width {d['width']} x height {d['height']}.")
+        if "length" in d:
+            follows = " The music follows the clip." if MUSIC in faces else ""
+            first.append(f"**{st}** length: {d['length']} frames at {d['fps']:g} fps = "
+                         f"{d['length'] / d['fps']:.1f} s.{follows}")
+        elif "duration" in d:
+            first.append(f"**{st}** duration: {d['duration']:g} s.")
+    return first
+
+
+def _example_sets(g: Graph, faces: dict) -> list[str]:
+    sets = []
+    if any((n.get("_meta") or {}).get("title") == "Brief" for n in g.nodes.values()):
+        sets.append('--set "Brief.text=a red fox in deep snow, jazz piano"')
+    for st, v in faces.items():
+        d = dict(v)
+        if "prompt" in d or "tags" in d:
+            sets.append(f'--set "{st}.{"prompt" if "prompt" in d else "tags"}=a red fox in deep snow"')
+        if "length" in d:
+            sets.append(f'--set "{st}.length=49"')
+        elif "duration" in d:
+            sets.append(f'--set "{st}.duration=30"')
+    return sets[:2]
+
+
+def _start_note(name: str, g: Graph) -> str:
+    faces = _face_values(g)
+    lines = ["## Start here", "", "Change these first, then **Run** (the file lands in ComfyUI's output/LockN/):", ""]
+    lines += [f"- {x}" for x in _first_changes(g, faces)]
+    lines += ["", "Each stage is a subgraph: its face holds these settings; double-click it to see every node.", "",
+              "| stage | on its face |", "|---|---|"]
+    for st, v in faces.items():
+        shown = ", ".join(k if k in TEXT_FACES else f"{k} {str(val)[:24]}" for k, val in v)
+        lines.append(f"| {st} | {shown} |")
+    lines += ["", "From a terminal (`--set STAGE.SETTING=VALUE`):", "", f"    lockn-gen run workflows/{name}.json \\"]
+    sets = _example_sets(g, faces)
+    lines += [f"        {x}" + (" \\" if i < len(sets) - 1 else "") for i, x in enumerate(sets)]
+    return "\n".join(lines)
+
+
+def _time_note(g: Graph) -> str:
+    cat = catalog_mod.builtin()
+    lines = ["## Time and memory", "", "| stage | model files | GPU memory (estimate) | time on one H100 (estimate) |",
+             "|---|---|---|---|"]
+    for _, stage, pid in _loaders(g):
+        family = cat.preset(pid).family
+        size = cat.preset_bytes(pid)
+        lines.append(f"| {stage} | {_gb(size)} | ~{size * 1.2 / 1e9:.0f} GB | {TIME_ESTIMATES[family]} |")
+    lines += ["", "GPU memory: the files plus ~20 % for activations (estimate). LockN's loaders keep the stage that "
+              "runs on the GPU and park the others in RAM, so the peak is the largest stage, not the sum.", "",
+              MEASURED]
+    return "\n".join(lines)
+
+
+def notes(name: str, g: Graph) -> list[tuple[str, str]]:
+    """(title, markdown) of the notes beside a workflow's stages."""
+    return [("Start here", _start_note(name, g)), ("Model files", _files_note(g)),
+            ("Time and memory", _time_note(g))]
+
+
 REPO = Path(__file__).resolve().parents[1]
 PINNED_OBJECT_INFO = REPO / "tests" / "fixtures" / "object_info_workflows.json"
 PIN_COMFYUI = "0.20.1"
@@ -276,7 +513,7 @@ PIN_COMFYUI = "0.20.1"
 
 def node_classes() -> set[str]:
     """Every node class the shipped workflows use."""
-    return {n["class_type"] for make in WORKFLOWS.values() for n in make().values()}
+    return {n["class_type"] for make in WORKFLOWS.values() for n in make().nodes.values()}
 
 
 def pinned_object_info() -> dict:
@@ -293,19 +530,24 @@ def trim_object_info(object_info: dict) -> dict:
     return {c: object_info[c] for c in sorted(node_classes())}
 
 
-def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
+def ui_workflow(name: str, object_info: dict) -> dict:
+    """The UI file of a shipped workflow: one subgraph per stage, the notes beside them."""
     from .workflow_ui import api_to_ui
+    g = WORKFLOWS[name]()
+    return api_to_ui(g.nodes, object_info, models=editor_models(g.nodes), name=name, stages=g.stages,
+                     stage_names=g.stage_names, faces=g.faces, notes=notes(name, g))
+
+
+def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
     written = []
     (out_dir / "api").mkdir(parents=True, exist_ok=True)
-    for name, make in WORKFLOWS.items():
-        prompt = make()
+    for name in WORKFLOWS:
         p = out_dir / "api" / f"{name}.json"
-        p.write_text(json.dumps(prompt, indent=1, ensure_ascii=False) + "\n")
+        p.write_text(json.dumps(prompt(name), indent=1, ensure_ascii=False) + "\n")
         written.append(p)
         if object_info is not None:
-            ui = api_to_ui(prompt, object_info, models=editor_models(prompt), name=name)
             p = out_dir / f"{name}.json"
-            p.write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+            p.write_text(json.dumps(ui_workflow(name, object_info), indent=1, ensure_ascii=False) + "\n")
             written.append(p)
     return written
 

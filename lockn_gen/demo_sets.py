@@ -1,5 +1,9 @@
 """--set values that shrink the shipped workflows to what a CPU runs in seconds on the tiny models
-(the demo and the tests use them; real models keep the template settings)."""
+(the demo and the tests use them; real models keep the template settings).
+
+They name the nodes by their own titles, which the API files and the UI files share: in a UI file those
+nodes sit inside the stage subgraphs, and flattening keeps their titles. The same settings on a stage's
+face read "Image.width=128", "Video.length=17" (tests/test_workflow_subgraphs.py maps one to the other)."""
 
 FLUX = ["Image width.value=128", "Image height.value=128", "Image steps.steps=3"]
 WAN = ["Length (frames).value=17", "Video size.width=96", "Video size.height=96", "Video steps.value=4",

@@ -3,7 +3,9 @@ generated from one source and in sync, every node type exists, the API form vali
 fits the running server's /object_info, and each runs through the client with its outputs decoded and
 checked.
 
-The UI files are generated against one pinned /object_info (tests/fixtures/object_info_workflows.json,
+The UI files hold one subgraph per stage (lockn_gen/workflow_ui.py); their nodes keep the API file's
+ids inside the subgraphs, so the checks below compare them node by node. They are generated against
+one pinned /object_info (tests/fixtures/object_info_workflows.json,
 ComfyUI 0.20.1, see lockn_gen/chains.py), not the running server's: 0.33 adds outputs and dynamic
 widgets that would make the files differ by version. The sync test compares with the pin; the
 server test checks every node, socket, link and widget of the files against the server at hand."""
@@ -18,8 +20,8 @@ import pytest
 from lockn_gen import chains, client, workflow
 from lockn_gen.demo_sets import TINY
 from lockn_gen.workflow_schema import _types_ok, connects
-from lockn_gen.workflow_ui import api_to_ui
 from lockn_testing.media import probe_image, probe_media
+from tests.test_workflow_subgraphs import levels, structure, subgraph_ids
 
 pytestmark = pytest.mark.comfy
 WF = Path(__file__).resolve().parents[1] / "workflows"
@@ -40,28 +42,36 @@ def test_workflows_are_generated_from_one_source_and_in_sync():
     pinned = chains.pinned_object_info()
     assert set(pinned) == chains.node_classes(), \
         "the pinned /object_info does not cover exactly the workflows' node classes: run python -m lockn_gen.chains --pin --server URL"
-    for name, make in chains.WORKFLOWS.items():
-        api = make()
+    for name in chains.WORKFLOWS:
+        api = chains.prompt(name)
         assert json.loads((WF / "api" / f"{name}.json").read_text()) == api, f"workflows/api/{name}.json is stale: run python -m lockn_gen.chains"
         ui = json.loads((WF / f"{name}.json").read_text())
-        assert ui == api_to_ui(api, pinned, models=chains.editor_models(api), name=name), \
+        assert ui == chains.ui_workflow(name, pinned), \
             f"workflows/{name}.json is stale (or edited by hand): run python -m lockn_gen.chains"
-        # the editor's file converts back to exactly the API file (what the server runs)
-        back = workflow.to_api(ui, pinned).prompt
-        assert {k: (n["class_type"], n["inputs"]) for k, n in back.items()} == {k: (n["class_type"], n["inputs"]) for k, n in api.items()}
+        # the editor's file, flattened, gives exactly the API file (what the server runs), up to node ids
+        assert structure(workflow.to_api(ui, pinned).prompt) == structure(api)
 
 
 def _socket_type(spec) -> str:
     return "COMBO" if isinstance(spec[0], list) else spec[0]
 
 
+def _real_nodes(ui: dict) -> dict[str, dict]:
+    """Every node of the file that is a node class (not a subgraph instance or a note), on any level, by id
+    (the API file's ids: the generator keeps them inside the subgraphs)."""
+    skip = subgraph_ids(ui) | set(workflow.NOTE_TYPES)
+    return {str(n["id"]): n for _, g in levels(ui) for n in g["nodes"] if n["type"] not in skip}
+
+
 @pytest.mark.parametrize("name", list(chains.WORKFLOWS))
 def test_ui_file_fits_the_running_server(object_info, name):
-    """Every node, input socket, output and link of the UI file exists on this server with a type that
-    connects, and its widgets convert to a prompt that validates here and sets what the API file sets."""
+    """Every node, input socket, output and link of the UI file (inside the stage subgraphs too) exists on
+    this server with a type that connects, and its widgets convert to a prompt that validates here and
+    sets what the API file sets."""
     ui = json.loads((WF / f"{name}.json").read_text())
     api = json.loads((WF / "api" / f"{name}.json").read_text())
-    nodes = {str(n["id"]): n for n in ui["nodes"]}
+    nodes = _real_nodes(ui)
+    assert set(nodes) == set(api)
     problems = []
     for nid, n in nodes.items():
         info = object_info.get(n["type"])
@@ -79,33 +89,45 @@ def test_ui_file_fits_the_running_server(object_info, name):
         for s, out in enumerate(n["outputs"]):
             if s >= len(outs) or not _types_ok(out["type"], outs[s]):
                 problems.append(f"node {nid} ({n['type']}): output {s} ({out['type']}) is not on the server: {outs}")
-    for lid, src, src_slot, dst, dst_slot, ltype in ui["links"]:
-        src_n, dst_n = nodes[str(src)], nodes[str(dst)]
-        outs = (object_info.get(src_n["type"]) or {}).get("output") or []
-        spec = workflow.input_spec(object_info.get(dst_n["type"], {}), dst_n["inputs"][dst_slot]["name"], api[str(dst)]["inputs"])
-        if src_slot >= len(outs) or spec is None or not connects(outs[src_slot], _socket_type(spec)) \
-                or not _types_ok(ltype, outs[src_slot]):
-            problems.append(f"link {lid} ({src_n['type']}:{src_slot} -> {dst_n['type']}.{dst_n['inputs'][dst_slot]['name']}) "
-                            f"does not connect on the server")
+    for where, g in levels(ui):
+        for link in g["links"]:
+            lid, src, src_slot, dst, dst_slot, ltype = (link if isinstance(link, list) else
+                                                        [link[k] for k in ("id", "origin_id", "origin_slot", "target_id",
+                                                                           "target_slot", "type")])
+            if str(src) not in nodes or str(dst) not in nodes:
+                continue                        # through a subgraph's input or output: the prompt checks those
+            src_n, dst_n = nodes[str(src)], nodes[str(dst)]
+            outs = (object_info.get(src_n["type"]) or {}).get("output") or []
+            spec = workflow.input_spec(object_info.get(dst_n["type"], {}), dst_n["inputs"][dst_slot]["name"],
+                                       api[str(dst)]["inputs"])
+            if src_slot >= len(outs) or spec is None or not connects(outs[src_slot], _socket_type(spec)) \
+                    or not _types_ok(ltype, outs[src_slot]):
+                problems.append(f"{where}: link {lid} ({src_n['type']}:{src_slot} -> "
+                                f"{dst_n['type']}.{dst_n['inputs'][dst_slot]['name']}) does not connect on the server")
     assert not problems, "\n".join(problems)
     # the widgets: what this server's editor makes of the file validates, and sets what the API file sets
     back = workflow.to_api(ui, object_info).prompt
     assert workflow.validate(back, object_info) == []
+    back = {k.rsplit(":", 1)[-1]: n for k, n in back.items()}
     assert {k: n["class_type"] for k, n in back.items()} == {k: n["class_type"] for k, n in api.items()}
     for nid, node in api.items():
         info, got = object_info[node["class_type"]], back[nid]["inputs"]
         for key, value in node["inputs"].items():
             shown = workflow.shown_input(info, key, got)        # 0.33 shows SaveVideo's codec as format.codec
-            assert got.get(shown) == value, f"node {nid} ({node['class_type']}): {shown} is {got.get(shown)!r}, not {value!r}"
+            got_value = got.get(shown)
+            if workflow.is_link(got_value):
+                got_value = [got_value[0].rsplit(":", 1)[-1], got_value[1]]
+            assert got_value == value, f"node {nid} ({node['class_type']}): {shown} is {got.get(shown)!r}, not {value!r}"
 
 
 @pytest.mark.parametrize("name", list(chains.WORKFLOWS))
 def test_every_node_exists_and_the_api_form_validates(object_info, name):
     ui = json.loads((WF / f"{name}.json").read_text())
-    missing = sorted({n["type"] for n in ui["nodes"]} - set(object_info))
+    nodes = _real_nodes(ui).values()
+    missing = sorted({n["type"] for n in nodes} - set(object_info))
     assert not missing, f"{name}: node types the server does not have: {missing}"
     assert workflow.validate(json.loads((WF / "api" / f"{name}.json").read_text()), object_info) == []
-    loaders = [n for n in ui["nodes"] if n["type"].startswith("LockN") and n["type"].endswith("Loader")]
+    loaders = [n for n in nodes if n["type"].startswith("LockN") and n["type"].endswith("Loader")]
     assert loaders and all(n["properties"]["models"] for n in loaders)        # the editor can offer downloads
     for n in loaders:
         for m in n["properties"]["models"]:
