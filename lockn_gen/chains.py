@@ -98,14 +98,15 @@ def _loader(g: Graph, family: str, preset: str, title: str) -> str:
 # Each piece names what a user changes (g.face): on the UI file's stage subgraph those become the
 # widgets on its face (or its sockets, where a link from another stage feeds them).
 def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378,
-                prompt=IMAGE_PROMPT):
+                prompt=IMAGE_PROMPT, batch=1):
+    """Flux.2 text to image; `batch` images in one run (the face's "batch", 1-6 is sensible)."""
     m = _loader(g, "flux2", preset, "Image models")
     w = g.add("PrimitiveInt", "Image width", value=width)
     h = g.add("PrimitiveInt", "Image height", value=height)
     text = g.add("CLIPTextEncode", "Image prompt", text=prompt, clip=[m, 1])
     guid = g.add("FluxGuidance", "Image guidance", conditioning=[text, 0], guidance=4.0)
     guider = g.add("BasicGuider", None, model=[m, 0], conditioning=[guid, 0])
-    latent = g.add("EmptyFlux2LatentImage", None, width=[w, 0], height=[h, 0], batch_size=1)
+    latent = g.add("EmptyFlux2LatentImage", "Image batch", width=[w, 0], height=[h, 0], batch_size=batch)
     sched = g.add("Flux2Scheduler", "Image steps", steps=steps, width=[w, 0], height=[h, 0])
     sampler = g.add("KSamplerSelect", None, sampler_name="euler")
     noise = g.add("RandomNoise", "Image seed", noise_seed=seed)
@@ -114,7 +115,7 @@ def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, st
     image = g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
     for nid, key, name in ((text, "text", "prompt"), (w, "value", "width"), (h, "value", "height"),
                            (sched, "steps", "steps"), (noise, "noise_seed", "seed"), (m, "preset", "preset"),
-                           (image, 0, "image")):
+                           (latent, "batch_size", "batch"), (image, 0, "image")):
         g.face(nid, key, name)
     return image
 
@@ -184,9 +185,12 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     return frames, audio, n_len, n_fps
 
 
-def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keyscale="E minor", steps=8, brief=None):
+def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keyscale="E minor", steps=8, brief=None,
+                candidates=None):
     """`seconds`: a number, or a link to the clip's duration. `brief`: a Brief node's id, whose outputs
-    then give the tags, lyrics, bpm, key, time signature and language."""
+    then give the tags, lyrics, bpm, key, time signature and language. `candidates`: songs made in one run
+    (ACE-Step 1.5 takes up to 8), shown on the face; None keeps one and no such widget (the chains fit
+    one song to the clip)."""
     m = _loader(g, "ace15", preset, "Music models")
     ms = g.add("ModelSamplingAuraFlow", None, model=[m, 0], shift=3.0)
     words = dict(tags=MUSIC_TAGS, lyrics=LYRICS, bpm=bpm, timesignature="4", language="en", keyscale=keyscale)
@@ -197,7 +201,10 @@ def ace15_music(g: Graph, seconds, preset="ace15-turbo", seed=31, bpm=190, keysc
                 timesignature=words["timesignature"], language=words["language"], keyscale=words["keyscale"],
                 generate_audio_codes=True, cfg_scale=2.0, temperature=0.85, top_p=0.9, top_k=0, min_p=0.0)
     neg = g.add("ConditioningZeroOut", None, conditioning=[enc, 0])
-    lat = g.add("EmptyAceStep1.5LatentAudio", None, seconds=seconds, batch_size=1)
+    lat = g.add("EmptyAceStep1.5LatentAudio", "Music candidates" if candidates else None, seconds=seconds,
+                batch_size=candidates or 1)
+    if candidates:
+        g.face(lat, "batch_size", "candidates")
     ks = g.add("KSampler", "Music seed and steps", model=[ms, 0], seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
                scheduler="simple", positive=[enc, 0], negative=[neg, 0], latent_image=[lat, 0], denoise=1.0)
     audio = g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
@@ -276,9 +283,18 @@ def ace15_text_to_music() -> Graph:
     with g.stage(MUSIC, ACE15):
         dur = g.add("PrimitiveFloat", "Duration (s)", value=120.0)
         g.face(dur, "value", "duration")
-        audio = ace15_music(g, [dur, 0])
+        audio = ace15_music(g, [dur, 0], candidates=2)
     g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/ace15", quality="V0")
     return g
+
+
+def _pick(g: Graph, images: str) -> str:
+    """The image of the batch that goes on to the video (the Image stage's face: "pick", 0 = the first)."""
+    chosen = g.add("ImageFromBatch", "Image pick", image=[images, 0], batch_index=0, length=1)
+    g.face(chosen, "batch_index", "pick")
+    g.face(images, 0, "images")
+    g.face(chosen, 0, "image")
+    return chosen
 
 
 def _assemble_faces(g: Graph, fit: str) -> None:
@@ -293,7 +309,9 @@ def chain_quality() -> Graph:
     g = Graph()
     b = brief(g, backend="server", fallback="rules")
     with g.stage(IMAGE, FLUX2):
-        img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        img = _pick(g, batch)
+    g.add("PreviewImage", "Image candidates", images=[batch, 0])
     with g.stage(VIDEO, WAN22):
         mot = motion(g, b, [img, 0], "wan22")
         frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
@@ -318,7 +336,9 @@ def chain_fast() -> Graph:
     ltx = _loader(g, "ltx2", "ltx2-19b-distilled-fp8", "Video models")
     b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
     with g.stage(IMAGE, FLUX2):
-        img = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        img = _pick(g, batch)
+    g.add("PreviewImage", "Image candidates", images=[batch, 0])
     with g.stage(VIDEO, LTX2):
         mot = motion(g, b, [img, 0], "ltx2")
         frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)

@@ -433,12 +433,13 @@ class Client:
     # ---- outputs ---------------------------------------------------------------------------------
     @staticmethod
     def output_items(result: Result) -> list[dict]:
-        """Every {filename, subfolder, type} of the result's outputs (images, videos, audio, ...)."""
+        """Every {filename, subfolder, type} of the files the workflow saved (images, videos, audio, ...);
+        previews (type "temp", e.g. the Image candidates of a batch) stay on the server."""
         items = []
         for out in (result.outputs or {}).values():
             for value in (out or {}).values():
                 for item in value if isinstance(value, list) else []:
-                    if isinstance(item, dict) and item.get("filename"):
+                    if isinstance(item, dict) and item.get("filename") and item.get("type", "output") != "temp":
                         items.append(item)
         return items
 

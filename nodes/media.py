@@ -3,10 +3,38 @@ to the video; AudioMerge mixes and resamples; TrimAudioDuration trims): this nod
 not guarantee, a soundtrack of exactly the clip's length, padded when the music is short, faded out."""
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+
 import torch
 from comfy_api.latest import io
 
+from ..lockn_gen import start_image
 from ..lockn_gen.soundtrack import fit_to_clip
+
+log = logging.getLogger("lockn_gen.media")
+
+
+def install_example_inputs() -> str | None:
+    """Put the I2V workflows' example start image (workflows/input/lockn_start.png) into ComfyUI's input
+    folder when no file of that name is there, so their Load Image node is not red on first open. A
+    file the user put there is never replaced. Returns the path written, or None."""
+    import folder_paths
+    dst = os.path.join(folder_paths.get_input_directory(), start_image.NAME)
+    if os.path.exists(dst) or not start_image.PATH.is_file():
+        return None
+    try:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = dst + ".lockn-part"
+        shutil.copyfile(start_image.PATH, tmp)
+        os.replace(tmp, dst)
+    except OSError as e:
+        log.warning("LockN Gen: could not put the example start image into %s (%s); the I2V workflows' Load "
+                    "Image node will ask for a picture", dst, e)
+        return None
+    log.info("LockN Gen: the example start image of the I2V workflows is now at %s", dst)
+    return dst
 
 
 class LockNFitAudioToVideo(io.ComfyNode):
