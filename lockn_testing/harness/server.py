@@ -218,14 +218,15 @@ class ComfyServer:
                               f"{res.error.get('exception_message')}", res.error, res)
         return res
 
-    def output_files(self, res: "RunResult", node_id: str | None = None) -> list[Path]:
+    def output_files(self, res: "RunResult", node_id: str | None = None, previews: bool = False) -> list[Path]:
+        """The files the prompt saved (of one node, if given); previews (type "temp") only if asked."""
         files = []
         for nid, out in res.outputs.items():
             if node_id is not None and nid != node_id:
                 continue
             for key in ("images", "audio", "video", "gifs"):
                 for item in out.get(key, []) or []:
-                    if isinstance(item, dict) and "filename" in item:
+                    if isinstance(item, dict) and "filename" in item and (previews or item.get("type") != "temp"):
                         files.append(self.output_path(item))
         return files
 
