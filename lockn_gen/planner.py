@@ -9,7 +9,9 @@ the other) and decoding (VAE). Against the GPU budget (total - used by others - 
   resident  all its files plus the largest working memory fit: it loads once per mode switch;
   staged    only one stage at a time fits: every run loads and evicts its stages;
   streamed  even the largest stage does not fit: ComfyUI loads it partly and copies the rest from
-            RAM on every step (estimated with no overlap of copy and compute, so pessimistic);
+            RAM on every step (estimated with no overlap of copy and compute, so pessimistic); a cost,
+            not a wall: the quality target takes a streamed preset when its copies make sampling at
+            most MAX_SLOWDOWN times slower than with every weight on the GPU, and says what it costs;
   no        the working memory alone exceeds the budget.
 Across modes the planner pins on the GPU the presets that save the most swap time without pushing
 another preset into a worse class above; the rest swap through system RAM (from disk if RAM is short).
@@ -37,6 +39,10 @@ DEFAULT_RESERVE_GB = 2.0    # CUDA context, allocator slack, display
 DEFAULT_BANDWIDTH_GBPS = 25.0
 DEFAULT_DISK_GBPS = 3.0     # assumption: one PCIe 4.0 NVMe drive, sequential read
 DEFAULT_RAM_GB = 128.0      # used only when /proc/meminfo cannot be read and --ram-gb is not given
+# The quality target accepts a streamed preset (weights copied from RAM every step) while sampling
+# takes at most this many times as long as with all its weights on the GPU: 2.0 = the copies may
+# cost as much time as the compute. A choice, not a measurement (--max-slowdown; 1 = never stream).
+MAX_SLOWDOWN = 2.0
 
 
 # ---- estimates ----------------------------------------------------------------------------------
@@ -141,6 +147,9 @@ class PresetPlan:
     steps: int
     speed_factor: float
     stream_bytes_per_run: int            # copied from RAM during sampling when streamed
+    step_s: float                        # compute per sampling step, all weights on the GPU (estimate)
+    stream_bytes_per_step: int           # copied from RAM per sampling step when streamed
+    stream_s_per_step: float             # those copies at the host->GPU bandwidth
     reload_s_per_run: float              # staged/streamed: stages loaded and evicted every run
     est_run_s: float | None              # estimate, anchor-GPU seconds; None when it cannot run
     unconfirmed: list[str] = field(default_factory=list)
@@ -211,11 +220,13 @@ def preset_plan(catalog, preset_id: str, machine: Machine) -> PresetPlan:
 
     steps = int(p.settings(catalog).get("steps", 20))
     denoise = [s for s in stages if s.startswith("denoise")] or ["denoise"]
-    stream = 0
+    stream = stream_denoise = 0
     if fit == "streamed":
         for s, need in stage_bytes.items():
             times = steps / len(denoise) if s in denoise else 1
             stream += int(max(0, need - budget) * times)
+            if s in denoise:
+                stream_denoise += int(max(0, need - budget) * times)
     params, speed = 0.0, 1.0
     for s in denoise:
         ts = [files[n] for n in stages.get(s, []) if files[n].kind in TRANSFORMER_KINDS]
@@ -224,13 +235,16 @@ def preset_plan(catalog, preset_id: str, machine: Machine) -> PresetPlan:
     ratio = params / est.ref_params_b if params else 1.0
     bw = machine.bandwidth_gbps * GB
     reload_s = 2 * weight / bw if fit in ("staged", "streamed") else 0.0
-    run_s = est.fixed_s + steps * est.step_s * ratio / speed + reload_s + stream / bw
+    step_s = est.step_s * ratio / speed
+    per_step = int(stream_denoise / steps) if steps else 0
+    run_s = est.fixed_s + steps * step_s + reload_s + stream / bw
     peak = {"resident": all_loaded, "staged": largest, "streamed": budget, "no": largest}[fit]
     return PresetPlan(
         id=p.id, family=p.family, mode=catalog.families[p.family].mode, label=p.label, quality=p.quality,
         files={n: f.size for n, f in files.items()}, stages=stages, stage_bytes=stage_bytes,
         weight_bytes=weight, working_bytes=working, all_loaded_bytes=all_loaded, largest_stage_bytes=largest,
         fit=fit, gpu_peak_bytes=peak, steps=steps, speed_factor=speed, stream_bytes_per_run=stream,
+        step_s=round(step_s, 4), stream_bytes_per_step=per_step, stream_s_per_step=round(per_step / bw, 4),
         reload_s_per_run=reload_s, est_run_s=None if fit == "no" else round(run_s, 2),
         unconfirmed=sorted(n for n, f in files.items() if not f.confirmed))
 
@@ -240,12 +254,29 @@ def _gb(b: float) -> str:
     return f"{b / GB:.1f}"
 
 
+def slowdown(c: PresetPlan) -> float:
+    """How many times longer sampling takes with the per-step copies than with all weights on the GPU."""
+    return (c.step_s + c.stream_s_per_step) / c.step_s if c.step_s else 1.0
+
+
+def affordable(c: PresetPlan, max_slowdown: float = MAX_SLOWDOWN) -> bool:
+    """Runs with its weights on the GPU (whole or a stage at a time), or streams within the limit."""
+    return c.fit in ("resident", "staged") or (c.fit == "streamed" and slowdown(c) <= max_slowdown + 1e-9)
+
+
+def stream_cost(c: PresetPlan) -> str:
+    return (f"streamed: its largest stage needs {_gb(c.largest_stage_bytes)} GB, so ComfyUI copies "
+            f"{_gb(c.stream_bytes_per_step)} GB from RAM every step, +{c.stream_s_per_step:.2f} s on "
+            f"{c.step_s:.2f} s of compute per step (x{slowdown(c):.2f})")
+
+
 def choose_presets(catalog, machine: Machine | None = None, target: str = "quality",
-                   modes=MODES) -> list[Choice]:
+                   modes=MODES, max_slowdown: float = MAX_SLOWDOWN) -> list[Choice]:
     """Per mode, the preset that meets the target within the GPU budget, with the reason.
 
     quality: the best family of the mode (Wan2.2 before LTX-2 for video), then the highest `quality`
-    rank whose largest stage fits the budget (no per-step streaming); smaller quants as it shrinks.
+    rank that fits the budget whole or a stage at a time, or that streams with sampling at most
+    `max_slowdown` times slower (the reason says what the streaming costs); smaller quants as it shrinks.
     speed: the lowest estimated time per run, streaming and reloads included; ties go to the smaller.
     Presets with a file that has no public download are left out. When nothing fits, the fastest
     preset that can run at all (streamed) is taken and the reason says so.
@@ -259,7 +290,7 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
         cands = [preset_plan(catalog, p.id, machine) for p in sorted(catalog.presets.values(), key=lambda p: p.id)
                  if catalog.families[p.family].mode == mode
                  and all(f.repo for f in catalog.preset_files(p.id).values())]
-        fits = [c for c in cands if c.fit in ("resident", "staged")]
+        fits = [c for c in cands if affordable(c, max_slowdown)]
         runnable = [c for c in cands if c.est_run_s is not None]
         if not runnable:
             out.append(Choice(mode, None, f"no {mode} preset can run in a {budget:.1f} GB budget"))
@@ -268,12 +299,22 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
         if target == "quality" and fits:
             rank = lambda c: (FAMILY_ESTIMATES.get(c.family, DEFAULT_ESTIMATE).quality_rank, c.quality)
             best = max(fits, key=lambda c: (*rank(c), -c.est_run_s))
-            reason = (f"highest quality that fits: rank {best.quality}, largest stage "
-                      f"{_gb(best.largest_stage_bytes)} GB of {budget:.1f} GB ({best.fit})")
+            if best.fit == "streamed":
+                reason = (f"highest quality within the streaming limit (x{max_slowdown:g}): rank {best.quality}, "
+                          f"{stream_cost(best)}, est {best.est_run_s:.0f} s/run")
+                whole = [c for c in cands if c.fit in ("resident", "staged")]
+                if whole:
+                    alt = max(whole, key=lambda c: (*rank(c), -c.est_run_s))
+                    reason += f"; best without streaming: {alt.id} (rank {alt.quality}, est {alt.est_run_s:.0f} s/run)"
+            else:
+                reason = (f"highest quality that fits: rank {best.quality}, largest stage "
+                          f"{_gb(best.largest_stage_bytes)} GB of {budget:.1f} GB ({best.fit})")
             better = [c for c in cands if rank(c) > rank(best)]
             if better:
-                reason += "; too big: " + ", ".join(f"{c.id} needs {_gb(c.largest_stage_bytes)} GB"
-                                                    for c in sorted(better, key=rank, reverse=True)[:3])
+                reason += "; too big: " + ", ".join(
+                    f"{c.id} needs {_gb(c.largest_stage_bytes)} GB" + (
+                        f" (streaming x{slowdown(c):.2f})" if c.fit == "streamed" else "")
+                    for c in sorted(better, key=rank, reverse=True)[:3])
         elif target == "speed":
             best = fast[0]
             reason = f"fastest estimate: {best.est_run_s:.0f} s/run ({best.fit}"
@@ -289,13 +330,13 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
 
 
 
-def pick_paths(catalog, machine: Machine, target: str = "auto") -> dict:
+def pick_paths(catalog, machine: Machine, target: str = "auto", max_slowdown: float = MAX_SLOWDOWN) -> dict:
     """One preset per family for the preset-planner node, and which path to take.
 
     target "quality" or "speed" picks per family as choose_presets does per mode; "auto" takes the
     quality path (Wan2.2 A14B, the best Flux.2 that fits) when its image and video choices fit the
-    GPU budget without streaming weights every step, and the fast path (LTX-2, a smaller Flux.2)
-    otherwise. Returns {"path", "flux2", "wan22", "ltx2", "ace15", "text"}."""
+    GPU budget, whole, a stage at a time or streaming within `max_slowdown`, and the fast path
+    (LTX-2, a smaller Flux.2) otherwise. Returns {"path", "flux2", "wan22", "ltx2", "ace15", "text"}."""
     if target not in ("auto", *TARGETS):
         raise PlanError(f"unknown target {target!r}; use auto, {', '.join(TARGETS)}")
 
@@ -303,13 +344,13 @@ def pick_paths(catalog, machine: Machine, target: str = "auto") -> dict:
         fam = [p for p in catalog.presets_for(family) if all(f.repo for f in catalog.preset_files(p.id).values())]
         plans = [preset_plan(catalog, p.id, machine) for p in fam]
         runnable = [c for c in plans if c.est_run_s is not None] or plans
-        fits = [c for c in runnable if c.fit in ("resident", "staged")]
+        fits = [c for c in runnable if affordable(c, max_slowdown)]
         if tgt == "quality" and fits:
             return max(fits, key=lambda c: (c.quality, -c.est_run_s))
         return min(runnable, key=lambda c: (c.est_run_s if c.est_run_s is not None else 1e12, c.weight_bytes, -c.quality))
 
     q = {f: best(f, "quality") for f in ("flux2", "wan22")}
-    quality_fits = all(c.fit in ("resident", "staged") for c in q.values()) and q["flux2"].quality >= 4
+    quality_fits = all(affordable(c, max_slowdown) for c in q.values()) and q["flux2"].quality >= 4
     path = {"quality": "quality", "speed": "fast"}.get(target) or ("quality" if quality_fits else "fast")
     tgt = "quality" if path == "quality" else "speed"
     picks = {f: best(f, tgt if f != "ltx2" else "speed") for f in ("flux2", "wan22", "ltx2", "ace15")}
@@ -318,10 +359,11 @@ def pick_paths(catalog, machine: Machine, target: str = "auto") -> dict:
     lines = [f"path: {path} (target {target}); GPU budget {machine.budget_gb:.1f} GB = {machine.gpu_gb:.1f} - "
              f"{machine.used_gb:.1f} used by others - {machine.reserve_gb:.1f} reserve"]
     if target == "auto":
-        lines.append("quality path fits without streaming: " + ("yes" if quality_fits else
+        lines.append(f"quality path fits (streaming at most x{max_slowdown:g}): " + ("yes" if quality_fits else
                      f"no ({q['flux2'].id}: {q['flux2'].fit}, {q['wan22'].id}: {q['wan22'].fit})"))
     for f, c in picks.items():
-        lines.append(f"{f}: {c.id} ({c.fit}, weights {_gb(c.weight_bytes)} GB, est {c.est_run_s} s/run)")
+        lines.append(f"{f}: {c.id} ({c.fit}, weights {_gb(c.weight_bytes)} GB, est {c.est_run_s} s/run)"
+                     + (f"; {stream_cost(c)}" if c.fit == "streamed" else ""))
     return {"path": path, **{f: c.id for f, c in picks.items()}, "text": "\n".join(lines)}
 
 # ---- the plan -----------------------------------------------------------------------------------
@@ -404,13 +446,13 @@ def _simulate(order: list[PresetPlan], pins: set, budget: int, ram: set, m: Mach
 
 
 def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None = None,
-         target: str | None = "quality", modes=MODES) -> Plan:
+         target: str | None = "quality", modes=MODES, max_slowdown: float = MAX_SLOWDOWN) -> Plan:
     """Plan the given presets (or, with none, the ones `choose_presets` picks for the target)."""
     machine = machine or Machine()
     _check_machine(machine)
     choices: list[Choice] = []
     if not preset_ids:
-        choices = choose_presets(catalog, machine, target or "quality", modes)
+        choices = choose_presets(catalog, machine, target or "quality", modes, max_slowdown)
         preset_ids = [c.preset for c in choices if c.preset]
     else:
         target = None
@@ -448,8 +490,7 @@ def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None =
             notes.append(f"{p.id}: only one stage at a time fits; every run moves its "
                          f"{_gb(p.weight_bytes)} GB in and out ({p.reload_s_per_run:.1f} s)")
         elif p.fit == "streamed":
-            notes.append(f"{p.id}: its largest stage needs {_gb(p.largest_stage_bytes)} GB; ComfyUI loads it "
-                         f"partly and copies {_gb(p.stream_bytes_per_run)} GB from RAM per run")
+            notes.append(f"{p.id}: {stream_cost(p)}; {_gb(p.stream_bytes_per_run)} GB per run")
         elif p.fit == "no":
             notes.append(f"{p.id}: cannot run: its working memory alone exceeds the budget")
     if disk:
@@ -527,6 +568,9 @@ def add_arguments(parser) -> None:
     a("--ram-gb", type=float, default=None, help="system RAM free for model copies, GB (default: MemAvailable)")
     a("--preset", action="append", default=[], metavar="P", help="a preset to plan (repeatable); none: choose for --target")
     a("--target", choices=TARGETS, default="quality", help="what to choose presets for (default: %(default)s)")
+    a("--max-slowdown", type=float, default=MAX_SLOWDOWN, metavar="X",
+      help="quality target: accept a preset that streams weights from RAM every step while sampling takes at "
+           "most X times as long as with all weights on the GPU (default: %(default)s; 1 = never stream)")
     a("--json", action="store_true", help="print the plan as JSON")
     a("--catalog", action="append", default=[], metavar="FILE", help="extra catalog TOML file (repeatable)")
 
@@ -540,7 +584,9 @@ def main(args) -> int:
         ram, source = (args.ram_gb, "given") if args.ram_gb is not None else available_ram_gb()
         machine = Machine(args.gpu_gb, args.used_gb, args.reserve_gb, args.bandwidth_gbps, args.disk_gbps,
                           ram, source)
-        result = plan(cat, args.preset or None, machine, target=args.target)
+        if args.max_slowdown < 1:
+            raise PlanError(f"--max-slowdown must be >= 1 (got {args.max_slowdown}); 1 never streams")
+        result = plan(cat, args.preset or None, machine, target=args.target, max_slowdown=args.max_slowdown)
     except (PlanError, catalog_mod.CatalogError) as e:
         print(f"lockn-gen plan: {e}", file=sys.stderr)
         return 2

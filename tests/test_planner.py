@@ -93,7 +93,7 @@ def test_everything_fits_on_a_192_gb_gpu(cat):
 def test_pins_what_saves_swap_time(cat):
     # 96 - 51 - 2 = 43 GB: one stack can stay on the GPU, the others swap beside it. Pinning Wan2.2
     # (26.3 GB) or ACE-Step (9.8 GB) cost within 1% of each other here, so assert the rule, not a pick.
-    stack = ["flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-turbo"]
+    stack = ["flux2-klein-4b-fp8", "wan22-i2v-a14b-q4_k_m", "ace15-turbo"]
     m = Machine(used_gb=51, ram_gb=256)
     p = plan(cat, stack, m)
     assert len(p.gpu_resident) == 1 and not p.all_fit
@@ -134,16 +134,53 @@ def test_quality_picks_wan_a14b_and_flux_q8_when_they_fit(cat):
 
 
 def test_quality_degrades_to_smaller_quants_and_says_why(cat):
-    c = by_mode(choose_presets(cat, Machine(used_gb=64, ram_gb=256), "quality"))      # 30 GB budget
+    # with streaming off (--max-slowdown 1) only what fits whole or a stage at a time is taken
+    never = dict(max_slowdown=1.0)
+    c = by_mode(choose_presets(cat, Machine(used_gb=64, ram_gb=256), "quality", **never))      # 30 GB budget
     assert c["image"].preset == "flux2-dev-q5_k_m"
-    assert "flux2-dev-q8_0 needs 38.0 GB" in c["image"].reason
+    assert "flux2-dev-q8_0 needs 38.0 GB (streaming x1.3" in c["image"].reason
     assert c["video"].preset == "wan22-i2v-a14b-q8_0"
-    c = by_mode(choose_presets(cat, RTX, "quality"))                                   # 20 GB budget
+    c = by_mode(choose_presets(cat, RTX, "quality", **never))                                   # 20 GB budget
     assert c["video"].preset == "wan22-i2v-a14b-fp8"
     assert "wan22-i2v-a14b-q8_0 needs 20.4 GB" in c["video"].reason
     assert c["image"].preset == "flux2-klein-4b"
-    c = by_mode(choose_presets(cat, Machine(gpu_gb=24, used_gb=10, ram_gb=64), "quality"))  # 12 GB
+    c = by_mode(choose_presets(cat, Machine(gpu_gb=24, used_gb=10, ram_gb=64), "quality", **never))  # 12 GB
     assert c["video"].preset and "no video preset fits" in c["video"].reason
+
+
+def test_quality_takes_a_streamed_preset_when_streaming_costs_at_most_the_limit(cat):
+    # 20 GB next to the LLMs: Flux.2-dev Q8_0 (35 GB) does not fit whole, but streaming its other 18 GB
+    # every step adds 0.72 s to 0.95 s of compute (x1.76): a cost within x2, so quality takes it and says so
+    q8 = preset_plan(cat, "flux2-dev-q8_0", RTX)
+    assert q8.fit == "streamed" and q8.stream_bytes_per_step == 18 * 10**9
+    assert q8.stream_s_per_step == pytest.approx(18 / planner.DEFAULT_BANDWIDTH_GBPS)
+    assert planner.slowdown(q8) == pytest.approx(1 + q8.stream_s_per_step / q8.step_s)
+    assert q8.est_run_s == pytest.approx(planner.FAMILY_ESTIMATES["flux2"].fixed_s + q8.steps * q8.step_s
+                                         + q8.reload_s_per_run + q8.stream_bytes_per_run / BW, abs=0.01)
+    c = by_mode(choose_presets(cat, RTX, "quality"))
+    assert c["image"].preset == "flux2-dev-q8_0"
+    for words in ("within the streaming limit (x2)", "copies 18.0 GB from RAM every step", "+0.72 s on 0.95 s",
+                  "(x1.76)", "best without streaming: flux2-klein-4b"):
+        assert words in c["image"].reason, (words, c["image"].reason)
+    # the same GPU behind a slow link (5 GB/s): Q8_0's 3.6 s of copies per step is x4.8 and Q5_K_M's
+    # x2.45, over the limit; Q4_K_M streams 3.1 GB per step, within it
+    slow = Machine(bandwidth_gbps=5, ram_gb=256)
+    c = by_mode(choose_presets(cat, slow, "quality"))
+    assert c["image"].preset == "flux2-dev-q4_k_m"
+    for words in ("flux2-dev-q8_0 needs 38.0 GB (streaming x4.80)", "flux2-dev-q5_k_m needs 27.1 GB (streaming x2.45)"):
+        assert words in c["image"].reason, (words, c["image"].reason)
+    # the preset planner node's auto path follows the same rule
+    assert planner.pick_paths(cat, RTX)["path"] == "quality"
+    assert planner.pick_paths(cat, RTX, max_slowdown=1.0)["path"] == "fast"
+
+
+def test_cli_max_slowdown(capsys):
+    rc, out, _ = run_cli(capsys, "--ram-gb", "256", "--max-slowdown", "1")
+    assert rc == 0 and "image: flux2-klein-4b" in out
+    rc, out, _ = run_cli(capsys, "--ram-gb", "256")
+    assert rc == 0 and "image: flux2-dev-q8_0: highest quality within the streaming limit" in out
+    rc, _, err = run_cli(capsys, "--max-slowdown", "0.5")
+    assert rc == 2 and "--max-slowdown must be >= 1" in err
 
 
 @pytest.mark.parametrize("machine", [RTX, Machine(used_gb=0, ram_gb=256), BIG])
