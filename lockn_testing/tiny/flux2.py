@@ -27,7 +27,8 @@ GGUF = "flux2-dev-{q}.gguf"
 TE = "mistral_3_small_flux2_fp8.safetensors"
 TE_ALIASES = ("mistral_3_small_flux2_fp4_mixed.safetensors",)
 VAE = "flux2-vae.safetensors"
-KLEIN_DIT = "flux-2-klein-4b-fp8.safetensors"
+KLEIN_DIT = "flux-2-klein-4b.safetensors"
+KLEIN_DIT_FP8 = "flux-2-klein-4b-fp8.safetensors"   # BFL's fp8 of the same model (the tiny one: the same weights)
 KLEIN_TE = "qwen_3_4b.safetensors"
 KLEIN_TE_HIDDEN = 32
 KLEIN_TE_LAYERS = 28    # the klein TE reads the hidden states of layers 9, 18 and 27
@@ -124,6 +125,7 @@ def build(root: str, seed: int = 0) -> dict:
     sd, _ = make_dit(seed + 4, te_hidden=KLEIN_TE_HIDDEN, guidance=False)
     out[KLEIN_DIT] = save_safetensors(with_marker(sd, "flux2", "diffusion_model"),
                                       os.path.join(root, "diffusion_models", KLEIN_DIT))
+    out[KLEIN_DIT_FP8] = link_or_copy(out[KLEIN_DIT], os.path.join(root, "diffusion_models", KLEIN_DIT_FP8))
     out[KLEIN_TE] = save_safetensors(make_klein_te(seed + 5), os.path.join(root, "text_encoders", KLEIN_TE),
                                      dtype=torch.bfloat16)
 
