@@ -41,7 +41,7 @@ def _resident_clip(clip):
     (one on the GPU first); (None, why) when there is none."""
     if clip is not None:
         if seam.clip_can_generate(clip):
-            rec = REGISTRY.object_records([clip]) if hasattr(REGISTRY, "object_records") else []
+            rec = REGISTRY.object_records([clip])
             return clip, (rec[0].entry.name if rec else "the connected text encoder")
         return None, (f"the connected text encoder ({type(getattr(clip, 'cond_stage_model', clip)).__name__.rstrip('_')}) cannot "
                       f"generate text in ComfyUI {seam.comfyui_version()}; ComfyUI writes with LTX-2's Gemma 3 or "
