@@ -16,6 +16,12 @@ memory). The pieces below tag their nodes with ``g.stage`` and name what a stage
 promoted widget by the stage's title and the face's name (``--set "Video.length=49"``) and, as on the
 API file, by the inner node's title (``--set "Length (frames).value=49"``, what lockn_gen.demo_sets uses).
 
+Each of the Image (Flux.2) and Video (Wan2.2, LTX-2) stages has a ``turbo`` switch on its face (off, as in
+the templates): a PrimitiveBoolean driving lazy ComfySwitchNodes between the base path and the templates'
+fast path (a LoRA and fewer steps; for LTX-2 a half-size first stage and the x2 upscaler). The two chains
+are also written as apps (NAME.app.json: the same graph with extra.linearMode/linearData, so the editor's
+App Mode shows a form; see APPS below).
+
 The UI format needs an /object_info to lay out sockets and widgets, and that differs between ComfyUI
 versions (0.33's SaveImage has an output, its SaveVideo a dynamic ``format`` combo). The shipped UI
 files are generated against ONE pinned capture, ``tests/fixtures/object_info_workflows.json``:
@@ -98,52 +104,89 @@ def _loader(g: Graph, family: str, preset: str, title: str) -> str:
 # Each piece names what a user changes (g.face): on the UI file's stage subgraph those become the
 # widgets on its face (or its sockets, where a link from another stage feeds them).
 def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, steps=20, seed=1027111520328378,
-                prompt=IMAGE_PROMPT, batch=1):
-    """Flux.2 text to image; `batch` images in one run (the face's "batch", 1-6 is sensible)."""
+                prompt=IMAGE_PROMPT, batch=1, turbo_steps=8, turbo_lora="Flux2TurboComfyv2.safetensors"):
+    """Flux.2 text to image; `batch` images in one run (the face's "batch", 1-6 is sensible).
+
+    The face's "turbo" (off by default, as in the official templates image_flux2*.json, "Enable Turbo
+    LoRA"): the Flux.2 Turbo LoRA (Comfy-Org's Flux2TurboComfyv2, strength 1) on the model and 8 steps
+    instead of the face's "steps"; guidance 4 and euler stay. Switches (lazy) choose the model and the
+    sigmas, so with turbo off the LoRA is never read and the image is what it was without the switch.
+    The LoRA is made for Flux.2 dev (the dev presets); the klein presets are step-distilled already."""
     m = _loader(g, "flux2", preset, "Image models")
     w = g.add("PrimitiveInt", "Image width", value=width)
     h = g.add("PrimitiveInt", "Image height", value=height)
     text = g.add("CLIPTextEncode", "Image prompt", text=prompt, clip=[m, 1])
     guid = g.add("FluxGuidance", "Image guidance", conditioning=[text, 0], guidance=4.0)
-    guider = g.add("BasicGuider", None, model=[m, 0], conditioning=[guid, 0])
+    turbo = g.add("PrimitiveBoolean", "Image turbo (8-step LoRA, dev presets)", value=False)
+    lora = g.add("LockNFlux2LoRA", "Image turbo LoRA", model=[m, 0], lora_1=turbo_lora, strength_1=1.0,
+                 lora_2="None", strength_2=1.0, lora_3="None", strength_3=1.0)
+    model = g.add("ComfySwitchNode", "Image turbo: model", switch=[turbo, 0], on_false=[m, 0], on_true=[lora, 0])
+    guider = g.add("BasicGuider", None, model=[model, 0], conditioning=[guid, 0])
     latent = g.add("EmptyFlux2LatentImage", "Image batch", width=[w, 0], height=[h, 0], batch_size=batch)
     sched = g.add("Flux2Scheduler", "Image steps", steps=steps, width=[w, 0], height=[h, 0])
+    # the template switches the scheduler's steps (20 / 8); two schedulers and a switch on their sigmas do
+    # the same and keep "Image steps.steps" (--set, the face's "steps") where it was
+    turbo_sched = g.add("Flux2Scheduler", "Image turbo steps", steps=turbo_steps, width=[w, 0], height=[h, 0])
+    sigmas = g.add("ComfySwitchNode", "Image turbo: steps", switch=[turbo, 0], on_false=[sched, 0],
+                   on_true=[turbo_sched, 0])
     sampler = g.add("KSamplerSelect", None, sampler_name="euler")
     noise = g.add("RandomNoise", "Image seed", noise_seed=seed)
     out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
-                sigmas=[sched, 0], latent_image=[latent, 0])
+                sigmas=[sigmas, 0], latent_image=[latent, 0])
     image = g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
     for nid, key, name in ((text, "text", "prompt"), (w, "value", "width"), (h, "value", "height"),
-                           (sched, "steps", "steps"), (noise, "noise_seed", "seed"), (m, "preset", "preset"),
-                           (latent, "batch_size", "batch"), (image, 0, "image")):
+                           (sched, "steps", "steps"), (turbo, "value", "turbo"), (noise, "noise_seed", "seed"),
+                           (m, "preset", "preset"), (latent, "batch_size", "batch"), (image, 0, "image")):
         g.face(nid, key, name)
     return image
 
 
 def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, height=640, length=81, fps=16.0,
-                steps=20, split=10, cfg=3.5, seed=264244520398999, prompt=VIDEO_PROMPT):
+                steps=20, split=10, cfg=3.5, seed=264244520398999, prompt=VIDEO_PROMPT,
+                turbo_steps=4, turbo_split=2, turbo_cfg=1.0,
+                turbo_loras=("wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+                             "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors")):
+    """Wan2.2 image to video, two experts. The face's "turbo" (off by default, as the official template
+    video_wan2_2_14B_i2v.json, "Enable 4steps LoRA?"): lightx2v's 4-step LoRA pair (its high-noise file on
+    the high-noise expert, its low-noise file on the low, strength 1), 4 steps, 2 of them on the high-noise
+    expert, cfg 1, instead of the face's steps / high_noise_steps and 3.5. Switches (lazy) choose the
+    models, steps, split and cfg, as the template's do. The pair is made for the I2V A14B presets."""
     m = _loader(g, "wan22", preset, "Video models")
     n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
     n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
     n_steps = g.add("PrimitiveInt", "Video steps", value=steps)
     n_split = g.add("PrimitiveInt", "Video high-noise steps", value=split)
     n_cfg = g.add("PrimitiveFloat", "Video CFG", value=cfg)
-    hi = g.add("ModelSamplingSD3", None, model=[m, 0], shift=5.0)
-    lo = g.add("ModelSamplingSD3", None, model=[m, 1], shift=5.0)
+    turbo = g.add("PrimitiveBoolean", "Video turbo (4-step LoRA, I2V A14B presets)", value=False)
+    lora = g.add("LockNWan22LoRA", "Video turbo LoRA (lightx2v 4-step pair)", high_noise_model=[m, 0],
+                 low_noise_model=[m, 1], high_lora_1=turbo_loras[0], high_strength_1=1.0, high_lora_2="None",
+                 high_strength_2=1.0, high_lora_3="None", high_strength_3=1.0, low_lora_1=turbo_loras[1],
+                 low_strength_1=1.0, low_lora_2="None", low_strength_2=1.0, low_lora_3="None", low_strength_3=1.0)
+    t_steps = g.add("PrimitiveInt", "Video turbo steps", value=turbo_steps)
+    t_split = g.add("PrimitiveInt", "Video turbo high-noise steps", value=turbo_split)
+    t_cfg = g.add("PrimitiveFloat", "Video turbo CFG", value=turbo_cfg)
+    pick = {}
+    for key, title, off, on in (("high", "high-noise model", [m, 0], [lora, 0]), ("low", "low-noise model", [m, 1], [lora, 1]),
+                                ("steps", "steps", [n_steps, 0], [t_steps, 0]),
+                                ("split", "high-noise steps", [n_split, 0], [t_split, 0]),
+                                ("cfg", "CFG", [n_cfg, 0], [t_cfg, 0])):
+        pick[key] = [g.add("ComfySwitchNode", f"Video turbo: {title}", switch=[turbo, 0], on_false=off, on_true=on), 0]
+    hi = g.add("ModelSamplingSD3", None, model=pick["high"], shift=5.0)
+    lo = g.add("ModelSamplingSD3", None, model=pick["low"], shift=5.0)
     pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 2])
     neg = g.add("CLIPTextEncode", "Video negative prompt", text=WAN_NEGATIVE, clip=[m, 2])
     i2v = g.add("WanImageToVideo", "Video size", positive=[pos, 0], negative=[neg, 0], vae=[m, 3], width=width,
                 height=height, length=[n_len, 0], batch_size=1, start_image=image)
-    s1 = g.add("KSamplerAdvanced", "Video seed", model=[hi, 0], add_noise="enable", noise_seed=seed, steps=[n_steps, 0],
-               cfg=[n_cfg, 0], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
-               latent_image=[i2v, 2], start_at_step=0, end_at_step=[n_split, 0], return_with_leftover_noise="enable")
-    s2 = g.add("KSamplerAdvanced", None, model=[lo, 0], add_noise="disable", noise_seed=0, steps=[n_steps, 0],
-               cfg=[n_cfg, 0], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
-               latent_image=[s1, 0], start_at_step=[n_split, 0], end_at_step=10000, return_with_leftover_noise="disable")
+    s1 = g.add("KSamplerAdvanced", "Video seed", model=[hi, 0], add_noise="enable", noise_seed=seed, steps=pick["steps"],
+               cfg=pick["cfg"], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
+               latent_image=[i2v, 2], start_at_step=0, end_at_step=pick["split"], return_with_leftover_noise="enable")
+    s2 = g.add("KSamplerAdvanced", None, model=[lo, 0], add_noise="disable", noise_seed=0, steps=pick["steps"],
+               cfg=pick["cfg"], sampler_name="euler", scheduler="simple", positive=[i2v, 0], negative=[i2v, 1],
+               latent_image=[s1, 0], start_at_step=pick["split"], end_at_step=10000, return_with_leftover_noise="disable")
     frames = g.add("VAEDecode", None, samples=[s2, 0], vae=[m, 3])
     for nid, key, name in ((i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
                            (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
-                           (n_steps, "value", "steps"), (n_split, "value", "high_noise_steps"),
+                           (n_steps, "value", "steps"), (n_split, "value", "high_noise_steps"), (turbo, "value", "turbo"),
                            (s1, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
                            (n_fps, 0, "fps")):
         g.face(nid, key, name)
@@ -152,10 +195,23 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
 
 def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, height=512, length=121, fps=25.0,
                seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0",
-               prompt=VIDEO_PROMPT, models=None):
+               prompt=VIDEO_PROMPT, models=None, refine_sigmas="0.909375, 0.725, 0.421875, 0.0",
+               turbo_lora="ltx-2-19b-distilled-lora-384.safetensors",
+               upscaler="ltx-2-spatial-upscaler-x2-1.0.safetensors"):
     """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas).
-    `models`: the id of an LTX-2 loader already in the graph."""
+    `models`: the id of an LTX-2 loader already in the graph.
+
+    The face's "turbo" (off by default) adds the official templates' second stage (video_ltx2_i2v.json,
+    video_ltx2_i2v_distilled.json): the first stage runs at half the width and height, the x2 spatial
+    upscaler (LTXVLatentUpsampler, ltx-2-spatial-upscaler-x2-1.0 from models/latent_upscale_models)
+    doubles its video latent, the start image goes in again, and 3 sigmas (0.909375, 0.725, 0.421875, 0)
+    refine video and audio at cfg 1 with gradient_estimation and noise seed 0. Width and height:
+    multiples of 64 then (the half-size latent is rounded). The distilled LoRA (rank 384, strength 1)
+    is the dev template's: it makes a dev model sample like the distilled one, so under turbo it patches
+    the model of both stages on the dev presets; a distilled preset is distilled already and gets None
+    ("turbo_lora" on the face; chosen here from the preset the workflow is built with)."""
     m = models or _loader(g, "ltx2", preset, "Video models")
+    is_dev = "-dev" in g.nodes[m]["inputs"]["preset"]
     n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
     n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
     pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 1])
@@ -163,23 +219,47 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
                 text="blurry, low quality, still frame, frames, watermark, overlay, titles, has blurbox, has subtitles", clip=[m, 1])
     cond = g.add("LTXVConditioning", None, positive=[pos, 0], negative=[neg, 0], frame_rate=[n_fps, 0])
     vlat = g.add("EmptyLTXVLatentVideo", "Video size", width=width, height=height, length=[n_len, 0], batch_size=1)
+    turbo = g.add("PrimitiveBoolean", "Video turbo (half size + x2 upscaler)", value=False)
+    lora = g.add("LockNLTX2LoRA", "Video turbo LoRA (dev presets: the distilled LoRA; distilled presets: None)",
+                 model=[m, 0], lora_1=turbo_lora if is_dev else "None", strength_1=1.0, lora_2="None", strength_2=1.0,
+                 lora_3="None", strength_3=1.0)
+    model = g.add("ComfySwitchNode", "Video turbo: model", switch=[turbo, 0], on_false=[m, 0], on_true=[lora, 0])
+    half = g.add("LatentUpscaleBy", "Video turbo: first stage at half size", samples=[vlat, 0],
+                 upscale_method="nearest-exact", scale_by=0.5)
+    lat1 = g.add("ComfySwitchNode", "Video turbo: first-stage size", switch=[turbo, 0], on_false=[vlat, 0],
+                 on_true=[half, 0])
     pre = g.add("LTXVPreprocess", None, image=image, img_compression=33)
-    inplace = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[vlat, 0], strength=1.0, bypass=False)
+    inplace = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[lat1, 0], strength=1.0, bypass=False)
     fps_int = g.add("ComfyMathExpression", None, expression="round(a)", **{"values.a": [n_fps, 0]})
     alat = g.add("LTXVEmptyLatentAudio", None, frames_number=[n_len, 0], frame_rate=[fps_int, 1], batch_size=1, audio_vae=[m, 3])
     av = g.add("LTXVConcatAVLatent", None, video_latent=[inplace, 0], audio_latent=[alat, 0])
     sig = g.add("ManualSigmas", "Video sigmas", sigmas=sigmas)
     sampler = g.add("KSamplerSelect", None, sampler_name="euler")
     noise = g.add("RandomNoise", "Video seed", noise_seed=seed)
-    guider = g.add("CFGGuider", "Video CFG", model=[m, 0], positive=[cond, 0], negative=[cond, 1], cfg=1.0)
+    guider = g.add("CFGGuider", "Video CFG", model=[model, 0], positive=[cond, 0], negative=[cond, 1], cfg=1.0)
     out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
                 sigmas=[sig, 0], latent_image=[av, 0])
-    sep = g.add("LTXVSeparateAVLatent", None, av_latent=[out, 0])
+    # the second stage (turbo only), as the templates' nodes 80-84, 108, 66-73 and 105
+    sep1 = g.add("LTXVSeparateAVLatent", None, av_latent=[out, 0])
+    crop = g.add("LTXVCropGuides", None, positive=[cond, 0], negative=[cond, 1], latent=[sep1, 0])
+    up_model = g.add("LockNLatentUpscaleModelLoader", "Video turbo upscaler", model_name=upscaler)
+    up = g.add("LTXVLatentUpsampler", "Video turbo: x2 upscale", samples=[crop, 2], upscale_model=[up_model, 0], vae=[m, 2])
+    inplace2 = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[up, 0], strength=1.0, bypass=False)
+    av2 = g.add("LTXVConcatAVLatent", None, video_latent=[inplace2, 0], audio_latent=[sep1, 1])
+    sig2 = g.add("ManualSigmas", "Video turbo refine sigmas", sigmas=refine_sigmas)
+    sampler2 = g.add("KSamplerSelect", None, sampler_name="gradient_estimation")
+    noise2 = g.add("RandomNoise", "Video turbo refine seed", noise_seed=0)
+    guider2 = g.add("CFGGuider", None, model=[lora, 0], positive=[crop, 0], negative=[crop, 1], cfg=1.0)
+    out2 = g.add("SamplerCustomAdvanced", None, noise=[noise2, 0], guider=[guider2, 0], sampler=[sampler2, 0],
+                 sigmas=[sig2, 0], latent_image=[av2, 0])
+    final = g.add("ComfySwitchNode", "Video turbo: result", switch=[turbo, 0], on_false=[out, 0], on_true=[out2, 1])
+    sep = g.add("LTXVSeparateAVLatent", None, av_latent=[final, 0])
     frames = g.add("VAEDecode", None, samples=[sep, 0], vae=[m, 2])
     audio = g.add("LTXVAudioVAEDecode", None, samples=[sep, 1], audio_vae=[m, 3])
     for nid, key, name in ((pre, "image", "start_image"), (pos, "text", "prompt"), (vlat, "width", "width"),
                            (vlat, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
-                           (sig, "sigmas", "sigmas"), (noise, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
+                           (sig, "sigmas", "sigmas"), (turbo, "value", "turbo"), (lora, "lora_1", "turbo_lora"),
+                           (noise, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
                            (audio, 0, "audio"), (n_fps, 0, "fps")):
         g.face(nid, key, name)
     return frames, audio, n_len, n_fps
@@ -433,9 +513,37 @@ def _files_note(g: Graph) -> str:
             link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
             head = f"**{stage}** `{pid}`" if i == 0 else ""
             lines.append(f"| {head} | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
+    turbo = _turbo_files(g)
+    if turbo:
+        lines += ["", "Only for a stage's *turbo* switch (off by default; nothing is read while it is off):", "",
+                  f"    lockn-gen models pull {' '.join('--file ' + f.name for _, f in turbo)}", "",
+                  "| stage | file | folder | size |", "|---|---|---|---|"]
+        for stage, f in turbo:
+            link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
+            lines.append(f"| **{stage}** turbo | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
     lines += ["", "~: the catalog's size, rounded. Other presets: `lockn-gen models list --family wan22` "
               "(flux2, ltx2, ace15); choose one in the stage's *preset*."]
     return "\n".join(lines)
+
+
+TURBO_FILE_INPUTS = ("lora_1", "lora_2", "lora_3", "high_lora_1", "high_lora_2", "high_lora_3", "low_lora_1",
+                     "low_lora_2", "low_lora_3", "model_name")
+
+
+def _turbo_files(g: Graph) -> list[tuple[str, object]]:
+    """(stage, catalog file) of the files the turbo paths name (the LoRA nodes' LoRAs, the upscaler)."""
+    cat = catalog_mod.builtin()
+    out, seen = [], set()
+    for nid, n in g.nodes.items():
+        if not (n["class_type"].startswith("LockN") and (n["class_type"].endswith("LoRA")
+                                                         or n["class_type"] == "LockNLatentUpscaleModelLoader")):
+            continue
+        for key in TURBO_FILE_INPUTS:
+            name = n["inputs"].get(key)
+            if isinstance(name, str) and name in cat.files and name not in seen:
+                seen.add(name)
+                out.append((g.stages.get(nid, ""), cat.files[name]))
+    return out
 
 
 def _face_values(g: Graph) -> dict[str, list[tuple[str, object]]]:
@@ -550,12 +658,90 @@ def trim_object_info(object_info: dict) -> dict:
     return {c: object_info[c] for c in sorted(node_classes())}
 
 
+# ---- the apps: a chain as a form (the editor's App Mode, ComfyUI frontend 1.43 and later) ---------------
+# A UI file whose extra.linearMode is true opens as a form with the graph hidden (the editor's toolbar
+# switches back to the graph). extra.linearData = {"inputs": [[node id, widget name], ...], "outputs":
+# [node id, ...]}: the form's fields, in order, and the nodes whose files it shows. A promoted widget on a
+# stage's face is listed by its INNER node's id and widget name (the proxyWidgets entry), as the 1.43
+# editor stores it and the official templates ship it (template_qwen_image_illustration_lora.json);
+# 1.49 turns such entries into its own widget ids when it loads the file. Ids are strings, as there.
+# The files are named NAME.app.json, as the editor saves apps (its Apps tab lists those); the API file
+# of an app is its chain's (workflows/api/CHAIN.json).
+APPS = {"chain_quality.app": "chain_quality", "chain_fast.app": "chain_fast"}
+# the form's fields, in order: (stage title, name on its face, or top-level node title, input name) ->
+# the field's label. The form shows a widget's label (its input's, on a face the subgraph input's), which
+# the app's file sets; the chains' own files keep the plain names.
+_APP_COMMON = {("Brief", "text"): "brief",
+               ("Video", "width"): "video width", ("Video", "height"): "video height",
+               ("Video", "length"): "length (frames)", ("Video", "fps"): "frames per second",
+               ("Image", "seed"): "image seed", ("Video", "seed"): "video seed", ("Music", "seed"): "music seed"}
+APP_FIELDS = {"chain_quality.app": {**_APP_COMMON, ("Image", "turbo"): "image turbo (8-step LoRA)",
+                                    ("Video", "turbo"): "video turbo (4-step LoRAs)"},
+              "chain_fast.app": {**_APP_COMMON, ("Image", "turbo"): "image turbo (8-step LoRA)",
+                                 ("Video", "turbo"): "video turbo (half size, x2 upscaler)",
+                                 ("Assemble", "mix_ltx2_audio"): "mix LTX-2's audio under the music"}}
+APP_OUTPUTS = ("SaveVideo",)                   # the form shows the MP4
+UI_NAMES = [*WORKFLOWS, *APPS]                 # every UI file of workflows/ (NAME.json)
+
+
+def chain_of(name: str) -> str:
+    """The workflow whose graph (and API file) a UI file holds: an app's chain, else the name itself."""
+    return APPS.get(name, name)
+
+
+def app_form(name: str, g: Graph) -> dict:
+    """extra.linearData of app ``name`` on its chain's graph ``g``; ValueError names a field that is not a
+    widget there (a face renamed, or fed by a link)."""
+    faces = {(g.stages[nid], face): (nid, key) for (nid, key), face in g.faces.items()
+             if isinstance(key, str) and nid in g.stages}
+    top = {(n.get("_meta") or {}).get("title"): nid for nid, n in g.nodes.items() if nid not in g.stages}
+    inputs = []
+    for where, field in APP_FIELDS[name]:
+        nid, key = faces.get((where, field)) or (top.get(where), field)
+        value = g.nodes[nid]["inputs"].get(key) if nid else None
+        if value is None or isinstance(value, list):
+            raise ValueError(f"{name}: {where}.{field} is no widget on a stage's face or a top-level node")
+        inputs.append([nid, key])
+    outputs = [nid for nid, n in g.nodes.items() if n["class_type"] in APP_OUTPUTS and nid not in g.stages]
+    if not outputs:
+        raise ValueError(f"{name}: no top-level {' or '.join(APP_OUTPUTS)} node to show")
+    return {"inputs": inputs, "outputs": outputs}
+
+
 def ui_workflow(name: str, object_info: dict) -> dict:
-    """The UI file of a shipped workflow: one subgraph per stage, the notes beside them."""
+    """The UI file of a shipped workflow (or of an app, APPS): one subgraph per stage, the notes beside them."""
     from .workflow_ui import api_to_ui
-    g = WORKFLOWS[name]()
-    return api_to_ui(g.nodes, object_info, models=editor_models(g.nodes), name=name, stages=g.stages,
-                     stage_names=g.stage_names, faces=g.faces, notes=notes(name, g))
+    g = WORKFLOWS[chain_of(name)]()
+    ui = api_to_ui(g.nodes, object_info, models=editor_models(g.nodes), name=name, stages=g.stages,
+                   stage_names=g.stage_names, faces=g.faces, notes=notes(name, g))
+    if name in APPS:
+        ui["extra"].update(linearMode=True, linearData=app_form(name, g))
+        _label_app_fields(ui, name, g, object_info)
+    return ui
+
+
+def _label_app_fields(ui: dict, name: str, g: Graph, object_info: dict) -> None:
+    """Give each field of the app its label: on the stage's face (the instance's input and its subgraph's
+    input), or on the top-level node's widget input (added when the file lists none for it)."""
+    from .workflow import input_spec, spec_type
+    defs = {sg["id"]: sg for sg in ui["definitions"]["subgraphs"]}
+    top = {str(n["id"]): n for n in ui["nodes"]}
+    for (where, field), label in APP_FIELDS[name].items():
+        inst = next((n for n in ui["nodes"] if n["type"] in defs and n.get("title") == where), None)
+        if inst is not None:
+            slots = [i for i in inst["inputs"] if i["name"] == field] + \
+                    [i for i in defs[inst["type"]]["inputs"] if i["name"] == field]
+        else:
+            nid = next(k for k, n in g.nodes.items() if k not in g.stages and (n.get("_meta") or {}).get("title") == where)
+            node = top[nid]
+            slots = [i for i in node["inputs"] if i["name"] == field]
+            if not slots:
+                spec = input_spec(object_info[node["type"]], field, g.nodes[nid]["inputs"])
+                slots = [{"localized_name": field, "name": field, "type": spec_type(spec), "widget": {"name": field},
+                          "link": None}]
+                node["inputs"].append(slots[0])
+        for slot in slots:
+            slot["label"] = label
 
 
 def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
@@ -569,6 +755,10 @@ def write_all(out_dir: Path, object_info: dict | None) -> list[Path]:
             p = out_dir / f"{name}.json"
             p.write_text(json.dumps(ui_workflow(name, object_info), indent=1, ensure_ascii=False) + "\n")
             written.append(p)
+    for name in APPS if object_info is not None else ():     # an app's API file is its chain's
+        p = out_dir / f"{name}.json"
+        p.write_text(json.dumps(ui_workflow(name, object_info), indent=1, ensure_ascii=False) + "\n")
+        written.append(p)
     return written
 
 

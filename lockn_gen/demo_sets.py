@@ -21,3 +21,5 @@ TINY = {
     "chain_quality": FLUX + WAN + ACE + BRIEF,
     "chain_fast": FLUX + LTX + ACE + BRIEF,
 }
+# the apps (workflows/NAME.app.json, lockn_gen.chains.APPS) hold their chain's graph: the same settings
+TINY.update({"chain_quality.app": TINY["chain_quality"], "chain_fast.app": TINY["chain_fast"]})

@@ -8,6 +8,7 @@ from .loaders import LOADER_NODES
 from .loras import LORA_NODES
 from .media import MEDIA_NODES, install_example_inputs
 from .residency_nodes import RESIDENCY_NODES
+from .upscale import UPSCALE_NODES
 
 
 class LockNGenExtension(ComfyExtension):
@@ -20,7 +21,7 @@ class LockNGenExtension(ComfyExtension):
             routes.register(server)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES]
+        return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES, *UPSCALE_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -22,6 +22,8 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 |   send_sync, add_on_prompt_handler, app.middlewares    |                    |                    | after a drop; no event  |
 | POST /free and /api/free (ComfyUI's route; watched)    | both prefixes      | both prefixes      | /free not watched       |
 | nodes.NODE_CLASS_MAPPINGS (ComfyUI's and GGUF loaders) | node contract      | same               | the loader's own error  |
+| LatentUpscaleModelLoader.execute (LTX-2 x2 upscaler)   | returns the model  | returns a Model-   | the turbo path's loader |
+|                                                        |                    |  Patcher           | says ComfyUI lacks it   |
 | ComfyUI-GGUF loader.IMG_ARCH_LIST (ACE-Step GGUF)      | set                | same               | ACE-Step GGUF refused   |
 | ComfyUI-GGUF folder names unet_gguf, clip_gguf (combos)| registered         | same               | no .gguf in the combos  |
 | comfy.lora.model_lora_keys_unet, load_lora; comfy.     | yes (no bare keys  | yes                | LoRA nodes refuse with  |
@@ -493,6 +495,22 @@ def clip_generate(clip, chat_text: str, image=None, max_tokens: int = 256, seed:
             except (IndexError, ValueError, KeyError, RuntimeError):
                 pass
         return clip.decode(good), len(ids)
+
+
+class Missing(RuntimeError):
+    """A ComfyUI internal a node needs right now is missing; the message says what and what to do."""
+
+
+def load_latent_upscale_model(name: str):
+    """ComfyUI's own Load Latent Upscale Model on a file of models/latent_upscale_models: what LTXVLatentUpsampler
+    takes (the model in 0.20.1, a ModelPatcher around it in 0.33)."""
+    cls = node_class("LatentUpscaleModelLoader")
+    if cls is None or not callable(getattr(cls, "execute", None)):
+        _degraded("nodes.NODE_CLASS_MAPPINGS['LatentUpscaleModelLoader']", "the LTX-2 turbo path cannot load its upscaler")
+        raise Missing(f"ComfyUI {comfyui_version()} has no Load Latent Upscale Model node (LatentUpscaleModelLoader), "
+                      f"which loads {name}: update ComfyUI, or run the LTX-2 stage with turbo off")
+    out = cls.execute(model_name=name)
+    return getattr(out, "result", out)[0]
 
 
 def probe() -> list[str]:

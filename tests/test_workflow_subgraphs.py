@@ -1,7 +1,9 @@
 """The shipped UI files read like ComfyUI's official templates (no server): on the top level a few nodes,
 one subgraph per stage with the widgets a user changes on its face, and Markdown notes; inside each
 subgraph the nodes laid out left to right. Flattened the way the editor queues them, they give the API
-files back, and `--set` reaches the promoted widgets by the stage's title."""
+files back, and `--set` reaches the promoted widgets by the stage's title. The apps (NAME.app.json) are
+their chain's file with a form for the editor's App Mode (extra.linearMode, extra.linearData): every
+check here holds for them too, and the form's fields are widgets the editor finds."""
 from __future__ import annotations
 
 import json
@@ -14,7 +16,7 @@ from lockn_gen import workflow as W
 from lockn_gen.demo_sets import TINY
 
 WF = Path(__file__).resolve().parents[1] / "workflows"
-NAMES = list(chains.WORKFLOWS)
+NAMES = chains.UI_NAMES                # the workflows and the apps
 MAX_TOP = 8
 TITLE_H = 30                     # LiteGraph's title bar, above a node's pos
 # what each stage shows on its face when the prompt there is a plain widget (chains feed it from the Brief)
@@ -28,7 +30,8 @@ def ui_file(name: str) -> dict:
 
 
 def api_file(name: str) -> dict:
-    return json.loads((WF / "api" / f"{name}.json").read_text())
+    """The API file of a workflow, or of an app's chain (an app has none of its own)."""
+    return json.loads((WF / "api" / f"{chains.chain_of(name)}.json").read_text())
 
 
 def levels(ui: dict) -> list[tuple[str, dict]]:
@@ -62,7 +65,7 @@ def overlaps(items) -> list[str]:
 def test_ui_file_is_generated_and_flattens_to_the_api_file(name):
     pinned = chains.pinned_object_info()
     ui, api = ui_file(name), api_file(name)
-    assert api == chains.prompt(name), f"workflows/api/{name}.json is stale: run python -m lockn_gen.chains"
+    assert api == chains.prompt(chains.chain_of(name)), f"workflows/api/{name}.json is stale: run python -m lockn_gen.chains"
     assert ui == chains.ui_workflow(name, pinned), f"workflows/{name}.json is stale: run python -m lockn_gen.chains"
     back = W.to_api(ui, pinned).prompt                   # what the client (and the editor's queue) sends
     assert structure(back) == structure(api)             # class types, input values and every link
@@ -216,3 +219,57 @@ def test_stage_tags_stay_out_of_the_api_prompt():
     assert all(set(n) <= {"class_type", "inputs", "_meta"} and set(n.get("_meta", {})) <= {"title"}
                for n in g.nodes.values())
     assert "LockNBrief" in {g.nodes[k]["class_type"] for k in set(g.nodes) - set(g.stages)}
+
+
+@pytest.mark.parametrize("name", list(chains.APPS))
+def test_app_is_its_chain_with_a_form_the_editor_resolves(name):
+    """An app's file is its chain's (the same nodes, links and values) plus extra.linearMode and a form,
+    extra.linearData, that the editor (frontend 1.43 and 1.49) can resolve: each field is a widget of a
+    top-level node, or a promoted widget on a stage's face named by its inner node's id and widget (a
+    proxyWidgets entry), with ids unique across the file so the inner id finds one face; the output is the
+    top-level Save MP4; each field carries its label where the editor reads it."""
+    app, chain = ui_file(name), ui_file(chains.chain_of(name))
+    pinned = chains.pinned_object_info()
+    assert structure(W.to_api(app, pinned).prompt) == structure(W.to_api(chain, pinned).prompt)
+    assert app["extra"]["linearMode"] is True and "linearMode" not in chain["extra"]
+    form = app["extra"]["linearData"]
+    assert set(form) == {"inputs", "outputs"}
+    ids = [str(n["id"]) for _, g in levels(app) for n in g["nodes"]]
+    assert len(ids) == len(set(ids)), "node ids repeat across the file's levels"
+    top = {str(n["id"]): n for n in app["nodes"]}
+    defs = {sg["id"]: sg for sg in app["definitions"]["subgraphs"]}
+    faces = {tuple(entry): n for n in app["nodes"] if n["type"] in defs for entry in n["properties"]["proxyWidgets"]}
+    labels = list(chains.APP_FIELDS[name].values())
+    assert len(form["inputs"]) == len(labels) == len({tuple(x) for x in form["inputs"]})
+    for (nid, widget), label in zip(form["inputs"], labels):
+        assert isinstance(nid, str) and isinstance(widget, str)          # as the official templates write them
+        if nid in top:                                                      # a top-level node's widget
+            node = top[nid]
+            assert node["type"] not in defs and widget in {n for n, _, _ in W.class_inputs(pinned[node["type"]])}
+            slots = [i for i in node["inputs"] if i["name"] == widget]
+            assert [s.get("label") for s in slots] == [label] and "widget" in slots[0] and slots[0]["link"] is None
+        else:                                                               # a promoted widget on a stage's face
+            inst = faces[(nid, widget)]
+            sg = defs[inst["type"]]
+            inner = next(n for n in sg["nodes"] if str(n["id"]) == nid)
+            links = {lk["id"]: lk for lk in sg["links"]}
+            (s,) = [s for s in sg["inputs"] for lid in s["linkIds"] if links[lid]["target_id"] == inner["id"]
+                    and inner["inputs"][links[lid]["target_slot"]]["name"] == widget]
+            (i,) = [i for i in inst["inputs"] if i["name"] == s["name"]]
+            assert s.get("label") == i.get("label") == label and "widget" in i
+    (out,) = form["outputs"]
+    assert top[out]["type"] == "SaveVideo"
+    in_chain = {i.get("label") for _, g in levels(chain) for n in g["nodes"] for i in n["inputs"]}
+    assert not in_chain & set(labels), "the chain's own file keeps the plain names"
+    assert not [s for sg in chain["definitions"]["subgraphs"] for s in sg["inputs"] if "label" in s]
+
+
+def test_apps_set_by_face_and_form_names():
+    """`--set` on an app reaches the form's fields by their stage's face names, as on its chain."""
+    info = chains.pinned_object_info()
+    wf = W.to_api(ui_file("chain_fast.app"), info)
+    W.apply_sets(wf, ["Brief.text=a fox", "Video.length=25", "Video.width=96", "Assemble.mix_ltx2_audio=true"], info)
+    p = structure(wf.prompt)
+    title = {(n.get("_meta") or {}).get("title"): k for k, n in chains.chain_fast().nodes.items()}
+    assert p[title["Brief"]][1]["text"] == "a fox" and p[title["Length (frames)"]][1]["value"] == 25
+    assert p[title["Video size"]][1]["width"] == 96 and p[title["Mix LTX-2 audio under the music"]][1]["value"] is True

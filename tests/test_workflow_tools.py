@@ -216,12 +216,13 @@ def test_api_to_ui_writes_a_dynamic_combo_the_way_the_editor_reads_it():
     assert api_to_ui(prompt, OBJECT_INFO)["nodes"][-1]["widgets_values"] == ["LockN/x", "mp4", "h264"]
 
 
-@pytest.mark.parametrize("name", list(chains.WORKFLOWS))
+@pytest.mark.parametrize("name", chains.UI_NAMES)
 def test_shipped_workflows_validate_on_both_versions_captures(name):
     """Without a server: the API file validates against 0.20.1's and 0.33's /object_info, and the UI
-    file (generated against the pin) converts on either into a prompt that validates there."""
+    file (generated against the pin; an app's too, whose API file is its chain's) converts on either into
+    a prompt that validates there."""
     wf_dir = Path(__file__).resolve().parents[1] / "workflows"
-    api = json.loads((wf_dir / "api" / f"{name}.json").read_text())
+    api = json.loads((wf_dir / "api" / f"{chains.chain_of(name)}.json").read_text())
     ui = json.loads((wf_dir / f"{name}.json").read_text())
     for info in (chains.pinned_object_info(), OBJECT_INFO_033):
         assert W.validate(api, info) == []
