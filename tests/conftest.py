@@ -125,3 +125,29 @@ def comfy_inproc(tiny_models, start_image, tmp_path_factory):
     (scratch / "input").mkdir(exist_ok=True)
     shutil.copy(start_image, scratch / "input" / "start.png")
     return InProcessComfy(str(tiny_models), str(scratch))
+
+
+# ---- the editor in headless Chromium (tests/test_web_*.py; lockn_testing/harness/browser.py) -------------
+@pytest.fixture(scope="module")
+def srv(tiny_models):
+    """A ComfyUI server of the browser test module's own (so the residency state and the history are
+    only that module's), with the editor settings that keep first-run dialogs and tours away."""
+    from lockn_testing.harness.browser import editor_server
+    with editor_server(tiny_models) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def editor(srv):
+    """The editor of `srv` in headless Chromium, opened and ready (a lockn_testing.harness.browser.Page:
+    ``.page`` is the Playwright page)."""
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from lockn_testing.harness.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Page
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (LOCKN_CHROMIUM)")
+    with pw_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield Page(browser.new_page(viewport=VIEWPORT), srv).open()
+        finally:
+            browser.close()

@@ -1,103 +1,28 @@
 """The LockN residency sidebar tab (web/lockn_residency.js) in the real ComfyUI editor, in headless Chromium.
 
-A dedicated ComfyUI server (so the residency state is only this module's), the editor opened from it,
-the LockN tab clicked open; then a Flux.2 workflow queued through the HTTP API must show up in the tab
-live (websocket event, no reload), and the tab's Evict and Pin buttons must change the server's
-residency (checked in the tab and at GET /lockn/residency).
+A dedicated ComfyUI server (so the residency state is only this module's: the `srv` and `editor`
+fixtures of tests/conftest.py), the editor opened from it, the LockN tab clicked open; then a Flux.2
+workflow queued through the HTTP API must show up in the tab live (websocket event, no reload), and the
+tab's Evict and Pin buttons must change the server's residency (checked in the tab and at
+GET /lockn/residency).
 
 Set LOCKN_SIDEBAR_SCREENSHOT=/some/file.png to keep a picture of the tab with the models listed.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
 
 from lockn_testing import graphs
-from lockn_testing.harness.server import ComfyServer
+from lockn_testing.harness.browser import TAB
 
 pytestmark = [pytest.mark.comfy, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("LOCKN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 FLUX_FILES = {"diffusion_model": "flux2-dev-Q4_K_M.gguf", "text_encoder": "mistral_3_small_flux2_fp4_mixed.safetensors",
               "vae": "flux2-vae.safetensors"}
 TAB_BUTTON = ".lockn-residency-tab-button"      # the sidebar gives each tab's button the class "<id>-tab-button"
-TAB = "[data-testid=lockn-residency]"
-WAIT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def srv(tiny_models):
-    server = ComfyServer(tiny_models)
-    try:
-        server.start()
-        # skip the first-run templates dialog (app/app_settings.py: POST /settings/{id}, the value as JSON)
-        status, body = server.post("/settings/Comfy.TutorialCompleted", True)
-        assert status == 200, f"could not store the setting: {status} {body}"
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
-
-
-class Page:
-    """A Playwright page on the editor that remembers console errors and explains failed waits."""
-
-    def __init__(self, page, srv):
-        self.page, self.srv = page, srv
-        self.errors: list[str] = []          # every console error / uncaught exception, with where it came from
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}\n{getattr(exc, 'stack', '') or ''}"))
-
-    def _console(self, msg):
-        if msg.type == "error":
-            loc = msg.location or {}
-            self.errors.append(f"{msg.text} ({loc.get('url', '?')}:{loc.get('lineNumber', '?')})")
-
-    def extension_errors(self) -> list[str]:
-        return [e for e in self.errors if "lockn" in e.lower()]
-
-    def explain(self, what: str) -> str:
-        try:
-            tab = self.page.locator(TAB).inner_text(timeout=1000)
-        except Exception:
-            tab = "(no LockN tab in the page)"
-        return (f"{what}\n--- LockN tab text:\n{tab}\n--- console errors:\n" + "\n".join(self.errors or ["(none)"])
-                + f"\n--- GET /lockn/residency:\n{self.srv.request('GET', '/lockn/residency')[1]}"
-                + f"\n--- server log tail:\n{self.srv.log_tail(3000)}")
-
-    def wait_for(self, js: str, what: str, arg=None, timeout: int = WAIT_MS):
-        from playwright.sync_api import TimeoutError as PWTimeout
-        try:
-            self.page.wait_for_function(js, arg=arg, timeout=timeout)
-        except PWTimeout:
-            pytest.fail(self.explain(f"timed out after {timeout / 1000:.0f}s waiting for {what}"), pytrace=False)
-
-    def row(self, name: str):
-        return self.page.locator(f'[data-testid=lockn-row][data-name="{name}"]')
-
-    def wait_row(self, name: str, what: str, **attrs):
-        """Wait until the tab's row of `name` carries the given data-* attributes."""
-        sel = f'[data-testid=lockn-row][data-name="{name}"]' + "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
-        self.wait_for("sel => document.querySelector(sel) !== null", what, arg=sel)
-
-
-@pytest.fixture(scope="module")
-def editor(srv):
-    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (LOCKN_CHROMIUM)")
-    with pw_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            yield Page(page, srv)
-        finally:
-            browser.close()
 
 
 def route_entries(srv) -> dict[str, dict]:
