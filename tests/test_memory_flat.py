@@ -3,16 +3,19 @@ fast chain, new seeds each run so every sampler runs), sampling the server's res
 and the registry's totals after each run.
 
 The bound held, and why: after a warm-up of 10 runs (both chains' models loaded, ComfyUI's and
-PyTorch's allocators at their working size) the Theil-Sen slope of the RSS over the last 40 runs must
-stay under 0.4 MB per run (16 MB over 40 runs), and the floor of the RSS (the lowest of 10 runs) may
-not rise by more than 32 MB from runs 11-20 to the last 10 (a step, which a slope would miss). One
-chain run's outputs on the tiny models (17 or 25 frames of 96x96 video as float32, a second of 48 kHz
-stereo audio, the latents) are about 2-3 MB, so keeping each run's outputs or models alive would give a
-slope of 2 MB per run, 5x the bound. Single runs move by -20 to +140 MB on this machine (the allocator
-keeps or returns transient memory; see the printed series), so neither the last run, nor a median of
-two-valued readings, nor one window's lowest alone is a fair reading; the median of all pairwise slopes
-is. Measured: 0.06 MB/run on 0.20.1 and on 0.33.0. The registry must hold the same entries with the
-same bytes after the warm-up, nothing read from disk again.
+PyTorch's allocators at their working size) the RSS floor (the lowest of each 5 runs) over the last 40
+runs must rise by less than 0.4 MB per run (Theil-Sen slope over the 8 floors; 16 MB over 40 runs),
+and the lowest of runs 11-20 may not rise by more than 32 MB to the last 10 (a step). One chain run's
+outputs on the tiny models (17 or 25 frames of 96x96 video as float32, a second of 48 kHz stereo audio,
+the latents) are about 2-3 MB, so keeping each run's outputs or models alive would lift the floor by
+2 MB per run, 5x the bound. Single runs move by -20 to +140 MB on this machine (the allocator keeps or
+returns transient memory; see the printed series), and the spikes are not spread evenly: a Theil-Sen
+slope of the raw series read 0.46 MB/run on a series whose floor rose 6 MB in 40 runs (CI, b782970),
+so the floor is what is measured. Each prompt's history entry is deleted after it is read (the
+documented POST /history route): ComfyUI keeps up to 10,000 of them by design, each holding the
+whole prompt and its UI outputs (about 0.1 MB for a chain), which is ComfyUI's record, not the pack's
+memory. The registry must hold the same entries with the same bytes after the warm-up, nothing read
+from disk again.
 
 ComfyUI runs with its classic cache (the last prompt's outputs only; 0.20.1's default). 0.33's default,
 the RAM-pressure cache, keeps every earlier prompt's outputs until free RAM falls under its headroom (10%
@@ -70,12 +73,15 @@ def test_memory_stays_flat_over_50_chains(tiny_models, start_image):
             assert {"SamplerCustomAdvanced", "KSampler"} <= ran, (k, name, ran)   # image and music sampled anew
             for p in srv.output_files(res):
                 p.unlink()                                         # outputs on disk are not the server's memory
+            srv.post("/history", {"delete": [res.prompt_id]})     # ComfyUI's own record of the prompt
             rep = srv.get("/lockn/residency")
             series.append(rss(srv.proc.pid))
             totals.append({e["name"]: (e["tier"], e["bytes"], e["loads_from_disk"]) for e in rep["entries"]})
         print("RSS MB per run:", [round(v / MB) for v in series])
     tail = series[WARMUP:]
-    grow, s = (min(tail[-10:]) - min(tail[:10])) / MB, slope(tail) / MB
-    assert s < 0.4 and grow <= 32, f"RSS grew {grow:.1f} MB over runs {WARMUP + 1}-{RUNS} (slope {s:.2f} MB/run): " \
+    floors = [min(tail[i:i + 5]) for i in range(0, len(tail) - 4, 5)]
+    grow, s = (min(tail[-10:]) - min(tail[:10])) / MB, slope(floors) / 5 / MB
+    assert s < 0.4 and grow <= 32, f"RSS floor rose {grow:.1f} MB over runs {WARMUP + 1}-{RUNS} " \
+                                   f"(slope {s:.2f} MB/run; floors {[round(v / MB) for v in floors]}): " \
                                    f"{[round(v / MB) for v in series]}"
     assert all(t == totals[WARMUP] for t in totals[WARMUP:]), "the registry changed after the warm-up"
