@@ -6,7 +6,6 @@ output changes, the turbo path really ran (its LoRA node and its switched steps,
 while turbo off never touched it, and ComfyUI logged no "lora key not loaded"."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,10 @@ from lockn_gen import client
 from lockn_gen.demo_sets import TINY
 from lockn_testing.media import digest, probe_image, probe_media
 from lockn_testing.tiny import loras as tiny_loras
+from tests.test_workflows import server  # noqa: F401  (the session server, with the start image in input/)
 
 pytestmark = pytest.mark.comfy
 WF = Path(__file__).resolve().parents[1] / "workflows"
-
-
-@pytest.fixture(scope="module")
-def server(comfy_server, start_image):
-    shutil.copy(start_image, comfy_server.base / "input" / "lockn_start.png")
-    return comfy_server
 
 
 class Run:
