@@ -382,16 +382,23 @@ def _assemble_faces(g: Graph, fit: str) -> None:
         g.face(fit, key, name)
 
 
+def _image_stage(g: Graph, b: str) -> str:
+    """The chains' Image stage: Flux.2 from the Brief's image prompt, the picked image of the batch (its id),
+    and the batch's candidates previewed on the top level."""
+    with g.stage(IMAGE, FLUX2):
+        batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        img = _pick(g, batch)
+    g.add("PreviewImage", "Image candidates", images=[batch, 0])
+    return img
+
+
 def chain_quality() -> Graph:
     """Flux.2 image -> Wan2.2 A14B video -> ACE-Step music as long as the clip, faded out, one MP4.
     One Brief writes the prompts: none of this stack's text encoders can generate text in ComfyUI, so it
     asks the workstation's LLM server (LOCKN_BRIEF_URL) and, without one, the rules."""
     g = Graph()
     b = brief(g, backend="server", fallback="rules")
-    with g.stage(IMAGE, FLUX2):
-        batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
-        img = _pick(g, batch)
-    g.add("PreviewImage", "Image candidates", images=[batch, 0])
+    img = _image_stage(g, b)
     with g.stage(VIDEO, WAN22):
         mot = motion(g, b, [img, 0], "wan22")
         frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
@@ -415,10 +422,7 @@ def chain_fast() -> Graph:
     g = Graph()
     ltx = _loader(g, "ltx2", "ltx2-19b-distilled-fp8", "Video models")
     b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
-    with g.stage(IMAGE, FLUX2):
-        batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
-        img = _pick(g, batch)
-    g.add("PreviewImage", "Image candidates", images=[batch, 0])
+    img = _image_stage(g, b)
     with g.stage(VIDEO, LTX2):
         mot = motion(g, b, [img, 0], "ltx2")
         frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)
