@@ -207,7 +207,13 @@ def graph_for(preset: str, family: str, image: str) -> tuple[dict, str, dict]:
         g["94"]["inputs"].update(generate_audio_codes=False, lyrics="[Verse]\nla", tags="pop")
         g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
         return g, lid, {"seconds": 1.0, "steps": 1, "generate_audio_codes": False}
-    raise SystemExit(f"no minimal graph for family {family!r} (supported: wan22, ace15)")
+    if family == "flux2":
+        g = graphs.flux2_t2i(loader="lockn", width=32, height=32, steps=1, prefix="image/fullsize", preset=preset)
+        lid = "12"
+        g["6"]["inputs"]["text"] = "A white dragon."
+        g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
+        return g, lid, {"width": 32, "height": 32, "steps": 1, "note": "a 2x2 latent, one step (guidance-distilled: one pass)"}
+    raise SystemExit(f"no minimal graph for family {family!r} (supported: wan22, ace15, flux2)")
 
 
 def min_seconds_ace(info: dict) -> float | None:

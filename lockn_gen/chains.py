@@ -193,25 +193,50 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
     return frames, n_len, n_fps
 
 
-def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, height=512, length=121, fps=25.0,
-               seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0",
-               prompt=VIDEO_PROMPT, models=None, refine_sigmas="0.909375, 0.725, 0.421875, 0.0",
-               turbo_lora="ltx-2-19b-distilled-lora-384.safetensors",
-               upscaler="ltx-2-spatial-upscaler-x2-1.0.safetensors"):
-    """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas).
-    `models`: the id of an LTX-2 loader already in the graph.
+LTX_PRESET = "ltx23-22b-distilled-fp8"      # the fast chain's and the LTX workflow's video stage: LTX-2.3 22B
+LTX2_19B_LORA = "ltx-2-19b-distilled-lora-384.safetensors"
+LTX2_19B_UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 
-    The face's "turbo" (off by default) adds the official templates' second stage (video_ltx2_i2v.json,
-    video_ltx2_i2v_distilled.json): the first stage runs at half the width and height, the x2 spatial
-    upscaler (LTXVLatentUpsampler, ltx-2-spatial-upscaler-x2-1.0 from models/latent_upscale_models)
-    doubles its video latent, the start image goes in again, and 3 sigmas (0.909375, 0.725, 0.421875, 0)
-    refine video and audio at cfg 1 with gradient_estimation and noise seed 0. Width and height:
-    multiples of 64 then (the half-size latent is rounded). The distilled LoRA (rank 384, strength 1)
-    is the dev template's: it makes a dev model sample like the distilled one, so under turbo it patches
-    the model of both stages on the dev presets; a distilled preset is distilled already and gets None
-    ("turbo_lora" on the face; chosen here from the preset the workflow is built with)."""
+
+def ltx_recipe(preset: str) -> dict:
+    """What the LTX stage takes from the preset: the turbo LoRA (dev presets: the distilled LoRA the
+    official templates use with that model; distilled presets: None) and its strength, the x2 upscaler
+    of the model's latent space, the second stage's sigmas and sampler, the first stage's image strength.
+    LTX-2.3 (video_ltx2_3_i2v.json): LoRA 1.1 at 0.5, upscaler 1.1, sigmas 0.85/0.725/0.4219/0 with
+    euler, start image at 0.7 in the first stage. LTX-2 19B (video_ltx2_i2v*.json): LoRA 384 at 1,
+    upscaler 1.0, 0.909375/0.725/0.421875/0 with gradient_estimation, image at 1."""
+    cat = catalog_mod.builtin()
+    p = cat.presets[preset]
+    st = p.settings(cat)
+    dev = "-dev" in preset
+    return {"turbo_lora": st.get("turbo_lora", LTX2_19B_LORA) if dev else "None",
+            "turbo_lora_strength": float(st.get("turbo_lora_strength", 1.0)),
+            "upscaler": p.optional.get("upscaler", LTX2_19B_UPSCALER),
+            "refine_sigmas": st.get("refine_sigmas", "0.909375, 0.725, 0.421875, 0.0"),
+            "refine_sampler": st.get("refine_sampler", "gradient_estimation"),
+            "image_strength": float(st.get("first_stage_image_strength", 1.0))}
+
+
+def ltx2_video(g: Graph, image, preset=LTX_PRESET, width=768, height=512, length=121, fps=25.0,
+               seed=10, sigmas="1., 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0",
+               prompt=VIDEO_PROMPT, models=None):
+    """LTX-2 image to video with its own audio: the distilled template's first stage (cfg 1, 8 sigmas).
+    `models`: the id of an LTX-2 loader already in the graph. Built for LTX-2.3 22B by default (the
+    official LTX-2.3 template's model generation); the LTX-2 19B presets work the same way, with
+    their own LoRA, upscaler and refine settings (``ltx_recipe``, chosen from the preset the workflow
+    is built with).
+
+    The face's "turbo" (off by default) adds the official templates' second stage (video_ltx2_3_i2v.json,
+    video_ltx2_i2v.json, video_ltx2_i2v_distilled.json): the first stage runs at half the width and
+    height, the x2 spatial upscaler of the model's latent space (LTXVLatentUpsampler; from
+    models/latent_upscale_models) doubles its video latent, the start image goes in again, and 3 sigmas
+    refine video and audio at cfg 1 with noise seed 0. Width and height: multiples of 64 then (the
+    half-size latent is rounded). The distilled LoRA makes a dev model sample like the distilled one,
+    so under turbo it patches the model of both stages on the dev presets (ltx23-22b-dev-fp8 with turbo
+    on is the LTX-2.3 template's own path); a distilled preset is distilled already and gets None
+    ("turbo_lora" on the face)."""
     m = models or _loader(g, "ltx2", preset, "Video models")
-    is_dev = "-dev" in g.nodes[m]["inputs"]["preset"]
+    rec = ltx_recipe(g.nodes[m]["inputs"]["preset"])
     n_len = g.add("PrimitiveInt", "Length (frames)", value=length)
     n_fps = g.add("PrimitiveFloat", "FPS", value=fps)
     pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 1])
@@ -221,7 +246,7 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     vlat = g.add("EmptyLTXVLatentVideo", "Video size", width=width, height=height, length=[n_len, 0], batch_size=1)
     turbo = g.add("PrimitiveBoolean", "Video turbo (half size + x2 upscaler)", value=False)
     lora = g.add("LockNLTX2LoRA", "Video turbo LoRA (dev presets: the distilled LoRA; distilled presets: None)",
-                 model=[m, 0], lora_1=turbo_lora if is_dev else "None", strength_1=1.0, lora_2="None", strength_2=1.0,
+                 model=[m, 0], lora_1=rec["turbo_lora"], strength_1=rec["turbo_lora_strength"], lora_2="None", strength_2=1.0,
                  lora_3="None", strength_3=1.0)
     model = g.add("ComfySwitchNode", "Video turbo: model", switch=[turbo, 0], on_false=[m, 0], on_true=[lora, 0])
     half = g.add("LatentUpscaleBy", "Video turbo: first stage at half size", samples=[vlat, 0],
@@ -229,7 +254,8 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     lat1 = g.add("ComfySwitchNode", "Video turbo: first-stage size", switch=[turbo, 0], on_false=[vlat, 0],
                  on_true=[half, 0])
     pre = g.add("LTXVPreprocess", None, image=image, img_compression=33)
-    inplace = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[lat1, 0], strength=1.0, bypass=False)
+    inplace = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[lat1, 0],
+                    strength=rec["image_strength"], bypass=False)
     fps_int = g.add("ComfyMathExpression", None, expression="round(a)", **{"values.a": [n_fps, 0]})
     alat = g.add("LTXVEmptyLatentAudio", None, frames_number=[n_len, 0], frame_rate=[fps_int, 1], batch_size=1, audio_vae=[m, 3])
     av = g.add("LTXVConcatAVLatent", None, video_latent=[inplace, 0], audio_latent=[alat, 0])
@@ -242,12 +268,12 @@ def ltx2_video(g: Graph, image, preset="ltx2-19b-distilled-fp8", width=768, heig
     # the second stage (turbo only), as the templates' nodes 80-84, 108, 66-73 and 105
     sep1 = g.add("LTXVSeparateAVLatent", None, av_latent=[out, 0])
     crop = g.add("LTXVCropGuides", None, positive=[cond, 0], negative=[cond, 1], latent=[sep1, 0])
-    up_model = g.add("LockNLatentUpscaleModelLoader", "Video turbo upscaler", model_name=upscaler)
+    up_model = g.add("LockNLatentUpscaleModelLoader", "Video turbo upscaler", model_name=rec["upscaler"])
     up = g.add("LTXVLatentUpsampler", "Video turbo: x2 upscale", samples=[crop, 2], upscale_model=[up_model, 0], vae=[m, 2])
     inplace2 = g.add("LTXVImgToVideoInplace", None, vae=[m, 2], image=[pre, 0], latent=[up, 0], strength=1.0, bypass=False)
     av2 = g.add("LTXVConcatAVLatent", None, video_latent=[inplace2, 0], audio_latent=[sep1, 1])
-    sig2 = g.add("ManualSigmas", "Video turbo refine sigmas", sigmas=refine_sigmas)
-    sampler2 = g.add("KSamplerSelect", None, sampler_name="gradient_estimation")
+    sig2 = g.add("ManualSigmas", "Video turbo refine sigmas", sigmas=rec["refine_sigmas"])
+    sampler2 = g.add("KSamplerSelect", None, sampler_name=rec["refine_sampler"])
     noise2 = g.add("RandomNoise", "Video turbo refine seed", noise_seed=0)
     guider2 = g.add("CFGGuider", None, model=[lora, 0], positive=[crop, 0], negative=[crop, 1], cfg=1.0)
     out2 = g.add("SamplerCustomAdvanced", None, noise=[noise2, 0], guider=[guider2, 0], sampler=[sampler2, 0],
@@ -420,7 +446,7 @@ def chain_fast() -> Graph:
     anyway, and it reads the picture for the motion). The LTX-2 loader stays on the top level: it
     feeds the Brief and the video stage."""
     g = Graph()
-    ltx = _loader(g, "ltx2", "ltx2-19b-distilled-fp8", "Video models")
+    ltx = _loader(g, "ltx2", LTX_PRESET, "Video models")
     b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
     img = _image_stage(g, b)
     with g.stage(VIDEO, LTX2):
@@ -476,7 +502,7 @@ def editor_models(prompt: dict) -> dict[str, list]:
 TIME_ESTIMATES = {
     "flux2": "~20 s: 1024 x 1024, 20 steps (public: BF16 0.46 s/step; GGUF ~2x slower)",
     "wan22": "~4-5 min: 640 x 640 x 81, 20 steps (public: ~5 min at 480p, 30 steps)",
-    "ltx2": "~15 s: 768 x 512 x 121, 8 sigmas (public: 65 s at 40 steps)",
+    "ltx2": "~20 s: LTX-2.3 22B, 768 x 512 x 121, 8 sigmas (scaled from LTX-2 19B's public 65 s at 40 steps)",
     "ace15": "< 10 s a song, 8 steps (official: < 2 s on an A100)",
 }
 MEASURED = ("Measured (bench/RESULTS.md, one H100, synthetic models of the real sizes, 13.8 GB swapped a cycle, "

@@ -1070,6 +1070,10 @@ def unsupported() -> dict[str, str]:
             "rest is 8.91 GB (0.943); BF16 first/last layers give 9.55 (1.011), fp8 for 5-6 layers or BF16 for "
             "3 layers with an fp8 vision tower fit, and nothing public tells which",
         "acestep_v1.5_xl_turbo_bf16.safetensors": "ACE-Step 1.5 XL configuration (4B DiT) not known here",
+        "ltx-2.3-22b-dev-fp8.safetensors": "as ltx-2-19b-dev-fp8.safetensors (LTX-2.3's VAEs are new too); its "
+            "transformer switches are known (the tiny factory's TRANSFORMER23), its fp8 mix and size are not",
+        "ltx-2.3-22b-distilled-fp8.safetensors": "as ltx-2.3-22b-dev-fp8.safetensors",
+        "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": "as ltx-2-spatial-upscaler-x2-1.0.safetensors",
     }
     out = {}
     for name, e in _catalog().files.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lockn_gen import client
+from lockn_gen import chains, client
 from lockn_gen.demo_sets import TINY
 from lockn_testing.media import digest, probe_image, probe_media
 from lockn_testing.tiny import loras as tiny_loras
@@ -96,7 +96,7 @@ def test_wan22_turbo_applies_the_lightx2v_pair_steps_split_and_cfg(server, tmp_p
     _no_lora_misses(off, on)
 
 
-UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
+UPSCALER = chains.ltx_recipe(chains.LTX_PRESET)["upscaler"]     # LTX-2.3's x2 upscaler 1.1
 LTX_SIZE = ["Video.width=128", "Video.height=128"]    # turbo: the first stage at half size, multiples of 64
 
 
@@ -104,9 +104,10 @@ def test_ltx2_turbo_runs_the_second_stage_with_the_x2_upscaler(server, tmp_path)
     sets = LTX_SIZE + [f"Video.seed={SEED}"]
     off = Run(server, tmp_path / "off", "ltx2_image_to_video", sets)
     on = Run(server, tmp_path / "on", "ltx2_image_to_video", sets + ["Video.turbo=true"])
-    # the dev presets' turbo: the distilled LoRA on the model of both stages
+    # the dev presets' turbo (the LTX-2.3 template's path): the distilled LoRA on the model of both stages
     lora = Run(server, tmp_path / "lora", "ltx2_image_to_video",
-               sets + ["Video.turbo=true", f"Video.turbo_lora={tiny_loras.LTX_DISTILLED}"])
+               sets + ["Video.turbo=true", "Video.preset=ltx23-22b-dev-fp8",
+                       f"Video.turbo_lora={tiny_loras.LTX23_DISTILLED}"])
     assert off.turbo_path() == []
     assert not {"LockNLTX2LoRA", "LockNLatentUpscaleModelLoader", "LTXVLatentUpsampler"} & set(off.classes)
     assert list(off.samplers.values()) == [3]                 # one stage, the tiny 3 sigmas

@@ -9,6 +9,8 @@ low-rank matrices sized for the tiny model (read from the tiny base file written
 |                                                 | `.lora_down.weight`, `.lora_up.weight`, `.alpha` (fp32; lightx2v Seko V1)|
 | ltx-2-19b-distilled-lora-384, camera control    | `diffusion_model.transformer_blocks.N.<attn or ff>.lora_A/.lora_B.weight`, |
 |                                                 | no alpha (bf16; Lightricks' trainer: video, audio and cross attention, ff)|
+| ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_... | the same layout on the 2.3 transformer (Comfy-Org's split_files/loras;  |
+|                                                 | the gates' `to_gate_logits` are not LoRA targets of Lightricks' trainer)|
 | Flux2TurboComfyv2                               | `diffusion_model.{double_blocks.N.*, single_blocks.N.linear1/2}`         |
 |                                                 | `.lora_A/.lora_B.weight` (bf16; fal's LoRA converted for ComfyUI)        |
 | ace15 (PEFT, the official trainer)              | `base_model.model.layers.N.{self,cross}_attn.{q,k,v,o}_proj.lora_A/B`    |
@@ -29,6 +31,7 @@ WAN_HIGH = "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors"
 WAN_LOW = "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"
 LTX_DISTILLED = "ltx-2-19b-distilled-lora-384.safetensors"
 LTX_CAMERA = "ltx-2-19b-lora-camera-control-dolly-left.safetensors"
+LTX23_DISTILLED = "ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_avg_rank_111_bf16.safetensors"
 FLUX_TURBO = "Flux2TurboComfyv2.safetensors"
 ACE = "ace15_lofi_v1_lora.safetensors"
 STYLE = "lockn_test_style_{family}.safetensors"        # a user's own LoRA (not in the catalog)
@@ -40,6 +43,9 @@ _LAYOUTS = {
     "ltx2": ("checkpoints/ltx-2-19b-dev-fp8.safetensors", "model.diffusion_model.",
              r"^transformer_blocks\.\d+\.((audio_)?attn[12]|audio_to_video_attn|video_to_audio_attn)\.(to_[qkv]|to_out\.0)$"
              r"|^transformer_blocks\.\d+\.(audio_)?ff\.net\.(0\.proj|2)$", "diffusion_model.", "A_B", torch.bfloat16),
+    "ltx23": ("checkpoints/ltx-2.3-22b-dev-fp8.safetensors", "model.diffusion_model.",
+              r"^transformer_blocks\.\d+\.((audio_)?attn[12]|audio_to_video_attn|video_to_audio_attn)\.(to_[qkv]|to_out\.0|to_gate_logits)$"
+              r"|^transformer_blocks\.\d+\.(audio_)?ff\.net\.(0\.proj|2)$", "diffusion_model.", "A_B", torch.bfloat16),
     "flux2": ("diffusion_models/flux2_dev_fp8mixed.safetensors", "",
               r"^double_blocks\.\d+\.(img|txt)_(attn\.(qkv|proj)|mlp\.[02])$|^single_blocks\.\d+\.linear[12]$",
               "diffusion_model.", "A_B", torch.bfloat16),
@@ -97,8 +103,9 @@ def build(root: str, seed: int = 0) -> dict:
     write(WAN_LOW, "wan22", seed + 32, "low")
     write(LTX_DISTILLED, "ltx2", seed + 33)
     write(LTX_CAMERA, "ltx2", seed + 34)
+    write(LTX23_DISTILLED, "ltx23", seed + 37)
     write(FLUX_TURBO, "flux2", seed + 35)
     write(ACE, "ace15", seed + 36)
-    for i, fam in enumerate(_LAYOUTS):
+    for i, fam in enumerate(f for f in _LAYOUTS if f != "ltx23"):
         write(STYLE.format(family=fam), fam, seed + 40 + i)
     return out

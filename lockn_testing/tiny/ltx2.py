@@ -2,6 +2,15 @@
 vocoder (sizes in the safetensors `config` metadata, as in the official files), the Gemma 3 12B text
 encoder (48 tiny layers), the spatial upscaler, and the split files of the GGUF preset (transformer
 GGUF, video VAE, audio VAE, text projection).
+
+Tiny LTX-2.3 (22B layout): the same checkpoint shape with the 2.3 transformer's switches in its
+`config` metadata, as Lightricks' 2.3 files carry them: gated attention (`to_gate_logits`),
+cross-attention AdaLN (`prompt_adaln_single`, `prompt_scale_shift_table`), the caption projection
+moved before the connectors with no first linear, and the text projection split in two
+(`text_embedding_projection.{video,audio}_aggregate_embed`, ComfyUI's `dual_linear`), which feeds the
+video and audio connectors at the transformer's own widths. Its x2 spatial upscaler 1.1 has the 1.0
+layout. The 2.3 VAEs are given the 19B tiny VAE configuration (only their sizes differ in the real
+files as far as ComfyUI builds them from the metadata).
 """
 from __future__ import annotations
 
@@ -22,6 +31,9 @@ SPLIT_DIT = "ltx-2-19b-dev-Q4_K_M.gguf"
 SPLIT_VAE = "LTX2_video_vae_bf16.safetensors"
 SPLIT_AUDIO_VAE = "LTX2_audio_vae_bf16.safetensors"
 SPLIT_PROJ = "ltx-2-19b-embeddings_connector_dev_bf16.safetensors"
+CKPT23 = "ltx-2.3-22b-dev-fp8.safetensors"
+CKPT23_ALIASES = ("ltx-2.3-22b-distilled-fp8.safetensors",)
+UPSCALER23 = "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"
 
 CAPTION = 32
 GEMMA_FIELDS = dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=48,
@@ -32,7 +44,9 @@ GEMMA_ATTRS = dict(head_dim=16, mm_tokens_per_image=4,
                                   "num_attention_heads": 2, "num_hidden_layers": 1, "patch_size": 14})
 TE_PATCH = {"configs": {"Gemma3_12B_Config": {"fields": GEMMA_FIELDS, "attrs": GEMMA_ATTRS}},
             "ltx_projection": {"in_dim": GEMMA_FIELDS["hidden_size"] * (GEMMA_FIELDS["num_hidden_layers"] + 1),
-                               "out_dim": CAPTION}}
+                               "out_dim": CAPTION,
+                               # LTX-2.3's dual projection: the video and audio connectors' widths
+                               "video_dim": 2 * 16, "audio_dim": 2 * 8}}
 
 TRANSFORMER = {
     "num_attention_heads": 2, "attention_head_dim": 16, "cross_attention_dim": 32,
@@ -41,6 +55,12 @@ TRANSFORMER = {
     "caption_channels": CAPTION, "connector_num_attention_heads": 2, "connector_attention_head_dim": CAPTION // 2,
     "connector_num_layers": 1, "num_layers": 1,
 }
+# LTX-2.3: the switches of Lightricks' 2.3 transformer config (the 22B files' metadata)
+TRANSFORMER23 = {**TRANSFORMER, "apply_gated_attention": True, "cross_attention_adaln": True,
+                 "caption_proj_before_connector": True, "caption_projection_first_linear": False,
+                 "connector_apply_gated_attention": True,
+                 "connector_num_attention_heads": 2, "connector_attention_head_dim": 16,
+                 "audio_connector_num_attention_heads": 2, "audio_connector_attention_head_dim": 8}
 VIDEO_VAE = {
     "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3, "latent_channels": 128,
     "encoder_blocks": [["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 2}],
@@ -127,6 +147,25 @@ def build(root: str, seed: int = 0) -> dict:
     up = init_state(LatentUpsampler.from_config(UPSCALER_CFG, **({"operations": ops} if takes_ops else {})), seed + 6)
     out[UPSCALER] = save_safetensors(up.state_dict(), os.path.join(root, "latent_upscale_models", UPSCALER),
                                      dtype=torch.bfloat16, metadata={"config": UPSCALER_CFG})
+
+    # LTX-2.3 22B layout: its own transformer switches, the dual text projection, the 19B tiny VAEs
+    meta23 = {"config": {**meta["config"], "transformer": TRANSFORMER23}}
+    dit23 = init_state(LTXAVModel(**TRANSFORMER23, dtype=torch.float32, device="cpu", operations=ops), seed + 7)
+    with _Active(TE_PATCH):
+        te23 = init_state(lt.LTXAVTEModel(dtype_llama=torch.float32, device="cpu", dtype=torch.float32,
+                                          text_projection_type="dual_linear"), seed + 8)
+    proj23 = {k: v for k, v in te23.state_dict().items() if k.startswith("text_embedding_projection.")}
+    sd23 = {"model.diffusion_model." + k: v.to(torch.bfloat16) for k, v in dit23.state_dict().items()}
+    sd23.update({k: v for k, v in sd.items() if not k.startswith(("model.diffusion_model.", "text_embedding_projection."))})
+    sd23.update(proj23)
+    ck23 = save_safetensors(with_marker(sd23, "ltx2", "checkpoint"), os.path.join(root, "checkpoints", CKPT23),
+                            dtype=torch.bfloat16, metadata=meta23, keep_fp32=keep)
+    out[CKPT23] = ck23
+    for alias in CKPT23_ALIASES:
+        out[alias] = link_or_copy(ck23, os.path.join(root, "checkpoints", alias))
+    up23 = init_state(LatentUpsampler.from_config(UPSCALER_CFG, **({"operations": ops} if takes_ops else {})), seed + 9)
+    out[UPSCALER23] = save_safetensors(up23.state_dict(), os.path.join(root, "latent_upscale_models", UPSCALER23),
+                                       dtype=torch.bfloat16, metadata={"config": UPSCALER_CFG})
 
     # split files of the GGUF preset: transformer GGUF (config in its metadata), video VAE,
     # audio VAE + vocoder (in checkpoints/, which ComfyUI's audio VAE loader lists), text projection
