@@ -247,3 +247,20 @@ def test_planner_imports_neither_torch_nor_comfy():
     code = ("import sys, lockn_gen.planner; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'comfy', 'folder_paths')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_first_cycle_reads_every_file_once_and_says_what_was_measured(cat):
+    """The switches are the steady state; from a cold start the first cycle reads every distinct file
+    from disk once (the full-size cycle on the CPU box read 1.00-1.26x each stack's files on its first
+    visit), and the plan says so with the measurement it is checked against."""
+    m = Machine(gpu_gb=96, used_gb=74, ram_gb=16, disk_gbps=2.0)
+    ids = ["flux2-klein-4b-fp8", "wan22-ti2v-5b", "ace15-turbo"]
+    p = plan(cat, ids, m)
+    files = {f.name: f.size for pid in ids for f in cat.preset_files(pid).values()}
+    assert p.first_cycle_disk_bytes == sum(files.values())
+    assert p.first_cycle_disk_s == pytest.approx(sum(files.values()) / (2.0 * GB), abs=1e-3)
+    note = next(n for n in p.notes if n.startswith("the first cycle from a cold start"))
+    assert f"{sum(files.values()) / GB:.1f} GB" in note and planner.MEASURED_REF in note
+    warm = next(s for s in p.switches if s.to_preset == "flux2-klein-4b-fp8")
+    assert warm.disk_bytes == pytest.approx(12.45e9, rel=0.01)      # measured: 12.49 GB read
+    assert planner.MEASURED_REF in format_plan(p)
