@@ -189,9 +189,19 @@ class Sampler(threading.Thread):
         self.join(timeout=5)
 
 
-def graph_for(preset: str, family: str, image: str) -> tuple[dict, str, dict]:
+def graph_for(preset: str, family: str, image: str, overrides: dict | None = None) -> tuple[dict, str, dict]:
     """(prompt, loader node id, what was shrunk) for a preset's family at its minimum size."""
     from lockn_testing import graphs
+    if family == "ltx2":
+        g = graphs.ltx2_av(loader="lockn", preset=preset, overrides=overrides, width=32, height=32, length=1,
+                           steps=1, prefix="video/fullsize")
+        lid = "1"
+        g["3"]["inputs"]["text"] = "A white dragon."
+        g["4"]["inputs"]["text"] = "blurry"
+        g["47"]["inputs"]["cfg"] = 1.0
+        g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
+        return g, lid, {"width": 32, "height": 32, "length": 1, "steps": 1, "cfg": 1.0,
+                        "note": "a 1x1x1 video latent and its audio latent, one step at cfg 1 (one pass)"}
     if family == "wan22":
         g = graphs.wan22_i2v(image, loader="lockn", width=16, height=16, length=1, steps=2, split=1, fps=16.0,
                              prefix="video/fullsize", preset=preset)
@@ -213,7 +223,7 @@ def graph_for(preset: str, family: str, image: str) -> tuple[dict, str, dict]:
         g["6"]["inputs"]["text"] = "A white dragon."
         g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
         return g, lid, {"width": 32, "height": 32, "steps": 1, "note": "a 2x2 latent, one step (guidance-distilled: one pass)"}
-    raise SystemExit(f"no minimal graph for family {family!r} (supported: wan22, ace15, flux2)")
+    raise SystemExit(f"no minimal graph for family {family!r} (supported: wan22, ace15, flux2, ltx2)")
 
 
 def min_seconds_ace(info: dict) -> float | None:
@@ -231,14 +241,18 @@ def log_lines(text: str) -> list[str]:
 
 
 def run_preset(preset: str, root: Path, budget_gb: float, keep: bool, timeout: float, period: float,
-               ram_budgets=(0.0,)) -> dict:
+               ram_budgets=(0.0,), overrides: dict | None = None, stand_ins: bool = False) -> dict:
     from bench import machine
     from lockn_testing import fullsize
     from lockn_testing.harness.server import ComfyServer, PromptError
 
     cat = fullsize._catalog()
     pre = cat.presets[preset] if hasattr(cat, "presets") else None
-    plans = fullsize.plan_preset(preset)
+    if overrides:       # role -> another catalog file (the loader's per-role inputs take the same)
+        comps = {**pre.components, **overrides}
+        plans = {n: (fullsize.plan_file(n) if n in fullsize.RECIPES else None) for n in comps.values()}
+    else:
+        plans = fullsize.plan_preset(preset)
     res: dict = {"preset": preset, "machine": {**machine(), "ram_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")},
                  "date": time.strftime("%Y-%m-%d %H:%M"), "disk_budget_gb": budget_gb,
                  "command": f"python -m bench.bench_fullsize_family --preset {preset} --disk-budget-gb {budget_gb:g} "
@@ -247,6 +261,20 @@ def run_preset(preset: str, root: Path, budget_gb: float, keep: bool, timeout: f
     total = sum(p.size() for p in plans.values() if p is not None)
     res["plan"] = {"files": {n: (p.size() if p else None) for n, p in plans.items()}, "total_bytes": total,
                    "no_recipe": missing}
+    res["overrides"] = overrides or {}
+    stand = {}
+    if missing and stand_ins:
+        # files without a writer recipe: the tiny test set's file of that name (same key layout and latent
+        # channels, tiny widths), said so in the results
+        from lockn_testing import tiny
+        troot = tiny.ensure()
+        for n in missing:
+            src = troot / cat.file(n).folder / n
+            if src.exists():
+                stand[n] = src
+        missing = [n for n in missing if n not in stand]
+    res["stand_ins"] = {n: {"bytes": os.path.getsize(src), "from": "the tiny test set (no writer recipe)"}
+                        for n, src in stand.items()}
     if missing:
         res["outcome"] = "skipped"
         res["reason"] = f"the writer has no recipe for {missing}"
@@ -262,7 +290,7 @@ def run_preset(preset: str, root: Path, budget_gb: float, keep: bool, timeout: f
     for n, p in plans.items():
         path = models / cat.file(n).folder / n
         paths[n] = path
-        if path.exists() and path.stat().st_size == p.size():
+        if p is not None and path.exists() and path.stat().st_size == p.size():
             existing += p.size()
     free = shutil.disk_usage(models).free
     if free < total - existing + (2 << 30):
@@ -272,7 +300,14 @@ def run_preset(preset: str, root: Path, budget_gb: float, keep: bool, timeout: f
 
     files = {}
     try:
+        for n, src in stand.items():
+            paths[n].parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, paths[n])
+            files[n] = {"bytes": os.path.getsize(paths[n]), "write_s": None, "stand_in": True}
+            print(f"stand-in {n}: the tiny test file ({files[n]['bytes'] / 1e6:.1f} MB)", flush=True)
         for n, p in plans.items():
+            if p is None:
+                continue
             path = paths[n]
             if path.exists() and path.stat().st_size == p.size():
                 files[n] = {"bytes": p.size(), "write_s": None, "reused": True}
@@ -283,10 +318,11 @@ def run_preset(preset: str, root: Path, budget_gb: float, keep: bool, timeout: f
                         "write_mb_s": round(w["bytes"] / w["seconds"] / 1e6, 1), "plan_params": p.params}
             print(f"wrote {n}: {w['bytes'] / GB:.2f} GB in {w['seconds']:.0f} s", flush=True)
         for n, p in plans.items():
-            files[n].setdefault("plan_params", p.params)
+            files[n].setdefault("plan_params", p.params if p is not None else None)
             pub = PUBLISHED.get(n)
             files[n]["published_params"], files[n]["published_note"] = pub if pub else (None, None)
-            files[n]["role"] = next((r for r, f in (pre.components.items() if pre is not None else []) if f == n), None)
+            files[n]["role"] = next((r for r, f in ({**pre.components, **(overrides or {})}.items() if pre is not None else [])
+                                     if f == n), None)
         res["files"] = files
         res["written_bytes"] = sum(f["bytes"] for f in files.values())
         res["largest_file_bytes"] = max(f["bytes"] for f in files.values())
@@ -325,7 +361,7 @@ def _serve_and_run(preset, models, res, timeout, period, ComfyServer, PromptErro
         out["server_start_s"] = round(time.perf_counter() - t0, 1)
         Image.new("RGB", (16, 16), (200, 180, 160)).save(srv.base / "input" / "fullsize_start.png")
         info = srv.get("/object_info")
-        prompt, lid, shrunk = graph_for(preset, family, "fullsize_start.png")
+        prompt, lid, shrunk = graph_for(preset, family, "fullsize_start.png", res.get("overrides") or None)
         if family == "ace15":
             ms = min_seconds_ace(info)
             if ms is not None:
@@ -436,6 +472,12 @@ def main(argv=None):
     ap.add_argument("--ram-budget-gb", default="0",
                     help="comma-separated LockN RAM budgets, one server run each on the same files (0: the pack's "
                          "default, no Residency node; else a LockNResidency node with ram_budget_gb)")
+    ap.add_argument("--override", action="append", default=[], metavar="ROLE=FILE",
+                    help="use this catalog file for a role of the preset (the loader's per-role input), e.g. "
+                         "text_encoder=gemma_3_12B_it_fp8_scaled.safetensors when the preset's has no writer recipe")
+    ap.add_argument("--tiny-stand-ins", action="store_true",
+                    help="files without a writer recipe: copy the tiny test set's file of that name (said so in "
+                         "the results) instead of skipping the preset")
     ap.add_argument("--results", default=str(REPO / "bench" / "results"))
     a = ap.parse_args(argv)
     import sys
@@ -443,7 +485,8 @@ def main(argv=None):
     root = Path(a.dir)
     for preset in a.preset or ["wan22-i2v-a14b-q4_k_m"]:
         r = run_preset(preset, root, a.disk_budget_gb, a.keep, a.timeout, a.period,
-                       [float(x) for x in a.ram_budget_gb.split(",")])
+                       [float(x) for x in a.ram_budget_gb.split(",")],
+                       overrides=dict(o.split("=", 1) for o in a.override), stand_ins=a.tiny_stand_ins)
         outp = Path(a.results) / f"{time.strftime('%Y-%m-%d')}_cpu_fullsize_{preset}.json"
         outp.parent.mkdir(parents=True, exist_ok=True)
         outp.write_text(json.dumps(r, indent=2))
