@@ -9,8 +9,8 @@ cross-attention AdaLN (`prompt_adaln_single`, `prompt_scale_shift_table`), the c
 moved before the connectors with no first linear, and the text projection split in two
 (`text_embedding_projection.{video,audio}_aggregate_embed`, ComfyUI's `dual_linear`), which feeds the
 video and audio connectors at the transformer's own widths. Its x2 spatial upscaler 1.1 has the 1.0
-layout. The 2.3 VAEs are given the 19B tiny VAE configuration (only their sizes differ in the real
-files as far as ComfyUI builds them from the metadata).
+layout. The 2.3 checkpoint reuses the 19B tiny VAEs: LTX-2.3's redesigned VAE configuration is not
+public here, so the tiny 2.3 set tests the transformer, text encoder and LoRA layout, not the VAE.
 """
 from __future__ import annotations
 
