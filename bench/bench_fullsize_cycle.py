@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:
 
 from bench import drop_from_page_cache, machine  # noqa: E402
 from bench.bench_fullsize_family import (PROBE, Sampler, graph_for, log_lines, mem_available,  # noqa: E402
-                                         min_seconds_ace, proc_status)
+                                         min_seconds_ace, proc_status, run_watched)
 
 GB = 1e9
 DEFAULT_PRESETS = "image=flux2-klein-4b-fp8,video=wan22-ti2v-5b,music=ace15-turbo"
@@ -256,26 +256,10 @@ def run_visit(srv, i: int, stage: str, prompt: dict, lid: str, paths: dict, time
     sampler = Sampler(pid, period)
     sampler.start()
 
-    def on_message(m):
-        check_stop()
-        d = m.get("data", {})
-        if m.get("type") == "executing" and d.get("node") is not None:
-            sampler.node = f"{d['node']} {prompt.get(d['node'], {}).get('class_type', '?')}"
     t0 = time.perf_counter()
-    result = None
     try:
-        result = srv.run(prompt, timeout=timeout, on_message=on_message)
-        v["outcome"] = "finished"
-    except PromptError as e:
-        result = e.result
-        v["outcome"] = "error"
-        v["error"] = str(e)[:3000]
-    except TimeoutError as e:
-        v["outcome"] = "timeout"
-        v["error"] = str(e)[:500]
-    except Exception as e:                              # the websocket drops when the server dies
-        v["outcome"] = "connection lost"
-        v["error"] = f"{type(e).__name__}: {e}"[:1000]
+        result, outcome = run_watched(srv, prompt, timeout, sampler, PromptError, check=check_stop)
+        v.update(outcome)
     finally:
         if STOP["signal"] is not None:
             sampler.stop()

@@ -376,25 +376,9 @@ def _serve_and_run(preset, models, res, timeout, period, ComfyServer, PromptErro
         sampler = Sampler(srv.proc.pid, period)
         sampler.start()
 
-        def on_message(m):
-            d = m.get("data", {})
-            if m.get("type") == "executing" and d.get("node") is not None:
-                sampler.node = f"{d['node']} {prompt.get(d['node'], {}).get('class_type', '?')}"
         t1 = time.perf_counter()
-        result = None
-        try:
-            result = srv.run(prompt, timeout=timeout, on_message=on_message)
-            out["outcome"] = "finished"
-        except PromptError as e:
-            result = e.result
-            out["outcome"] = "error"
-            out["error"] = str(e)[:3000]
-        except TimeoutError as e:
-            out["outcome"] = "timeout"
-            out["error"] = str(e)[:500]
-        except Exception as e:                          # the websocket drops when the server dies
-            out["outcome"] = "connection lost"
-            out["error"] = f"{type(e).__name__}: {e}"[:1000]
+        result, outcome = run_watched(srv, prompt, timeout, sampler, PromptError)
+        out.update(outcome)
         out["run_s"] = round(time.perf_counter() - t1, 1)
         time.sleep(1.0)
         rc = srv.proc.poll()
@@ -441,6 +425,34 @@ def _serve_and_run(preset, models, res, timeout, period, ComfyServer, PromptErro
             srv.stop()
         shutil.rmtree(base, ignore_errors=True)
     return out
+
+
+def run_watched(srv, prompt: dict, timeout: float, sampler: "Sampler", PromptError, check=None):
+    """Run one prompt with the sampler following the executing node. -> (the result or None, {"outcome",
+    "error"}): finished, error (the node's message), timeout, or connection lost (the server died).
+    `check` is called on every websocket message (a stop request raises from it)."""
+    def on_message(m):
+        if check is not None:
+            check()
+        d = m.get("data", {})
+        if m.get("type") == "executing" and d.get("node") is not None:
+            sampler.node = f"{d['node']} {prompt.get(d['node'], {}).get('class_type', '?')}"
+    out: dict = {}
+    result = None
+    try:
+        result = srv.run(prompt, timeout=timeout, on_message=on_message)
+        out["outcome"] = "finished"
+    except PromptError as e:
+        result = e.result
+        out["outcome"] = "error"
+        out["error"] = str(e)[:3000]
+    except TimeoutError as e:
+        out["outcome"] = "timeout"
+        out["error"] = str(e)[:500]
+    except Exception as e:                              # the websocket drops when the server dies
+        out["outcome"] = "connection lost"
+        out["error"] = f"{type(e).__name__}: {e}"[:1000]
+    return result, out
 
 
 def summary(r: dict) -> str:

@@ -42,7 +42,8 @@ def test_wan22_single_model_preset_matches_the_core_loaders(comfy_server):
     assert videos["lockn"]["std"] > 0 and videos["lockn"] == videos["core"]
 
 
-@pytest.mark.parametrize("preset", ["ltx2-19b-distilled-fp8", "ltx2-19b-dev-q4_k_m"])
+@pytest.mark.parametrize("preset", ["ltx2-19b-distilled-fp8", "ltx2-19b-dev-q4_k_m",
+                                    "ltx23-22b-distilled-fp8", "ltx23-22b-dev-fp8"])     # LTX-2.3: tests/test_ltx23.py
 def test_ltx2_loader_video_and_audio(comfy_server, preset):
     res = comfy_server.run(graphs.ltx2_av(loader="lockn", preset=preset, length=9, prefix=f"l/{preset}"))
     assert "1" in res.executed

@@ -1,6 +1,7 @@
 """LTX-2.3 22B (issue 12): the tiny 2.3 checkpoint is the 2.3 architecture as ComfyUI builds it from the
 file's metadata, its presets load and run through the LockN loader, and they are the fast chain's and
-the LTX workflow's video stage with the 2.3 template's turbo files.
+the LTX workflow's video stage with the 2.3 template's turbo files. (Both 2.3 presets run to video and
+audio through the LockN loader in tests/test_loaders_server.py; the turbo path in tests/test_turbo.py.)
 
 The 19B checkpoint is the control: a test that passed on it as well would not be testing 2.3."""
 from __future__ import annotations
@@ -8,12 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
-
 from lockn_gen import catalog as catalog_mod
 from lockn_gen import chains
-from lockn_testing import graphs
-from lockn_testing.media import probe_media
 from lockn_testing.tiny import loras as tiny_loras
 
 # the tiny factory's names (lockn_testing/tiny/ltx2.py, which imports ComfyUI: not at collection)
@@ -93,11 +90,3 @@ def test_fast_chain_and_ltx_workflow_default_to_ltx23():
         assert [n["inputs"]["preset"] for n in loaders] == ["ltx23-22b-distilled-fp8"], name
         ups = [n for n in api.values() if n["class_type"] == "LockNLatentUpscaleModelLoader"]
         assert [n["inputs"]["model_name"] for n in ups] == [UPSCALER23], name
-
-
-@pytest.mark.parametrize("preset", ["ltx23-22b-distilled-fp8", "ltx23-22b-dev-fp8"])
-def test_ltx23_presets_run_through_the_lockn_loader(comfy_server, preset):
-    res = comfy_server.run(graphs.ltx2_av(loader="lockn", preset=preset, length=9, prefix=f"l23/{preset}"))
-    assert "1" in res.executed
-    info = probe_media(comfy_server.output_files(res, "75")[0])
-    assert info["video"]["frames"] == 9 and info["n_audio_streams"] == 1 and info["audio"]["finite"]
