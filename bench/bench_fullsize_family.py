@@ -193,15 +193,16 @@ def graph_for(preset: str, family: str, image: str, overrides: dict | None = Non
     """(prompt, loader node id, what was shrunk) for a preset's family at its minimum size."""
     from lockn_testing import graphs
     if family == "ltx2":
-        g = graphs.ltx2_av(loader="lockn", preset=preset, overrides=overrides, width=32, height=32, length=1,
+        g = graphs.ltx2_av(loader="lockn", preset=preset, overrides=overrides, width=64, height=64, length=1,
                            steps=1, prefix="video/fullsize")
         lid = "1"
         g["3"]["inputs"]["text"] = "A white dragon."
         g["4"]["inputs"]["text"] = "blurry"
         g["47"]["inputs"]["cfg"] = 1.0
         g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
-        return g, lid, {"width": 32, "height": 32, "length": 1, "steps": 1, "cfg": 1.0,
-                        "note": "a 1x1x1 video latent and its audio latent, one step at cfg 1 (one pass)"}
+        return g, lid, {"width": 64, "height": 64, "length": 1, "steps": 1, "cfg": 1.0,
+                        "note": "EmptyLTXVLatentVideo's minimum 64x64 x 1 frame (a 2x2x1 latent) and its audio "
+                                "latent, one step at cfg 1 (one pass)"}
     if family == "wan22":
         g = graphs.wan22_i2v(image, loader="lockn", width=16, height=16, length=1, steps=2, split=1, fps=16.0,
                              prefix="video/fullsize", preset=preset)
@@ -442,6 +443,12 @@ def run_watched(srv, prompt: dict, timeout: float, sampler: "Sampler", PromptErr
     try:
         result = srv.run(prompt, timeout=timeout, on_message=on_message)
         out["outcome"] = "finished"
+        # ComfyUI drops an output whose nodes fail validation and runs the rest: not a finished run
+        ran = set(result.executed) | set(getattr(result, "cached", ()))
+        dropped = [k for k, n in prompt.items() if n["class_type"].startswith("Save") and k not in ran]
+        if dropped:
+            out["outcome"] = "incomplete"
+            out["error"] = f"output node(s) {dropped} did not run (failed validation?)"
     except PromptError as e:
         result = e.result
         out["outcome"] = "error"

@@ -196,7 +196,8 @@ def ace15_t2m(seconds=2.0, steps=8, loader="core", top_p=0.9, prefix="audio/ace1
 
 def with_residency(g: dict, gpu_gb: float = 0.0, ram_gb: float = 0.0, pin: bool = False) -> dict:
     """The same graph with LockN's Residency node between its LockN loader and the rest: budgets in GB
-    (0: the default) and pin for the loader's models."""
+    (0: the default) and pin for the loader's models. Loader outputs the node has no socket for (LTX-2's
+    audio VAE) stay linked to the loader."""
     lid = next(k for k, n in g.items() if n["class_type"].startswith("LockN") and n["class_type"].endswith("Loader"))
     names = (["model", "model_2", "clip", "vae"] if g[lid]["class_type"] == "LockNWan22Loader"
              else ["model", "clip", "vae"])
@@ -204,7 +205,7 @@ def with_residency(g: dict, gpu_gb: float = 0.0, ram_gb: float = 0.0, pin: bool 
     g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
     for n in g.values():
         for k, v in n["inputs"].items():
-            if isinstance(v, list) and v[0] == lid:
+            if isinstance(v, list) and v[0] == lid and v[1] < len(names):
                 n["inputs"][k] = ["R", r_out[names[v[1]]]]
     g["R"] = {"class_type": "LockNResidency", "inputs": {
         "gpu_budget_gb": gpu_gb, "ram_budget_gb": ram_gb, "pin": pin,
