@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:
 
 from bench import drop_from_page_cache, machine  # noqa: E402
 from bench.bench_fullsize_family import (PROBE, Sampler, graph_for, log_lines, mem_available,  # noqa: E402
-                                         min_seconds_ace, proc_status, run_watched)
+                                         proc_status, run_watched)
 
 GB = 1e9
 DEFAULT_PRESETS = "image=flux2-klein-4b-fp8,video=wan22-ti2v-5b,music=ace15-turbo"
@@ -131,7 +131,7 @@ def stage_graph(stage: str, preset: str, info: dict, ram_gb: float) -> tuple[dic
                   "note": "Wan22ImageToVideoLatent minimum (32 px, 1 frame); weight_dtype fp8_e4m3fn so the CPU run "
                           "does not make a 20 GB fp32 copy of the 10 GB fp16 file (cfg 5: cond + uncond)"}
     else:
-        g, lid, shrunk = graph_for(preset, family, START_IMAGE)
+        g, lid, shrunk = graph_for(preset, family, START_IMAGE, info=info)
         for n in g.values():
             if n["class_type"] == "SaveImage" or n["class_type"].startswith("Save"):
                 n["inputs"]["filename_prefix"] = f"cycle/{stage}"
@@ -140,12 +140,6 @@ def stage_graph(stage: str, preset: str, info: dict, ram_gb: float) -> tuple[dic
                 if n["class_type"] == "FluxGuidance":
                     n["inputs"]["guidance"] = 1.0
                     shrunk["guidance"] = 1.0
-        if family == "ace15":
-            ms = min_seconds_ace(info)
-            if ms is not None:
-                g["98"]["inputs"]["seconds"] = ms
-                g["94"]["inputs"]["duration"] = ms
-                shrunk["seconds"] = ms
     if ram_gb:
         g = graphs.with_residency(g, ram_gb=ram_gb)
     return g, lid, shrunk

@@ -189,8 +189,10 @@ class Sampler(threading.Thread):
         self.join(timeout=5)
 
 
-def graph_for(preset: str, family: str, image: str, overrides: dict | None = None) -> tuple[dict, str, dict]:
-    """(prompt, loader node id, what was shrunk) for a preset's family at its minimum size."""
+def graph_for(preset: str, family: str, image: str, overrides: dict | None = None,
+              info: dict | None = None) -> tuple[dict, str, dict]:
+    """(prompt, loader node id, what was shrunk) for a preset's family at its minimum size (`info`: the
+    server's /object_info, for minimums that differ between ComfyUI versions)."""
     from lockn_testing import graphs
     if family == "ltx2":
         g = graphs.ltx2_av(loader="lockn", preset=preset, overrides=overrides, width=64, height=64, length=1,
@@ -217,7 +219,13 @@ def graph_for(preset: str, family: str, image: str, overrides: dict | None = Non
         lid = "104"
         g["94"]["inputs"].update(generate_audio_codes=False, lyrics="[Verse]\nla", tags="pop")
         g["900"] = {"class_type": "LockNBenchProbe", "inputs": {"model": [lid, 0], "clip": [lid, 1], "vae": [lid, 2]}}
-        return g, lid, {"seconds": 1.0, "steps": 1, "generate_audio_codes": False}
+        shrunk = {"seconds": 1.0, "steps": 1, "generate_audio_codes": False}
+        ms = min_seconds_ace(info) if info else None
+        if ms is not None:
+            g["98"]["inputs"]["seconds"] = ms
+            g["94"]["inputs"]["duration"] = ms
+            shrunk["seconds"] = ms
+        return g, lid, shrunk
     if family == "flux2":
         g = graphs.flux2_t2i(loader="lockn", width=32, height=32, steps=1, prefix="image/fullsize", preset=preset)
         lid = "12"
@@ -362,13 +370,7 @@ def _serve_and_run(preset, models, res, timeout, period, ComfyServer, PromptErro
         out["server_start_s"] = round(time.perf_counter() - t0, 1)
         Image.new("RGB", (16, 16), (200, 180, 160)).save(srv.base / "input" / "fullsize_start.png")
         info = srv.get("/object_info")
-        prompt, lid, shrunk = graph_for(preset, family, "fullsize_start.png", res.get("overrides") or None)
-        if family == "ace15":
-            ms = min_seconds_ace(info)
-            if ms is not None:
-                prompt["98"]["inputs"]["seconds"] = ms
-                prompt["94"]["inputs"]["duration"] = ms
-                shrunk["seconds"] = ms
+        prompt, lid, shrunk = graph_for(preset, family, "fullsize_start.png", res.get("overrides") or None, info)
         if ram_gb:
             prompt = graphs.with_residency(prompt, ram_gb=ram_gb)   # LockNResidency between loader and graph
         out["graph"] = {"shrunk": shrunk, "loader_node": lid, "nodes": {k: v["class_type"] for k, v in prompt.items()}}
