@@ -155,7 +155,10 @@ def test_ctrl_c_interrupts_the_running_job_and_deletes_the_queued_one(comfy_serv
     g = graphs.flux2_t2i(width=64, height=64, steps=4096, prefix="t/client_long")
     proc = subprocess.Popen([sys.executable, str(REPO / "lockn-gen"), "run", str(api_file(tmp_path, g)), "--jobs", "2",
                              "--server", comfy_server.url, "--out", str(tmp_path / "out"), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as in a terminal: a test run started in the background of a shell without
+                            # job control inherits SIGINT ignored, and Python then leaves it ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
