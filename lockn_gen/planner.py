@@ -15,6 +15,10 @@ the other) and decoding (VAE). Against the GPU budget (total - used by others - 
   no        the working memory alone exceeds the budget.
 Across modes the planner pins on the GPU the presets that save the most swap time without pushing
 another preset into a worse class above; the rest swap through system RAM (from disk if RAM is short).
+The swaps are simulated with LockN's own residency policy (lockn_gen/residency.py: ModeCycle, plan,
+refusal), called as the registry (nodes/residency.py) calls it, so the plan predicts the registry's
+evictions: while the modes are used in a cycle the most recently used models go first, not the least
+recently used (see cycle_steps).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import catalog as catalog_mod
+from . import residency
 from .residency import MODES
 
 GB = 1e9
@@ -170,6 +175,7 @@ class Switch:
     evict_bytes: int                     # GPU -> host (copied back to RAM)
     disk_bytes: int                      # read from disk first (not held in RAM)
     seconds: float
+    evictions: list[str] = field(default_factory=list)   # "offload FILE" | "drop FILE", in the policy's order
 
 
 @dataclass
@@ -401,58 +407,132 @@ def _valid_pins(pins: list[PresetPlan], others: list[PresetPlan], budget: int) -
     return True
 
 
-def _ram_tiers(sizes: dict[str, int], ram_bytes: int) -> tuple[set, set]:
-    """Files kept in RAM (largest first, as many bytes as fit) and files left on disk."""
-    ram, used = set(), 0
-    for name, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
-        if used + size <= ram_bytes:
-            ram.add(name)
-            used += size
-    return ram, set(sizes) - ram
+def _apply(entries: dict, actions, evicted: list[str], copied: set) -> None:
+    """Apply the policy's actions to the simulated entries; note each eviction and the bytes an offload copies
+    back to RAM (a model dropped without passing through RAM copies nothing)."""
+    for a in actions:
+        e = entries[a.entry_id]
+        if a.kind == "offload":
+            copied.add(a.entry_id)
+        evicted.append(f"{a.kind} {a.entry_id}")
+        e.tier = "ram" if a.kind == "offload" else "dropped"
 
 
-def _simulate(order: list[PresetPlan], pins: set, budget: int, ram: set, m: Machine) -> list[Switch]:
-    """Two passes of the cycle (the second is the steady state); evict least recently used first."""
+@dataclass
+class Step:
+    """One prompt of the simulated cycle, as the registry (nodes/residency.py) runs it."""
+    round: int
+    switch: Switch
+    cycling: bool                        # the eviction order in force (residency.ModeCycle)
+    disk_files: list[str]                # read from disk (dropped before)
+    refused: list[str]                   # loads the registry would refuse (residency.refusal)
+
+
+def cycle_steps(order: list[PresetPlan], pins: set, m: Machine, priority: dict | None = None,
+                max_rounds: int = 6) -> list[Step]:
+    """The cycle order[1] -> ... -> order[0], one prompt per preset, repeated from a cold start until the
+    tiers at the end of a round repeat (at least two rounds), through LockN's residency policy as the
+    registry calls it (lockn_gen/residency.py: ModeCycle, plan, refusal; each file an entry):
+
+    1. the prompt's mode is used (ModeCycle.use, one prompt id per step);
+    2. each of its files that is dropped is read from disk (in the order of the preset's components), after
+       the room for it is made (plan with the file's bytes incoming, the prompt's files protected), and
+       arrives in RAM;
+    3. ComfyUI runs it: a preset that fits whole (or a pinned one) moves its files to the GPU, the
+       models that do not fit beside them (less the preset's working memory) offloaded to RAM in the
+       policy's order (an assumption: ComfyUI frees GPU memory in its own order); a staged or streamed
+       preset needs the whole GPU (every other unpinned model goes to RAM), its stages pass through
+       it and end in RAM;
+    4. the registry settles after the prompt (plan with nothing incoming, nothing protected).
+
+    Budgets: the GPU budget (total - used by others - reserve) and the RAM (machine.ram_gb). Pinned
+    presets' files are pinned entries, on the GPU from the start."""
     if len(order) < 2:
         return []
     size = {n: s for p in order for n, s in p.files.items()}
+    mode_of: dict[str, str] = {}
+    for p in order:
+        for n in p.files:
+            mode_of.setdefault(n, p.mode)
     pinned = {n for p in order if p.id in pins for n in p.files}
-    base = sum(size[n] for n in pinned)
-    gpu: dict[str, int] = {}          # unpinned file -> last use
-    bw, disk_bw, clock, out = m.bandwidth_gbps * GB, m.disk_gbps * GB, 0, []
-    for rnd in range(2):
+    entries = {n: residency.Entry(id=n, name=n, family="", role="", mode=mode_of[n], bytes=size[n],
+                                  tier="gpu" if n in pinned else "dropped", pinned=n in pinned)
+               for n in sorted(size)}
+    es = list(entries.values())
+    budgets = residency.Budgets(gpu_bytes=m.budget_bytes, ram_bytes=int(round(m.ram_gb * GB)))
+    cycle = residency.ModeCycle()
+    bw, disk_bw = m.bandwidth_gbps * GB, m.disk_gbps * GB
+    out: list[Step] = []
+    clock, last_tiers = 0, None
+    for rnd in range(max_rounds):
         for i in [*range(1, len(order)), 0]:      # order[0] is the first mode: the cycle ends back there
             p = order[i]
             clock += 1
-            need = set(p.files) - pinned
-            loaded, evicted = set(), []
+            mine = list(p.files)                  # the loader's order: the preset's components
+            protect = set(mine)
+            cycle.use(p.mode, clock)
+            cycling = cycle.cycling
+            evicted: list[str] = []
+            copied: set[str] = set()
+            disk_files, refused = [], []
+            # 2. loads from disk, room made first
+            for n in mine:
+                e = entries[n]
+                if e.tier != "dropped":
+                    continue
+                actions = residency.plan(es, budgets, e.bytes, priority, protect=protect, cycling=cycling)
+                why = residency.refusal(es, budgets, actions, e.bytes, n, protect=protect)
+                if why:
+                    refused.append(why)
+                _apply(entries, actions, evicted, copied)
+                e.tier = "ram"
+                disk_files.append(n)
+            # 3. the run
             if p.id in pins or p.fit == "resident":
-                loaded = need - set(gpu)
-                for n in sorted(gpu, key=lambda k: (gpu[k], k)):     # oldest first; names break ties
-                    if base + sum(size[k] for k in set(gpu) | loaded) + p.working_bytes <= budget:
-                        break
-                    if n not in need:
-                        evicted.append(n)
-                        del gpu[n]
-                gpu.update({n: clock for n in sorted(need)})
-            else:                     # staged / streamed: everything else goes, its stages pass through
-                evicted = list(gpu) + sorted(need)
-                loaded, gpu = need, {}
-            load = sum(size[n] for n in loaded)
-            evict = sum(size[n] for n in evicted if n in ram)
-            disk = sum(size[n] for n in loaded if n not in ram)
-            if rnd == 1:
-                out.append(Switch(order[i - 1].id, p.id, load, evict, disk,
-                                  round((load + evict) / bw + disk / disk_bw, 3)))
+                load = sum(size[n] for n in mine if entries[n].tier != "gpu")
+                room = residency.Budgets(gpu_bytes=m.budget_bytes - p.working_bytes)
+                _apply(entries, residency.plan(es, room, load, priority, protect=protect, cycling=cycling),
+                       evicted, copied)
+                for n in mine:
+                    entries[n].tier = "gpu"
+            else:
+                load = sum(size[n] for n in mine)
+                _apply(entries, residency.plan(es, residency.Budgets(gpu_bytes=0), 0, priority, protect=protect,
+                                               cycling=cycling), evicted, copied)
+                for n in mine:
+                    entries[n].tier = "ram"
+                    copied.add(n)
+            for n in mine:
+                entries[n].last_used = clock
+            # 4. the registry settles after the prompt
+            _apply(entries, residency.plan(es, budgets, 0, priority, cycling=cycling), evicted, copied)
+            evict = sum(size[n] for n in copied)
+            disk = sum(size[n] for n in disk_files)
+            out.append(Step(rnd, Switch(order[i - 1].id, p.id, load, evict, disk,
+                                        round((load + evict) / bw + disk / disk_bw, 3), evicted),
+                            cycling, disk_files, refused))
+        tiers = {n: e.tier for n, e in entries.items()}
+        if rnd >= 1 and tiers == last_tiers:
+            break
+        last_tiers = tiers
     return out
+
+
+def _simulate(order: list[PresetPlan], pins: set, m: Machine, priority: dict | None = None) -> list[Switch]:
+    """The steady state of the cycle: the last round of cycle_steps."""
+    steps = cycle_steps(order, pins, m, priority)
+    return [s.switch for s in steps if s.round == steps[-1].round] if steps else []
 
 
 MEASURED_REF = "bench/RESULTS.md, 2026-12-02"
 
 
 def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None = None,
-         target: str | None = "quality", modes=MODES, max_slowdown: float = MAX_SLOWDOWN) -> Plan:
-    """Plan the given presets (or, with none, the ones `choose_presets` picks for the target)."""
+         target: str | None = "quality", modes=MODES, max_slowdown: float = MAX_SLOWDOWN,
+         priority: dict | None = None) -> Plan:
+    """Plan the given presets (or, with none, the ones `choose_presets` picks for the target). The mode
+    switches are simulated through LockN's residency policy (cycle_steps), with the registry's per-mode
+    `priority` (the Residency node's; default: all equal)."""
     machine = machine or Machine()
     _check_machine(machine)
     choices: list[Choice] = []
@@ -475,16 +555,19 @@ def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None =
         if not _valid_pins(list(pins), others, budget):
             continue
         pinned_files = {n for p in pins for n in p.files}
-        ram, disk = _ram_tiers({n: s for n, s in sizes.items() if n not in pinned_files},
-                               int(machine.ram_gb * GB))
-        switches = _simulate(pps, {p.id for p in pins}, budget, ram, machine)
+        steps = cycle_steps(pps, {p.id for p in pins}, machine, priority)
+        last = [s for s in steps if s.round == steps[-1].round] if steps else []
+        switches = [s.switch for s in last]
         cost = round(sum(s.seconds for s in switches), 6)
         key = (cost, -sum(sizes[n] for n in pinned_files))
         if best is None or key < best[0]:
-            best = (key, pins, ram, disk, switches)
-    _, pins, ram, disk, switches = best
+            best = (key, pins, last)
+    _, pins, last = best
+    switches = [s.switch for s in last]
     pinned_ids = [p.id for p in pins]
-    ram_needed = sum(sizes[n] for n in ram | disk)
+    pinned_files = {n for p in pins for n in p.files}
+    ram_needed = sum(s for n, s in sizes.items() if n not in pinned_files)
+    disk = {n for s in last for n in s.disk_files}
 
     notes = []
     if pps and len(pins) < len(pps):
@@ -499,15 +582,24 @@ def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None =
         elif p.fit == "no":
             notes.append(f"{p.id}: cannot run: its working memory alone exceeds the budget")
     if disk:
-        notes.append(f"RAM holds {machine.ram_gb:.1f} of the {_gb(ram_needed)} GB to swap; these reload "
-                     f"from disk each time: {', '.join(sorted(disk))}")
+        notes.append(f"RAM holds {machine.ram_gb:.1f} of the {_gb(ram_needed)} GB to swap; in every cycle LockN's "
+                     f"residency policy drops these and they reload from disk: {', '.join(sorted(disk))}")
+    refused = sorted({w for s in last for w in s.refused})
+    if refused:
+        notes.append("LockN's registry would refuse a load in this cycle: " + " | ".join(refused))
+    if switches:
+        order = "most recently used first: the modes are used in a cycle" if any(s.cycling for s in last) else \
+            "least recently used first"
+        notes.append(f"the switches are LockN's registry at work (its residency policy, simulated): evictions "
+                     f"{order}; each switch's models, in order, in --json (switches[].evictions)")
     first_disk = sum(sizes.values())
     if pps:
         notes.append(f"the first cycle from a cold start reads every file from disk once: {_gb(first_disk)} GB "
                      f"({first_disk / (machine.disk_gbps * GB):.1f} s at {machine.disk_gbps:.1f} GB/s); the switches "
                      f"above are the cycles after it. Measured with full-size files on a CPU box "
                      f"({MEASURED_REF}): first visits read 1.00-1.26x their files, the warm return to the "
-                     f"image stack 12.49 GB where this plan says 12.5 GB")
+                     f"image stack 12.49 GB where the plan of those presets (flux2-klein-4b-fp8, wan22-ti2v-5b, "
+                     f"ace15-turbo, 16 GB of RAM) says 12.5 GB")
     unconfirmed = sorted({n for p in pps for n in p.unconfirmed})
     if unconfirmed:
         notes.append("sizes not confirmed on the hub: " + ", ".join(unconfirmed))

@@ -78,10 +78,13 @@ def totals(entries) -> dict:
 
 def eviction_order(entries, priority: dict | None = None, protect: set = frozenset(),
                    cycling: bool = False) -> list[Entry]:
-    """Unpinned, unprotected entries, least important first (see the module's docstring)."""
+    """Unpinned, unprotected entries, least important first (see the module's docstring). Entries used
+    at the same time (one prompt's models: the registry stamps them together when it settles) go in
+    the order of their names, so the order never depends on the order they were loaded in, and the
+    planner (lockn_gen/planner.py), which simulates this policy with file names, predicts it."""
     prio = {**DEFAULT_PRIORITY, **(priority or {})}
     cands = [e for e in entries if not e.pinned and e.id not in protect and e.tier != "dropped"]
-    return sorted(cands, key=lambda e: (prio.get(e.mode, 1), -e.last_used if cycling else e.last_used))
+    return sorted(cands, key=lambda e: (prio.get(e.mode, 1), -e.last_used if cycling else e.last_used, e.name, e.id))
 
 
 class ModeCycle:

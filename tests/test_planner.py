@@ -10,6 +10,8 @@ import pytest
 from lockn_gen import catalog as catalog_mod
 from lockn_gen import planner
 from lockn_gen.planner import GB, Machine, PlanError, choose_presets, format_plan, plan, preset_plan
+from lockn_gen.residency import Budgets, Entry, ModeCycle, refusal
+from lockn_gen.residency import plan as residency_plan
 
 QUALITY_STACK = ["flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-turbo"]
 RTX = Machine(ram_gb=256)                                  # the RTX Pro 6000 defaults: 96 - 74 - 2 = 20 GB
@@ -100,8 +102,7 @@ def test_pins_what_saves_swap_time(cat):
     assert sorted(p.swapped + p.gpu_resident) == sorted(stack)
     into_pinned = next(s for s in p.switches if s.to_preset == p.gpu_resident[0])
     assert into_pinned.load_bytes == 0                       # a pinned stack is never loaded again
-    unpinned = planner._simulate(p.presets, set(), m.budget_bytes, set(p.presets[0].files) | {
-        n for pp in p.presets for n in pp.files}, m)
+    unpinned = planner._simulate(p.presets, set(), m)
     assert 0 < p.cycle_s < sum(s.seconds for s in unpinned)  # the pin saves swap time
     assert p.cycle_s < 2 * 26.29 / planner.DEFAULT_BANDWIDTH_GBPS
 
@@ -264,3 +265,154 @@ def test_first_cycle_reads_every_file_once_and_says_what_was_measured(cat):
     warm = next(s for s in p.switches if s.to_preset == "flux2-klein-4b-fp8")
     assert warm.disk_bytes == pytest.approx(12.45e9, rel=0.01)      # measured: 12.49 GB read
     assert planner.MEASURED_REF in format_plan(p)
+
+
+# ---- the plan predicts the registry ---------------------------------------------------------------
+class RegistryDriver:
+    """LockN's registry as nodes/residency.py (and nodes/lifecycle.py) drives the residency policy, one
+    prompt per stage visit, the loaded objects replaced by their sizes: the loaders' fingerprints note the
+    mode (ModeCycle.use) and the entries; the prompt's first LockN node settles with them protected
+    (_begin -> _settle -> enforce: residency.plan with nothing incoming); each loader asks for its
+    components (load: a hit, or room made with residency.plan for the file's bytes, the prompt's entries
+    protected, then the file arrives in RAM); after the prompt the idle watcher settles (every entry the
+    prompt used stamped with one time, enforce with nothing protected). Between the loads and the settle
+    ComfyUI runs the prompt: that part is not the registry's, and is modelled as the planner assumes it
+    (planner.cycle_steps: the models moved to the GPU, what does not fit beside them offloaded)."""
+
+    def __init__(self, budgets, priority=None, pinned=()):
+        self.budgets, self.priority = budgets, priority
+        self.records: dict[str, Entry] = {}            # load order, as the registry's records
+        self.cycle = ModeCycle()
+        self.now = 0.0
+        self.prompt_ids, self.upcoming, self.running = set(), set(), False
+        self.actions: list[str] = []
+        for name, size, mode in pinned:                # loaded and pinned before the cycle
+            self.records[name] = Entry(id=name, name=name, family="", role="", mode=mode, bytes=size, tier="gpu",
+                                       pinned=True, last_used=self.tick())
+
+    def tick(self):
+        self.now += 1.0
+        return self.now
+
+    def entries(self):
+        return list(self.records.values())
+
+    def apply(self, actions):
+        for a in actions:
+            self.records[a.entry_id].tier = "ram" if a.kind == "offload" else "dropped"
+            self.actions.append(f"{a.kind} {a.entry_id}")
+
+    def settle(self, protect=frozenset()):                 # PromptLifecycle._settle
+        if not (self.running or self.upcoming):
+            return
+        now = self.tick()
+        for rid in self.prompt_ids | self.upcoming:
+            if rid in self.records:
+                self.records[rid].last_used = now
+        self.running, self.prompt_ids, self.upcoming = False, set(), set()
+        self.apply(residency_plan(self.entries(), self.budgets, 0, self.priority, protect=set(protect),
+                                  cycling=self.cycle.cycling))
+
+    def load(self, name, size, mode):                      # Registry.load
+        rec = self.records.get(name)
+        if rec is not None and rec.tier != "dropped":
+            rec.last_used = self.tick()
+            return False
+        protect = set(self.prompt_ids)
+        actions = residency_plan(self.entries(), self.budgets, size, self.priority, protect=protect,
+                                 cycling=self.cycle.cycling)
+        assert refusal(self.entries(), self.budgets, actions, size, name, protect=protect) is None
+        self.apply(actions)
+        if rec is None:
+            rec = self.records[name] = Entry(id=name, name=name, family="", role="", mode=mode, bytes=size)
+        rec.tier, rec.last_used = "ram", self.tick()
+        return True
+
+    def prompt(self, pid, preset, gpu_budget):
+        """One prompt of `preset` (a PresetPlan); returns (evictions, load, evict, disk bytes)."""
+        self.actions = []
+        names = list(preset.files)                          # the loader's component order, not sorted
+        self.cycle.use(preset.mode, pid)                    # the loaders' fingerprints (note)
+        self.upcoming = set(names)
+        self.settle(protect=set(names))                     # its first LockN node: _begin
+        self.running, self.prompt_ids = True, set(names)
+        self.cycle.use(preset.mode, pid)                    # will_use
+        disk = sum(preset.files[n] for n in names if self.load(n, preset.files[n], preset.mode))
+        # ComfyUI runs the prompt (the planner's assumption, see planner.cycle_steps)
+        mine = [self.records[n] for n in names]
+        passed = set()                                      # a staged preset's stages pass through the GPU
+        if any(e.pinned for e in mine) or preset.fit == "resident":
+            load = sum(e.bytes for e in mine if e.tier != "gpu")
+            self.apply(residency_plan(self.entries(), Budgets(gpu_bytes=gpu_budget - preset.working_bytes), load,
+                                      self.priority, protect=set(names), cycling=self.cycle.cycling))
+            for e in mine:
+                e.tier = "gpu"
+        else:
+            load = sum(e.bytes for e in mine)
+            self.apply(residency_plan(self.entries(), Budgets(gpu_bytes=0), 0, self.priority, protect=set(names),
+                                      cycling=self.cycle.cycling))
+            for e in mine:
+                e.tier = "ram"
+                passed.add(e.id)
+        self.settle()                                       # the idle watcher, after the prompt
+        copied = passed | {a.split(" ", 1)[1] for a in self.actions if a.startswith("offload ")}
+        evict = sum(self.records[n].bytes for n in copied)
+        return list(self.actions), load, evict, disk
+
+
+def drive_registry(presets, machine, pins=(), priority=None, rounds=6):
+    """The planner's cycle (presets[1] -> ... -> presets[0], repeated) through RegistryDriver."""
+    pinned = [(n, s, p.mode) for p in presets if p.id in pins for n, s in p.files.items()]
+    reg = RegistryDriver(Budgets(gpu_bytes=machine.budget_bytes, ram_bytes=int(round(machine.ram_gb * GB))),
+                         priority, pinned)
+    out, k = [], 0
+    for rnd in range(rounds):
+        for i in [*range(1, len(presets)), 0]:
+            k += 1
+            out.append((rnd, presets[i - 1].id, presets[i].id, *reg.prompt(f"prompt-{k}", presets[i], machine.budget_bytes)))
+    return out
+
+
+SWITCH_STACKS = [
+    # (presets, machine): LTX-2 beside the image and music stacks, 50 GB of GPU budget, 16 GB of RAM: the
+    # stacks fit the GPU one at a time, the cycle order keeps 3.5 s per cycle where least-recently-used
+    # eviction would spend 16.9 s
+    (["flux2-klein-4b-fp8", "ltx2-19b-distilled-fp8", "ace15-turbo"], Machine(used_gb=44, ram_gb=16)),
+    # a staged video preset in 20 GB next to the LLMs (the full-size cycle bench's presets)
+    (["flux2-klein-4b-fp8", "wan22-ti2v-5b", "ace15-turbo"], Machine(ram_gb=16)),
+    # Wan2.2 A14B Q4_K_M with one preset pinned by the plan, 8 GB of RAM
+    (["flux2-klein-4b-fp8", "wan22-i2v-a14b-q4_k_m", "ace15-turbo"], Machine(used_gb=51, ram_gb=8)),
+]
+
+
+@pytest.mark.parametrize("ids,machine", SWITCH_STACKS)
+def test_the_plans_switches_are_what_the_registry_does(cat, ids, machine):
+    """The same cycle of mode switches through the planner and through the registry's policy as
+    nodes/residency.py calls it (same files and sizes, budgets, pins): the plan's steady-state switches
+    (what moves to the GPU, back to RAM, from disk, and which models the policy evicts in which order)
+    are the registry's, switch by switch."""
+    p = plan(cat, ids, machine)
+    steady = drive_registry(p.presets, machine, pins=set(p.gpu_resident))[-len(p.switches):]
+    assert len(p.switches) == len(ids)
+    for s, (_, frm, to, evictions, load, evict, disk) in zip(p.switches, steady):
+        assert (s.from_preset, s.to_preset) == (frm, to)
+        assert (s.load_bytes, s.evict_bytes, s.disk_bytes) == (load, evict, disk), (to, s, (load, evict, disk))
+        assert getattr(s, "evictions", None) == evictions, to
+
+
+def test_the_cycle_step_by_step_with_pins_and_priorities_is_the_registrys(cat):
+    """Every step from a cold start (not only the steady state), with a pin and mode priorities: the
+    evictions of planner.cycle_steps are the registry's, in the same order; and once the cycle is seen,
+    the order is the cycle's (most recently used first), which least-recently-used eviction is not."""
+    machine = Machine(used_gb=44, ram_gb=16)
+    pps = sorted((preset_plan(cat, i, machine) for i in ("flux2-klein-4b-fp8", "ltx2-19b-distilled-fp8", "ace15-turbo")),
+                 key=lambda pp: planner._mode_key(pp.mode))
+    for pins, priority in ((set(), None), ({"ace15-turbo"}, None), (set(), {"video": 2}), ({"ace15-turbo"}, {"image": 0})):
+        steps = planner.cycle_steps(pps, pins, machine, priority)
+        reg = drive_registry(pps, machine, pins=pins, priority=priority, rounds=steps[-1].round + 1)
+        assert len(steps) == len(reg)
+        for st, (rnd, frm, to, evictions, load, evict, disk) in zip(steps, reg):
+            assert (st.round, st.switch.from_preset, st.switch.to_preset) == (rnd, frm, to)
+            assert st.switch.evictions == evictions, (pins, priority, rnd, to)
+            assert (st.switch.load_bytes, st.switch.evict_bytes, st.switch.disk_bytes) == (load, evict, disk)
+        assert any(st.cycling for st in steps) and any(st.switch.evictions for st in steps if st.cycling)
