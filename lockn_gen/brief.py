@@ -117,7 +117,8 @@ def motion_user(text: str, image_prompt: str = "") -> str:
 # in English, as ACE-Step's captions are). How a table word is found: English words as whole words; German,
 # French and Spanish words of 5 letters or more as word starts ("langsam" finds "langsamer", "orchest"
 # finds "orchestre"), shorter ones as whole words ("rap" must not find "rapide"); Japanese and Chinese words
-# anywhere (no spaces), the longest first ("夜明け" before "夜").
+# anywhere (no spaces), the longest first ("夜明け" before "夜"); German music words of 5 letters or more
+# anywhere in a word too, for compounds ("Akustikgitarre", "Popballade").
 RULE_LANGUAGES = ("en", "de", "fr", "es", "ja", "zh")
 
 MUSIC_WORDS = {
@@ -133,9 +134,9 @@ MUSIC = {
     "en": {**{w: w for w in MUSIC_WORDS}, "waltzing": "waltz", "waltzes": "waltz", "jingle": "jingle",
            "time signature": "", "music": "", "tempo": "", "bpm": "", "song": "", "lyrics": ""},
     "de": {"musik": "", "lied": "", "gesang": "vocals", "klavier": "piano", "piano": "piano", "gitarre": "guitar",
-           "akustisch": "acoustic", "streicher": "strings", "geige": "violin", "violine": "violin", "cello": "cello",
-           "schlagzeug": "drums", "trommel": "drums", "bass": "bass", "synthesizer": "synth", "orchester": "orchestral",
-           "chor": "choir", "jazz": "jazz", "techno": "techno", "elektronisch": "electronic", "rock": "rock",
+           "akustik": "acoustic", "streicher": "strings", "geige": "violin", "violine": "violin", "cello": "cello",
+           "schlagzeug": "drums", "trommel": "drums", "bass": "bass", "kontrabass": "double bass",
+           "synthesizer": "synth", "orchester": "orchestral", "chor": "choir", "jazz": "jazz", "techno": "techno", "elektronisch": "electronic", "rock": "rock",
            "pop": "pop", "volksmusik": "folk", "blues": "blues", "soul": "soul", "funk": "funk", "klassik": "classical",
            "filmmusik": "cinematic score", "soundtrack": "soundtrack", "melodie": "melody", "ballade": "ballad",
            "saxophon": "saxophone", "trompete": "trumpet", "flöte": "flute", "harfe": "harp", "orgel": "organ",
@@ -300,7 +301,7 @@ STOPWORDS = {
     "de": set("der die das den dem des ein eine einer einem einen und mit in im auf bei unter über zu zum zur ist "
               "von vom aus nach ich du wir mein meine dein uns nicht sich wie als durch dur moll pro".split()),
     "fr": set("le la les un une des du au aux et avec dans sur sous est de qui en pour par je tu nous mon ma mes "
-              "ton moi toi l d qu majeur mineur".split()),
+              "ton moi toi qu majeur mineur".split()),
     "es": set("el la los las un una unos unas y con en sobre bajo del al es de que por para yo tú mi mis tu me te "
               "nos se su sus como entre mayor menor".split()),
 }
@@ -355,11 +356,11 @@ _KANA = re.compile(r"[\u3040-\u30ff]")
 _HIRAGANA = re.compile(r"[\u3040-\u309f]")
 
 
-def _alt(words, lang: str = "en", whole: bool = False) -> str:
+def _alt(words, lang: str = "en", whole: bool = False, inside: bool = False) -> str:
     """One regex alternation of table words, the longest first, each found as the table comment says."""
     out = []
     for w in sorted(set(words), key=len, reverse=True):
-        if _CJK.search(w):
+        if _CJK.search(w) or (inside and len(w) > 4):
             out.append(re.escape(w))
         elif whole or lang == "en" or len(w) <= 4:
             out.append(rf"(?<![{_LAT}]){re.escape(w)}(?![{_LAT}])")
@@ -403,7 +404,8 @@ _KEY_FORMS = [   # (regex, which note names); each is one language family's way 
 _CJK_GAP = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff]) (?=[\u3040-\u30ff\u3400-\u9fff])")   # a quote taken out
 _SPLIT_RE = re.compile(r"[,;\n、。!?]+|\.(?=\s|$)")
 _QUOTE_RE = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|„([^“”]{2,})[“”]|«\s*([^»]{2,}?)\s*»|「([^」]+)」|『([^』]+)』')
-_TABLES = {name: {lang: (re.compile(_alt(table[lang], lang), re.I), {k.lower(): v for k, v in table[lang].items()})
+_TABLES = {name: {lang: (re.compile(_alt(table[lang], lang, inside=(name, lang) == ("music", "de")), re.I),
+                        {k.lower(): v for k, v in table[lang].items()})
                   for lang in RULE_LANGUAGES}
            for name, table in (("music", MUSIC), ("mood", MOOD_WORDS), ("feel", FEEL_WORDS),
                                ("metre", METRE_WORDS), ("sing", {k: {w: w for w in v} for k, v in SING_WORDS.items()}))}
@@ -413,12 +415,14 @@ _SMALL_WORDS = set().union(*STOPWORDS.values())
 _EN_WORDS = {w.lower() for t in (MUSIC, MOOD_WORDS, FEEL_WORDS, METRE_WORDS) for w in t["en"]}
 
 
-def _find(name: str, text: str, langs) -> list[tuple[int, int, str]]:
-    """(start, end, English meaning) of every word of table `name` in `text`, in the order they stand."""
+def _find(names, text: str, langs) -> list[tuple[int, int, str]]:
+    """(start, end, English meaning) of every word of the table(s) `names` in `text`, in the order they
+    stand."""
     hits = []
-    for lang in langs:
-        rx, meaning = _TABLES[name][lang]
-        hits += [(m.start(), m.end(), meaning[m.group(0).lower()]) for m in rx.finditer(text)]
+    for name in (names,) if isinstance(names, str) else names:
+        for lang in langs:
+            rx, meaning = _TABLES[name][lang]
+            hits += [(m.start(), m.end(), meaning[m.group(0).lower()]) for m in rx.finditer(text)]
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
     out, end = [], -1
     for h in hits:                       # overlapping finds: the longest at a place wins
@@ -426,6 +430,15 @@ def _find(name: str, text: str, langs) -> list[tuple[int, int, str]]:
             out.append(h)
             end = h[1]
     return out
+
+
+def _whole_word(text: str, s: int, e: int) -> str:
+    """The word a table word was found in ('orchestr' in 'orchestral')."""
+    while s > 0 and re.match(rf"[{_LAT}\-]", text[s - 1]):
+        s -= 1
+    while e < len(text) and re.match(rf"[{_LAT}\-]", text[e]):
+        e += 1
+    return text[s:e]
 
 
 def detect_language(text: str, fallback: str = "en") -> str:
@@ -436,11 +449,12 @@ def detect_language(text: str, fallback: str = "en") -> str:
     if len(_CJK.findall(text)) >= 2 or (_CJK.search(text) and not re.search(rf"[{_LAT}]", text)):
         return "ja" if _KANA.search(text) or fallback == "ja" else "zh"
     low = text.lower()
-    score = {lang: sum(w in STOPWORDS[lang] for w in re.findall(rf"[{_LAT}]+", low)) for lang in STOPWORDS}
+    words = set(re.findall(rf"[{_LAT}]+", low))         # each word once: "la la la" is no French
+    score = {lang: len(words & STOPWORDS[lang]) for lang in STOPWORDS}
     for lang, letters in LETTERS.items():
         score[lang] += sum(low.count(ch) for ch in letters)
-        for name in ("music", "mood", "feel", "metre"):
-            score[lang] += sum(1 for s, e, _ in _find(name, low, [lang]) if low[s:e] not in _EN_WORDS)
+        for name in ("music", "mood", "feel", "metre"):     # its own words, not English ones ("orchestral")
+            score[lang] += len({_whole_word(low, s, e) for s, e, _ in _find(name, low, [lang])} - _EN_WORDS)
     best = max(score, key=lambda lang: score[lang])       # a tie: the first of en, de, fr, es
     if score[best] == 0:
         return fallback if fallback in STOPWORDS else "en"
@@ -495,7 +509,7 @@ def _take_facts(clause: str, facts: dict) -> str:
     take(_FRACTION_RE, lambda m: FRACTIONS.get(f"{m.group('a')}/{m.group('b')}" if m.group("a")
                                                else f"{m.group('u')}/{m.group('d')}"), "ts")
     for rx, form in _KEY_FORMS:
-        take(rx, lambda m: _read_key(m, form, clause), "key")
+        take(rx, lambda m, form=form: _read_key(m, form, clause), "key")
     take(_DURATION_RE, lambda m: "duration", None)
     if clause == before:
         return _CJK_GAP.sub("", " ".join(clause.split()))
@@ -507,21 +521,21 @@ def _take_facts(clause: str, facts: dict) -> str:
     return _CJK_GAP.sub("", " ".join(words)).strip(" ,.:;-/" + PARTICLES)
 
 
-def _content(clause: str, langs, tables=("mood", "feel")) -> int:
-    """How many words of a clause are none of these tables' words nor small words (Latin words without
-    digits, han and katakana characters; hiragana is mostly grammar)."""
-    rest = clause
-    for name in tables:
-        for s, e, _ in reversed(_find(name, rest, langs)):
-            rest = rest[:s] + " " + rest[e:]
+def _content(clause: str, langs, tables=("mood", "feel")) -> tuple[int, int]:
+    """(words of a clause that are none of these tables' words nor small words, words that are): Latin
+    words without digits, han and katakana characters (hiragana is mostly grammar)."""
+    rest, hits = clause, _find(tables, clause, langs)
+    for s, e, _ in reversed(hits):
+        rest = rest[:s] + " " + rest[e:]
     words = [w for w in re.findall(rf"[{_LAT}\d]+", rest.lower()) if w not in FILLERS and w not in _SMALL_WORDS
              and not re.search(r"\d", w)]
-    return len(words) + len([c for c in rest if _CJK.match(c) and not _HIRAGANA.match(c)])
+    return len(words) + len([c for c in rest if _CJK.match(c) and not _HIRAGANA.match(c) and c not in PARTICLES]), \
+        len(hits)
 
 
 def _mood_only(clause: str, langs) -> bool:
     """A clause of mood or tempo-feel words only ('calm', '静かな'): nothing to draw."""
-    return _content(clause, langs) == 0
+    return _content(clause, langs)[0] == 0
 
 
 def _parse(text: str) -> dict:
@@ -538,9 +552,9 @@ def _parse(text: str) -> dict:
     visual, music = [], []
     for c in clauses:
         feel_only = _find("feel", c, langs) and _mood_only(c, langs) and not _find("mood", c, langs)
-        is_music = bool(_find("music", c, langs) or _find("metre", c, langs) or feel_only)
+        is_music = bool(_find(("music", "metre"), c, langs) or feel_only)
         (music if is_music else visual).append(c)
-    return {"text": text, "lang": lang, "langs": langs, "lyrics": lyrics, "rest": rest, "facts": facts,
+    return {"lang": lang, "langs": langs, "lyrics": lyrics, "rest": rest, "facts": facts,
             "visual": visual, "music": music,
             "moods": [m for m in MOODS if m in {h[2] for h in _find("mood", rest, langs)}]}
 
@@ -549,9 +563,10 @@ def _image(p: dict) -> str:
     langs = p["langs"]
     if any(not _mood_only(c, langs) for c in p["visual"]):
         return ", ".join(p["visual"])
-    # every clause speaks of the music: one that still shows something ("a cat playing piano": two words
-    # or more that are no music or mood words) is the picture, as written
-    shown = [c for c in p["music"] if _content(c, langs, ("music", "mood", "feel", "metre")) >= 2]
+    # every clause speaks of the music: one that shows at least as much as it plays ("a girl at a piano",
+    # "a jazz band in a smoky club"; not "lo-fi beats to study to") is the picture, as written
+    counts = [(c, *_content(c, langs, ("music", "mood", "feel", "metre"))) for c in p["music"]]
+    shown = [c for c, seen, heard in counts if seen >= max(heard, 1)]
     if shown:
         return ", ".join(shown)
     # music only: a scene from the first mood, else a neutral one; never the music words, tempo, key or metre
@@ -640,8 +655,7 @@ def rules(text: str) -> dict:
     if p["lang"] == "en":
         parts = [c for c in p["music"] if _tag_words(c, langs)]
     else:
-        parts = [tag for c in p["music"] for _, _, tag in sorted(_find("music", c, langs) + _find("feel", c, langs))
-                 if tag]
+        parts = [tag for c in p["music"] for _, _, tag in _find(("music", "feel"), c, langs) if tag]
     parts += [MOODS[m][0] for m in p["moods"]]
     seen, tags = set(), []
     for t in ", ".join(parts).split(","):

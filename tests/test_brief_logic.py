@@ -57,6 +57,23 @@ def test_repair_keeps_good_fields_and_replaces_bad_ones_from_the_brief():
         assert word in joined, joined
 
 
+def test_repair_takes_an_unknown_language_from_the_brief():
+    """A model's language that ACE-Step does not know is replaced by the rules' one, not by 'en'."""
+    text = "une femme chante « reste avec moi » dans une rue la nuit, accordéon"
+    f, notes = B.repair({"language": "français", "lyrics": "[verse]\nreste avec moi"}, text)
+    assert f["language"] == B.rules(text)["language"] == "fr"
+    assert any(n.startswith("language:") and "'fr' from the brief" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("text,fallback,want", [
+    ("a lighthouse keeper's cat at dawn", "en", "en"), ("ein Hund am Strand und der Wind", "en", "de"),
+    ("un phare sous la pluie", "en", "fr"), ("una playa al amanecer con la luna", "en", "es"),
+    ("雨の夜の東京", "en", "ja"), ("雨夜的上海街头", "en", "zh"), ("春夏秋冬", "ja", "ja"),
+    ("lo-fi, 90 bpm", "de", "de"), ("lo-fi, 90 bpm", "ja", "en"), ("la la la, the night is long", "en", "en")])
+def test_detect_language(text, fallback, want):
+    assert B.detect_language(text, fallback) == want
+
+
 def test_junk_and_truncated_replies_fall_back_to_the_brief():
     text = "storm over a wheat field, epic orchestral"
     for reply in ("mpsmpsmps", '{"image_prompt": "a storm', "", "[1, 2]"):
