@@ -14,7 +14,9 @@ ComfyUI_frontend 1.43) rather than copying it:
 * virtual nodes: ``Reroute`` passes its input on, ``PrimitiveNode`` writes its value into its targets,
   ``Note``/``MarkdownNote`` are dropped, KJNodes' ``SetNode``/``GetNode`` are resolved by name.
   ``PrimitiveInt/Float/String/Boolean`` are real server nodes and stay (as the frontend keeps them),
-  so ``--set "Int (Steps).value=8"`` still finds them.
+  so ``--set "Int (Steps).value=8"`` still finds them. The range a PrimitiveInt or PrimitiveFloat has in
+  its ``properties`` (min, max, step: the editor's widget keeps to it) goes to ``Workflow.ranges``, so
+  that ``--set`` keeps to it too.
 * a node whose type is a subgraph id (``definitions.subgraphs``) is expanded inline: its inner nodes get
   ids ``"<outer>:<inner>"``, its inputs and outputs are wired through, and the values of its promoted
   widgets (legacy ``widgets_values``/``proxyWidgets`` entries) are written into the inner inputs.
@@ -26,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workflow_schema import CONTROL_VALUES, Workflow, WorkflowError, _types_ok, is_link, map_widget_values
+from .workflow_schema import (CONTROL_VALUES, RANGED_PRIMITIVES, Workflow, WorkflowError, _types_ok, is_link,
+                              map_widget_values)
 
 MUTED, BYPASSED = 2, 4
 SUBGRAPH_IN = "-10"                 # origin id of links from a subgraph's inputs (its outputs' target is -20)
@@ -105,6 +108,7 @@ class _UIConverter:
         self.order: list[_Inst] = []
         self.groups: dict = {}
         self.controls: dict = {}
+        self.ranges: dict = {}            # (exec id, "value") -> a Primitive's range from its properties
         self.dangling: list = []          # (exec id, input name, what the link points at) of broken links
 
     def convert(self) -> Workflow:
@@ -126,7 +130,8 @@ class _UIConverter:
         for gid, group in self.groups.items():
             if group["kind"] == "subgraph":
                 self._proxy_aliases(self.insts[gid], prompt)
-        return Workflow(prompt=prompt, format="ui", groups=self.groups, controls=self.controls)
+        self.ranges = {k: v for k, v in self.ranges.items() if k[0] in prompt}
+        return Workflow(prompt=prompt, format="ui", groups=self.groups, controls=self.controls, ranges=self.ranges)
 
     def _refuse_dangling(self, prompt: dict):
         """A required input whose link points at a node (or a link) the file does not have: the editor
@@ -385,6 +390,11 @@ class _UIConverter:
         title = inst.node.get("title") or (info or {}).get("display_name") or t
         meta = {"title": title}
         props = inst.node.get("properties") or {}
+        if t in RANGED_PRIMITIVES and isinstance(props, dict):
+            declared = {k: props[k] for k in ("min", "max", "step")
+                        if isinstance(props.get(k), (int, float)) and not isinstance(props.get(k), bool)}
+            if declared:
+                self.ranges[(inst.exec_id, "value")] = declared
         pack = props.get("cnr_id") or props.get("aux_id")
         if pack and pack != "comfy-core" and not info:
             meta["pack"] = pack

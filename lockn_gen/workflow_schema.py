@@ -2,9 +2,15 @@
 Upload) and what a server's ``/object_info`` says about a node class's inputs: their order and specs,
 which ones are widgets and how a UI node's ``widgets_values`` map onto them, defaults, and whether two
 socket types connect. Every other ``workflow_*`` module builds on this one; it imports none of them.
+
+It also knows the range a number may take (``value_range``): an input's own min, max and step, and for a
+PrimitiveInt or PrimitiveFloat the ranges of the inputs its value reaches as well (through switches), since
+its own ``value`` takes any 64-bit number while the server checks only a value typed into an input, never
+one that arrives over a link.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +39,15 @@ class Workflow:
     {name or label: [(node id, input), ...]}}}``, so that ``--set "Image to Video (Wan2.2).prompt=..."``
     or ``--set "Seed.value=7"`` reaches the inputs they feed.
     ``controls``: ``{(node id, input): "randomize" | "fixed" | ...}``, the control_after_generate modes.
+    ``ranges``: ``{(node id, "value"): {"min", "max", "step"}}``, the range a UI file gives a PrimitiveInt or
+    PrimitiveFloat in its properties (what the editor's widget, and a stage's face promoted from it, keep to).
     """
     prompt: dict
     format: str = "api"
     groups: dict = field(default_factory=dict)
     controls: dict = field(default_factory=dict)
     source: str | None = None
+    ranges: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -262,15 +271,18 @@ def node_label(node_id: str, node: dict) -> str:
     return f"node {node_id} \"{title}\" ({ct})" if title and title != ct else f"node {node_id} ({ct})"
 
 
-def _range_text(opts: dict) -> str:
+def _range_text(opts: dict, int_step: bool = False) -> str:
+    """" between 16 and 16384" (with ``int_step``: " ... in steps of 16" when the step is more than 1)."""
     lo, hi = opts.get("min"), opts.get("max")
+    step = opts.get("step")
+    steps = f" in steps of {step}" if int_step and isinstance(step, int) and step > 1 else ""
     if lo is not None and hi is not None:
-        return f" between {lo} and {hi}"
+        return f" between {lo} and {hi}{steps}"
     if lo is not None:
-        return f" of at least {lo}"
+        return f" of at least {lo}{steps}"
     if hi is not None:
-        return f" of at most {hi}"
-    return ""
+        return f" of at most {hi}{steps}"
+    return steps
 
 
 def _choices_text(choices: list, limit: int = 12) -> str:
@@ -279,3 +291,123 @@ def _choices_text(choices: list, limit: int = 12) -> str:
     shown = ", ".join(repr(c) for c in choices[:limit])
     more = f" ... ({len(choices) - limit} more)" if len(choices) > limit else ""
     return f"choices: {shown}{more}"
+
+
+# ---- the range a number may take -----------------------------------------------------------------------
+RANGED_PRIMITIVES = ("PrimitiveInt", "PrimitiveFloat")   # the editor reads their properties min, max, step
+PASS_THROUGH = "COMFY_MATCHTYPE_V3"                        # an input whose value leaves by the same-typed outputs
+
+
+@dataclass
+class ValueRange:
+    """What an INT or FLOAT may be: ``min``, ``max``, ``step`` (INT: the common multiple of the steps;
+    FLOAT: the largest, the editor's increment), ``grids`` (INT: (anchor, step) that a value must sit on,
+    anchor + k * step, one per input with a step above 1) and ``sources``, the inputs a Primitive's value
+    reaches that narrowed it ("EmptyFlux2LatentImage 'width'"), or the file's own range."""
+    kind: str
+    min: Any = None
+    max: Any = None
+    step: Any = None
+    grids: list = field(default_factory=list)
+    sources: list = field(default_factory=list)
+
+    def narrow(self, opts: dict, source: str | None = None) -> None:
+        lo, hi, step = opts.get("min"), opts.get("max"), opts.get("step")
+        changed = False
+        if isinstance(lo, (int, float)) and not isinstance(lo, bool) and (self.min is None or lo > self.min):
+            self.min, changed = lo, True
+        if isinstance(hi, (int, float)) and not isinstance(hi, bool) and (self.max is None or hi < self.max):
+            self.max, changed = hi, True
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0:
+            if self.kind == "INT" and float(step).is_integer():
+                step = int(step)
+                if step > 1:
+                    default = opts.get("default")
+                    anchor = lo if isinstance(lo, int) and not (isinstance(default, int) and (default - lo) % step) \
+                        else default if isinstance(default, int) else 0
+                    if (anchor, step) not in self.grids:
+                        self.grids.append((anchor, step))
+                    new = step if not self.step else self.step * step // math.gcd(self.step, step)
+                    changed = changed or new != self.step
+                    self.step = new
+            elif self.kind == "FLOAT" and (self.step is None or step > self.step):
+                self.step, changed = float(step), True
+        if changed and source and source not in self.sources:
+            self.sources.append(source)
+
+    def text(self) -> str:
+        """" between 1 and 16384 in steps of 4"."""
+        return _range_text({"min": self.min, "max": self.max, "step": self.step}, int_step=self.kind == "INT")
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is not allowed ("got 50: the nearest are 49 and 53"), or None."""
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return f"got {value}"
+        for anchor, step in self.grids if self.kind == "INT" else ():
+            if (value - anchor) % step:
+                below = value - (value - anchor) % step
+                near = [v for v in (below, below + step) if (self.min is None or v >= self.min)
+                        and (self.max is None or v <= self.max)]
+                return f"got {value}" + (f": the nearest are {' and '.join(map(str, near))}" if near else "")
+        return None
+
+    def properties(self) -> dict:
+        """The range as the editor's PrimitiveInt / PrimitiveFloat widget reads it from the node's
+        properties (ComfyUI frontend 1.43 and 1.49, the Comfy.CustomWidgets extension)."""
+        cast = int if self.kind == "INT" else float
+        out = {k: cast(v) for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+        out["step"] = cast(self.step) if self.step else cast(1) if self.kind == "INT" else None
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _links_to(prompt: dict) -> dict:
+    """(source id, slot) -> [(node id, input name)] of every link in the prompt."""
+    out: dict = {}
+    for nid, node in prompt.items():
+        for name, v in ((node or {}).get("inputs") or {}).items():
+            if is_link(v):
+                out.setdefault((v[0], v[1]), []).append((nid, name))
+    return out
+
+
+def _fed_inputs(prompt: dict, object_info: dict, nid: str, slot: int, links: dict, seen: set):
+    """(node id, input, spec) of the INT and FLOAT inputs that output ``slot`` of ``nid`` reaches, through
+    pass-through inputs (the switches' on_true / on_false) to their outputs."""
+    for cid, name in links.get((nid, slot), ()):
+        if (cid, name) in seen:
+            continue
+        seen.add((cid, name))
+        node = prompt[cid]
+        info = object_info.get(node.get("class_type"))
+        spec = input_spec(info, name, node.get("inputs")) if info else None
+        t = spec_type(spec) if spec is not None else None
+        if t == PASS_THROUGH:
+            for j, out_t in enumerate(info.get("output") or []):
+                if out_t == PASS_THROUGH:
+                    yield from _fed_inputs(prompt, object_info, cid, j, links, seen)
+        elif t in ("INT", "FLOAT"):
+            yield cid, name, spec
+
+
+def value_range(prompt: dict, object_info: dict, nid: str, name: str, declared: dict | None = None,
+                links: dict | None = None) -> ValueRange | None:
+    """The range input ``name`` of node ``nid`` may take (None unless it is an INT or FLOAT): its own spec's,
+    narrowed for a PrimitiveInt / PrimitiveFloat ``value`` by every INT or FLOAT input it reaches (the
+    server takes a linked value as it comes, so these are what hold it to what the nodes can do) and by
+    ``declared``, the range a UI file gives it (Workflow.ranges)."""
+    node = prompt.get(nid) or {}
+    info = object_info.get(node.get("class_type"))
+    spec = input_spec(info, name, node.get("inputs")) if info else None
+    t = spec_type(spec) if spec is not None else None
+    if t not in ("INT", "FLOAT"):
+        return None
+    r = ValueRange(t)
+    r.narrow(spec_opts(spec))
+    if node.get("class_type") in RANGED_PRIMITIVES and name == "value":
+        links = links if links is not None else _links_to(prompt)
+        for cid, cname, cspec in _fed_inputs(prompt, object_info, nid, 0, links, set()):
+            cnode = prompt[cid]
+            r.narrow(spec_opts(cspec), f"{cnode.get('class_type')} '{cname}'")
+        if declared:
+            r.narrow(declared, "the file's own range")
+    return r

@@ -1,6 +1,12 @@
 """``--set TITLE.INPUT=VALUE``: find the input a setting names (by title, node id, class name, or a
 subgraph's or PrimitiveNode's exposed input), coerce the value to the input's type, and apply it; plus
 ``vary_seeds``, which moves the seeds of each job of a batch.
+
+A number is held to its range (``workflow_schema.value_range``): the input's own min and max, and a whole
+number to its step (anchor + k * step: a Wan2.2 length of 50 would make 49 frames, a Flux.2 width of 1000 a
+992-pixel image). A PrimitiveInt's or PrimitiveFloat's value, which is what a stage's face like "Video.length"
+sets, takes the ranges of the inputs it feeds as well (and the one a UI file gives it), so a typo cannot send
+a 64-bit width on to a latent. A title or input that is not there names the closest one first.
 """
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .workflow_schema import (Upload, Workflow, WorkflowError, _choices_text, _range_text, class_inputs,
-                              combo_options, has_control, input_spec, node_label, shown_input, spec_opts, spec_type)
+from .workflow_schema import (Upload, ValueRange, Workflow, WorkflowError, _choices_text, _links_to, class_inputs,
+                              combo_options, has_control, input_spec, node_label, shown_input,
+                              spec_opts, spec_type, value_range)
 
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 
@@ -65,13 +72,15 @@ def apply_sets(wf: Workflow | dict, sets: Iterable[str] | dict, object_info: dic
         wf = Workflow(prompt=wf)
     items = list(sets.items()) if isinstance(sets, dict) else [parse_set(s) for s in sets]
     errors, changes, uploads = [], [], []
+    links = _links_to(wf.prompt)
     for key, raw in items:
         try:
             targets = _resolve_set_key(wf, key, object_info)
             for nid, inp in targets:
                 node = wf.prompt[nid]
                 spec = input_spec(object_info[node["class_type"]], inp, node.get("inputs"))
-                value, upload = coerce(raw, spec, f"{node_label(nid, node)} input '{inp}'")
+                rng = value_range(wf.prompt, object_info, nid, inp, wf.ranges.get((nid, inp)), links)
+                value, upload = coerce(raw, spec, f"{node_label(nid, node)} input '{inp}'", rng)
                 changes.append((nid, inp, value))
                 if upload:
                     uploads.append(Upload(nid, inp, upload))
@@ -137,21 +146,29 @@ def _raise(msg):
     raise WorkflowError(msg)
 
 
-def coerce(raw, spec, where: str = "input") -> tuple[Any, Path | None]:
+def coerce(raw, spec, where: str = "input", rng: ValueRange | None = None) -> tuple[Any, Path | None]:
     """(value of the input's type, local file to upload or None). Strings from the command line are
-    parsed; Python values are checked. Raises WorkflowError in plain words."""
+    parsed; Python values are checked. A number is held to ``rng`` (``workflow_schema.value_range``: for a
+    Primitive's value the ranges of what it feeds too), else to the input's own range. Raises
+    WorkflowError in plain words."""
     t, opts = spec_type(spec), spec_opts(spec)
+    if rng is None and t in ("INT", "FLOAT"):
+        rng = ValueRange(t)
+        rng.narrow(opts)
     if t == "INT":
         try:
             if isinstance(raw, bool):
                 raise ValueError
-            f = float(raw) if not isinstance(raw, int) else raw
-            if isinstance(f, float) and (not math.isfinite(f) or f != int(f)):
-                raise ValueError
-            value = int(f)
+            if isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
+                value = int(raw.strip())                 # exactly, however long (float() would round it)
+            else:
+                f = float(raw) if not isinstance(raw, int) else raw
+                if isinstance(f, float) and (not math.isfinite(f) or f != int(f)):
+                    raise ValueError
+                value = int(f)
         except (TypeError, ValueError):
-            raise WorkflowError(f"{where} expects a whole number{_range_text(opts)}, got {raw!r}") from None
-        _check_range(value, opts, where, "a whole number")
+            raise WorkflowError(f"{where} expects a whole number{rng.text()}, got {raw!r}") from None
+        _check_range(value, rng, where, "a whole number")
         return value, None
     if t == "FLOAT":
         try:
@@ -161,8 +178,8 @@ def coerce(raw, spec, where: str = "input") -> tuple[Any, Path | None]:
             if not math.isfinite(value):
                 raise ValueError
         except (TypeError, ValueError):
-            raise WorkflowError(f"{where} expects a number{_range_text(opts)}, got {raw!r}") from None
-        _check_range(value, opts, where, "a number")
+            raise WorkflowError(f"{where} expects a number{rng.text()}, got {raw!r}") from None
+        _check_range(value, rng, where, "a number")
         return value, None
     if t == "BOOLEAN":
         if isinstance(raw, bool):
@@ -190,10 +207,12 @@ def coerce(raw, spec, where: str = "input") -> tuple[Any, Path | None]:
     raise WorkflowError(f"{where} takes a connection from another node ({t}), not a value")
 
 
-def _check_range(value, opts, where, kind):
-    lo, hi = opts.get("min"), opts.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise WorkflowError(f"{where} expects {kind}{_range_text(opts)}, got {value}")
+def _check_range(value, rng: ValueRange, where: str, kind: str):
+    """The range (and a whole number's step); a Primitive's range names the inputs it comes from."""
+    why = rng.problem(value)
+    if why:
+        fed = f", the range of what it feeds ({', '.join(rng.sources)})" if rng.sources else ""
+        raise WorkflowError(f"{where} expects {kind}{rng.text()}{fed}, {why}")
 
 
 # ---- batches -------------------------------------------------------------------------------------

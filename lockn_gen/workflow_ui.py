@@ -2,7 +2,8 @@
 
 The inverse of workflow.to_api for the graphs LockN Gen ships: every node with its sockets, widget
 values in the editor's order (linked widgets keep a value too; seeds get their control value),
-links, titles, `properties.models` for the missing-models dialog. A dynamic combo's value is followed
+links, titles, `properties.models` for the missing-models dialog, and for each PrimitiveInt and
+PrimitiveFloat the range of the inputs its value feeds as ``properties`` min, max and step (below). A dynamic combo's value is followed
 by the widgets of its chosen option (``"format.codec"``; where the prompt has only a hidden input of
 that name, as 0.33's SaveVideo ``codec`` in an older API prompt, its value), in the order
 ``workflow.to_api`` reads them back.
@@ -20,6 +21,15 @@ lockn_gen.chains gives them) the file reads like ComfyUI's official templates:
   with ``widget`` on the instance, and a ``properties.proxyWidgets`` entry [inner id, widget]. The values
   stay in the inner nodes' widgets_values. ``faces`` also names a socket (an input fed from outside) or a
   subgraph output ((node id, output index) -> name);
+* a face that a PrimitiveInt or PrimitiveFloat stands for ("Image width", "Length (frames)") would take
+  the Primitive's own range, any 64-bit number: the editor builds a promoted widget from the inner widget
+  it is linked to (frontend 1.43 and 1.49: the first inner widget the subgraph input feeds, its type,
+  value and options). So the Primitive carries the range of the inputs it feeds, through the turbo
+  switches and into other stages (``workflow_schema.value_range``: min and max intersected, the steps'
+  common multiple), in its ``properties`` min, max and step, which is where the editor's Int and Float
+  widgets read their range (the frontend's Comfy.CustomWidgets extension, both versions; the node's
+  properties panel shows and changes them). The face then shows and keeps that range, and the file stays
+  what it was otherwise: same nodes, titles, links and prompt;
 * node ids are the prompt's, on every level (unique in the file, as the editor keeps them); instances and
   notes take the next ones. Flattening the file (workflow.to_api, or the editor when it queues) gives
   the prompt back, inner ids as "<instance>:<inner>";
@@ -37,7 +47,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .workflow import _default, _is_widget, class_inputs, has_control, input_spec, is_hidden, is_link, spec_opts, spec_type
-from .workflow_schema import _dynamic_sub_inputs
+from .workflow_schema import RANGED_PRIMITIVES, _dynamic_sub_inputs, _links_to, value_range
 
 # LiteGraph's measures (LGraphNode.computeSize): a slot row 20, a widget 24; the title bar (30) sits above pos.
 # A prompt's text box gets more room than the editor's minimum (54).
@@ -160,6 +170,11 @@ class _Builder:
             if isinstance(key, str) and nid in stages:
                 promote.setdefault(nid, set()).add(key)
         self.built = {nid: _ui_node(nid, n, object_info, promote.get(nid, set())) for nid, n in prompt.items()}
+        links = _links_to(prompt)
+        for nid, n in prompt.items():                 # a Primitive's range: what the inputs it feeds take
+            r = value_range(prompt, object_info, nid, "value", links=links) if n["class_type"] in RANGED_PRIMITIVES else None
+            if r is not None and r.sources:
+                self.built[nid].ui["properties"].update(r.properties())
         order = list(dict.fromkeys(stages[n] for n in sorted(prompt, key=_num) if n in stages))
         self.levels = {None: _Level(None), **{s: _Level(s) for s in order}}
         top = max(int(n) for n in prompt if n.isdigit())

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .workflow_schema import (_choices_text, _dynamic_sub_inputs, _range_text, class_inputs, combo_options,
-                              connects, input_spec, is_link, node_label, spec_opts, spec_type)
+from .workflow_schema import (RANGED_PRIMITIVES, _choices_text, _dynamic_sub_inputs, _links_to, _range_text,
+                              class_inputs, combo_options, connects, input_spec, is_link, node_label, spec_opts,
+                              spec_type, value_range)
 
 # where a node type that the server lacks usually comes from: (prefix of the class name, pack)
 KNOWN_PACKS = [
@@ -54,10 +55,13 @@ def _expand_dynamic(specs, inputs: dict, prefix: str) -> list[tuple[str, Any, bo
 def validate(prompt: dict, object_info: dict) -> list[str]:
     """Problems that would make the server refuse or fail the prompt, as plain sentences: unknown node
     types (and which pack may be missing), missing required inputs, links to missing nodes or outputs,
-    values outside min/max, and choices (e.g. model files) the server does not have."""
+    values outside min/max (a PrimitiveInt's or PrimitiveFloat's value also outside the ranges of the inputs
+    it feeds, which the server does not check on a linked value), and choices (e.g. model files) the server
+    does not have."""
     if not isinstance(prompt, dict) or not prompt:
         return ["the workflow has no nodes"]
     errors, has_output, unknown = [], False, False
+    links = None
     for nid, node in prompt.items():
         if not isinstance(node, dict):
             errors.append(f"node {nid}: is not a node ({type(node).__name__})")
@@ -86,7 +90,15 @@ def validate(prompt: dict, object_info: dict) -> list[str]:
             if is_link(v):
                 errors.extend(_check_link(label, name, spec, v, prompt, object_info))
             else:
-                errors.extend(_check_value(label, name, spec, v))
+                found = _check_value(label, name, spec, v)
+                if not found and ct in RANGED_PRIMITIVES and name == "value" and isinstance(v, (int, float)) \
+                        and not isinstance(v, bool):
+                    links = links if links is not None else _links_to(prompt)
+                    r = value_range(prompt, object_info, nid, name, links=links)
+                    if r is not None and r.sources and (r.min is not None and v < r.min or r.max is not None and v > r.max):
+                        found = [f"{label}: input 'value' is {v}, outside what the inputs it feeds take{r.text()} "
+                                 f"({', '.join(r.sources)})"]
+                errors.extend(found)
         known = {n for n, _, _ in expanded}
         for name, v in inputs.items():              # autogrow entries ("values.a")
             spec = input_spec(info, name, inputs) if name not in known and is_link(v) else None
