@@ -10,6 +10,7 @@ one that arrives over a link.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,6 +292,17 @@ def _choices_text(choices: list, limit: int = 12) -> str:
     shown = ", ".join(repr(c) for c in choices[:limit])
     more = f" ... ({len(choices) - limit} more)" if len(choices) > limit else ""
     return f"choices: {shown}{more}"
+
+
+def did_you_mean(word: str, choices) -> str:
+    """"; did you mean 'X'?" for the choice closest to ``word`` (letters in order, case aside), or "" when
+    none is close. One helper for every "not found" message that lists what there is."""
+    pool = {}
+    for c in choices:
+        if isinstance(c, str) and c and c.lower() != str(word).lower():
+            pool.setdefault(c.lower(), c)
+    best = difflib.get_close_matches(str(word).lower(), list(pool), n=1, cutoff=0.6)
+    return f"; did you mean '{pool[best[0]]}'?" if best else ""
 
 
 # ---- the range a number may take -----------------------------------------------------------------------

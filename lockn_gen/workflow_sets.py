@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .workflow_schema import (Upload, ValueRange, Workflow, WorkflowError, _choices_text, _links_to, class_inputs,
-                              combo_options, has_control, input_spec, node_label, shown_input,
+                              combo_options, did_you_mean, has_control, input_spec, node_label, shown_input,
                               spec_opts, spec_type, value_range)
 
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
@@ -127,19 +127,23 @@ def _resolve_set_key(wf: Workflow, key: str, object_info: dict) -> list[tuple[st
                                     f"e.g. --set \"{plain[0][0]}.{input_part}=...\"")
             return resolved
     if found_node is None:
+        title = key.rsplit('.', 1)[0]
         groups = sorted(f"{g['title']} ({g.get('kind', 'subgraph')})" for g in wf.groups.values())
-        return _raise(f"no node is titled '{key.rsplit('.', 1)[0]}'. Titles in this workflow: "
+        near = did_you_mean(title, _titles(wf.prompt) + [g["title"] for g in wf.groups.values()])
+        return _raise(f"no node is titled '{title}'{near or '.'} Titles in this workflow: "
                       + "; ".join(_titles(wf.prompt) + groups))
     node_part, targets, input_part = found_node
     nid, kind = targets[0]
     if kind == "group":
         names = sorted(wf.groups[nid]["inputs"])
         kind = wf.groups[nid].get("kind", "subgraph")
-        return _raise(f"{kind} '{node_part}' has no input '{input_part}'. Its inputs: {', '.join(names) or 'none'}")
+        return _raise(f"{kind} '{node_part}' has no input '{input_part}'{did_you_mean(input_part, names) or '.'} "
+                      f"Its inputs: {', '.join(names) or 'none'}")
     node = wf.prompt[nid]
     info = object_info[node["class_type"]]
     names = [n for n, _, _ in class_inputs(info)]
-    return _raise(f"{node_label(nid, node)} has no input '{input_part}'. Its inputs: {', '.join(names)}")
+    return _raise(f"{node_label(nid, node)} has no input '{input_part}'{did_you_mean(input_part, names) or '.'} "
+                  f"Its inputs: {', '.join(names)}")
 
 
 def _raise(msg):

@@ -7,6 +7,7 @@
    looks at the faces in both editors), and the client checks it: ``--set`` refuses a value outside it, or
    off its step, before anything is queued, with the setting, the value, the range and the step in the
    message; validate() refuses a Primitive whose value the inputs it feeds would not take.
+2. An unknown stage, node or widget title in ``--set`` says the closest one first ("did you mean ...").
 """
 from __future__ import annotations
 
@@ -157,3 +158,23 @@ def test_validate_refuses_a_primitive_the_inputs_it_feeds_would_not_take():
     api[nid]["inputs"]["value"] = 10 ** 12
     problems = W.validate(api, info)
     assert any("Length (frames)" in p and str(10 ** 12) in p and "between 1 and 16384" in p for p in problems), problems
+
+
+# ---- 2. did you mean ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("src,setting,first", [
+    ("ui", "Vidoe.length=49", "no node is titled 'Vidoe'; did you mean 'Video'?"),
+    ("ui", "Video.lenght=49", "subgraph 'Video' has no input 'lenght'; did you mean 'length'?"),
+    ("ui", "Length (frame).value=49", "no node is titled 'Length (frame)'; did you mean 'Length (frames)'?"),
+    ("api", "Length (frame).value=49", "no node is titled 'Length (frame)'; did you mean 'Length (frames)'?"),
+    ("api", "Video size.widht=96", "has no input 'widht'; did you mean 'width'?"),
+])
+def test_an_unknown_title_or_widget_names_the_closest_first(src, setting, first):
+    name = "wan22_image_to_video"
+    msg = refusal(ui_file(name) if src == "ui" else api_file(name), [setting])
+    assert first in msg, msg
+    assert msg.index("did you mean") < msg.index("Titles in this workflow" if "titled" in first else "Its inputs")
+
+
+def test_no_suggestion_when_nothing_is_close():
+    msg = refusal(ui_file("wan22_image_to_video"), ["Zzzqqq.length=49"])
+    assert "did you mean" not in msg and "Titles in this workflow" in msg, msg
