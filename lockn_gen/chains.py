@@ -24,7 +24,8 @@ App Mode shows a form; see APPS below).
 
 The UI format needs an /object_info to lay out sockets and widgets, and that differs between ComfyUI
 versions (0.33's SaveImage has an output, its SaveVideo a dynamic ``format`` combo). The shipped UI
-files are generated against ONE pinned capture, ``tests/fixtures/object_info_workflows.json``:
+files are generated against ONE pinned capture, ``lockn_gen/pinned_object_info.json`` (inside the package:
+``lockn-gen run --print-api`` converts with it when no server is given):
 ``GET /object_info`` of ComfyUI ``PIN_COMFYUI`` (the oldest supported version; newer editors open
 older files, the way they open the official templates) with LockN Gen, trimmed to the node classes
 the workflows use. So the files are the same whichever ComfyUI generated them; the tests check them
@@ -665,7 +666,7 @@ def notes(name: str, g: Graph) -> list[tuple[str, str]]:
 
 
 REPO = Path(__file__).resolve().parents[1]
-PINNED_OBJECT_INFO = REPO / "tests" / "fixtures" / "object_info_workflows.json"
+PINNED_OBJECT_INFO = Path(__file__).resolve().parent / "pinned_object_info.json"    # package data (pyproject)
 PIN_COMFYUI = "0.20.1"
 
 

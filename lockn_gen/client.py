@@ -11,8 +11,10 @@ Library use::
     jobs = run_workflow("flow.json", sets=["KSampler.steps=8"], servers=[url1, url2], out_dir="out", jobs=4)
 
 Everything that can be checked is checked before anything is queued: the workflow is converted
-(UI -> API) with the server's /object_info, ``--set`` values are coerced to the inputs' types, and the
-prompt is validated (lockn_gen.workflow). HTTP goes through urllib, the progress websocket through
+(UI -> API) with the server's /object_info, ``--set`` values are coerced to the inputs' types and held to
+their ranges (a stage's face to the range of the inputs it feeds), and the prompt is validated
+(lockn_gen.workflow). ``--print-api`` needs no server: it converts with a saved /object_info
+(``--object-info FILE``), a ``--server``'s, or the pinned node list of the shipped workflows. HTTP goes through urllib, the progress websocket through
 websocket-client, and the progress bars through tqdm when it is installed. Nothing imports ComfyUI.
 """
 from __future__ import annotations
@@ -768,7 +770,38 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--same-seed", action="store_true", help="keep the seeds of every copy unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-api", action="store_true",
-                   help="print the API prompt (after conversion and --set) and exit without queueing")
+                   help="print the API prompt (after conversion and --set) and exit without queueing; needs no "
+                        "server: it converts with --object-info FILE, else with --server URL's node list, else "
+                        "with the pinned node list of the shipped workflows (stderr says which)")
+    p.add_argument("--object-info", metavar="FILE",
+                   help="with --print-api: a saved GET /object_info of your ComfyUI (curl URL/object_info > FILE) "
+                        "to convert and check against, offline")
+
+
+def print_api_node_list(path: str | None, servers: list[str]) -> tuple[dict, str]:
+    """(/object_info, what it is) for --print-api: a saved /object_info file, else the first --server's,
+    else the pinned node list the shipped workflows are generated against (lockn_gen/pinned_object_info.json:
+    ComfyUI 0.20.1 with LockN Gen, the node classes of the shipped workflows), so no server is needed.
+    WorkflowError for a file that is not an /object_info, ClientError for a server that does not answer."""
+    if path:
+        p = Path(path).expanduser()
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkflowError(f"--object-info {path}: no such file; save one with "
+                                f"curl {DEFAULT_SERVER}/object_info > {p.name}") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise WorkflowError(f"--object-info {path}: cannot read it as JSON ({e})") from None
+        if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "input" in v for v in data.values()):
+            raise WorkflowError(f"--object-info {path}: not a saved /object_info (a JSON object of node classes, "
+                                "each with its \"input\")")
+        return data, f"the node list in {path} (a saved /object_info)"
+    if servers:
+        c = Client(servers[0])
+        return c.object_info(), f"the node list of {c.url} (its /object_info)"
+    from . import chains
+    return chains.pinned_object_info(), (f"the pinned node list ({chains.PINNED_OBJECT_INFO.name}: ComfyUI "
+                                         f"{chains.PIN_COMFYUI} with LockN Gen, the shipped workflows' node classes)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -778,10 +811,18 @@ def main(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         say("error: --jobs must be at least 1")
         return EXIT_INVALID
+    if args.object_info and not args.print_api:
+        say("error: --object-info goes with --print-api (a run checks against the server it queues on)")
+        return EXIT_INVALID
+    hint = None
     try:
         if args.print_api:
-            client = Client(servers[0])
-            for job in prepare(args.workflows, args.sets, client.object_info(), args.jobs, args.same_seed):
+            object_info, source = print_api_node_list(args.object_info, args.servers)
+            say(f"lockn-gen: converting with {source}")
+            if not args.object_info and not args.servers:
+                hint = (f"(checked against {source}, not against your ComfyUI: give --server URL, or --object-info "
+                        "FILE with its saved /object_info)")
+            for job in prepare(args.workflows, args.sets, object_info, args.jobs, args.same_seed):
                 print(json.dumps(job.prompt, indent=2, ensure_ascii=False))
             return EXIT_OK
         results = run_workflow(args.workflows, args.sets, servers, args.out, args.jobs, args.timeout,
@@ -790,6 +831,8 @@ def main(args: argparse.Namespace) -> int:
         say("error: nothing was queued:")
         for m in e.errors:
             say(f"  - {m}")
+        if hint and any("does not know the node type" in m or "is not available on the server" in m for m in e.errors):
+            say(hint)
         return EXIT_INVALID
     except ClientError as e:
         say(f"error: {e}")

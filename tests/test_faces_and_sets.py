@@ -1,4 +1,4 @@
-"""Faces and --set, without a server.
+"""Faces, --set and the command line, without a server.
 
 1. A stage's face that a PrimitiveInt or PrimitiveFloat stands for ("Image width", "Length (frames)", "Video
    steps", ...) has the range of the inputs that value feeds, not the Primitive's own 64-bit one: the UI
@@ -8,19 +8,24 @@
    off its step, before anything is queued, with the setting, the value, the range and the step in the
    message; validate() refuses a Primitive whose value the inputs it feeds would not take.
 2. An unknown stage, node or widget title in ``--set`` says the closest one first ("did you mean ...").
+3. ``lockn-gen run --print-api`` converts without a server: with the pinned node list shipped inside
+   lockn_gen/ (the one the shipped UI files are generated against), or a saved ``/object_info`` given with
+   ``--object-info FILE``; stderr says which node list it used, stdout is the JSON alone.
 """
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from lockn_gen import chains
+from lockn_gen import chains, cli
 from lockn_gen import workflow as W
 
 REPO = Path(__file__).resolve().parents[1]
 WF = REPO / "workflows"
+OBJECT_INFO_033 = REPO / "tests" / "fixtures" / "object_info_033.json"   # a saved /object_info of ComfyUI 0.33
 
 
 def ui_file(name: str) -> dict:
@@ -178,3 +183,53 @@ def test_an_unknown_title_or_widget_names_the_closest_first(src, setting, first)
 def test_no_suggestion_when_nothing_is_close():
     msg = refusal(ui_file("wan22_image_to_video"), ["Zzzqqq.length=49"])
     assert "did you mean" not in msg and "Titles in this workflow" in msg, msg
+
+
+# ---- 3. --print-api without a server --------------------------------------------------------------------
+def test_the_pinned_node_list_ships_inside_the_package():
+    pin = chains.PINNED_OBJECT_INFO
+    assert pin.parent == REPO / "lockn_gen" and pin.is_file()
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["lockn_gen"]
+    assert pin.name in data
+    assert chains.node_classes() <= set(chains.pinned_object_info())
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli.main(["run", *map(str, argv), "--no-progress"])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_print_api_converts_a_ui_file_offline_with_the_pinned_node_list(capsys):
+    rc, out, err = run_cli(capsys, WF / "chain_quality.json", "--print-api", "--set", "Video.length=49")
+    assert rc == 0, err
+    prompt = json.loads(out)                                    # stdout is the JSON alone
+    info = chains.pinned_object_info()
+    assert W.validate(prompt, info) == []
+    assert any(n["_meta"]["title"] == "Length (frames)" and n["inputs"]["value"] == 49 for n in prompt.values())
+    assert "pinned node list" in err and str(chains.PINNED_OBJECT_INFO.name) in err, err
+
+
+def test_print_api_with_a_saved_object_info(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, WF / "flux2_text_to_image.json", "--print-api", "--object-info", OBJECT_INFO_033)
+    assert rc == 0, err
+    assert W.validate(json.loads(out), json.loads(OBJECT_INFO_033.read_text())) == []
+    assert str(OBJECT_INFO_033) in err, err
+    rc, out, err = run_cli(capsys, WF / "flux2_text_to_image.json", "--print-api", "--object-info", tmp_path / "nope.json")
+    assert rc == 2 and out == "" and "nope.json" in err, err
+
+
+def test_print_api_refuses_out_of_range_sets_offline(capsys):
+    rc, out, err = run_cli(capsys, WF / "flux2_text_to_image.json", "--print-api", "--set", "Image.width=1000000")
+    assert rc == 2 and out == ""
+    assert "nothing was queued" in err and "between 16 and 16384" in err and "in steps of 16" in err, err
+
+
+def test_print_api_says_what_to_give_for_a_node_the_pinned_list_lacks(capsys, tmp_path):
+    api = api_file("flux2_text_to_image")
+    api["99"] = {"class_type": "SomeoneElsesNode", "inputs": {}}
+    src = tmp_path / "mine.json"
+    src.write_text(json.dumps(api))
+    rc, out, err = run_cli(capsys, src, "--print-api")
+    assert rc == 2 and out == ""
+    assert "SomeoneElsesNode" in err and "--object-info" in err and "--server" in err, err

@@ -6,7 +6,7 @@
 lockn_start.png in input/, fixtures/user_catalog.toml), trimmed to those node classes plus every class
 the shipped workflows use. 0.33's SaveVideo has a dynamic combo `format` (COMFY_DYNAMICCOMBO_V3) whose
 options carry a nested dynamic combo `codec`, plus a hidden top-level `codec` for older API prompts.
-`fixtures/object_info_workflows.json` is the pin the shipped UI files are generated against (0.20.1).
+`lockn_gen/pinned_object_info.json` is the pin the shipped UI files are generated against (0.20.1).
 `fixtures/flux2_t2i.ui.json` is a hand-written editor-format version of graphs.flux2_t2i() that uses a
 subgraph, a PrimitiveNode, a Reroute, a bypassed node, a muted node and a note.
 """
