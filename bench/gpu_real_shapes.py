@@ -10,8 +10,9 @@ One prepared run for the device tool (at most 8 minutes of GPU-machine time in a
    space (less --disk-margin-gb) allows, the rest to --shm-dir (tmpfs, RAM) up to --shm-max-gb; a stage
    whose files fit nowhere is skipped and said so. Files already there at the planned size are reused.
 2. **write** (budget --write-budget-s, default 170 s): every file written with random content at the
-   real tensor layout and quant mix, in parallel (--workers processes, each writing ~0.5 GB tensor
-   groups into its place with pwrite; same header, offsets and block formats as FilePlan.write).
+   real tensor layout and quant mix, in parallel, by lockn_testing/fullsize.py's one writer
+   (fullsize.write_files: --workers processes, each writing ~0.5 GB tensor groups into its place with
+   pwrite; the writer behind FilePlan.write and ``python -m lockn_testing.fullsize --workers N``).
 3. **GPU pressure + bandwidth**: a separate process measures host-to-GPU copy bandwidth (a pinned
    1 GiB tensor, --bw-reps copies timed with CUDA events; also pageable H2D and pinned D2H), then
    allocates all of the GPU but --keep-free-gb (default 20, GB of 1e9 bytes) and holds it, as the LLMs
@@ -202,121 +203,14 @@ def place(files: list[dict], disk: Path, shm: Path | None, margin_gb: float, shm
     return rep
 
 
-def _write_group(path: str, fmt: str, items: list, seed: int) -> int:
-    """Worker: write tensors [(TensorSpec, offset)] of one file in place (pwrite). Returns bytes."""
-    import numpy as np
-    from lockn_testing import fullsize as fs
-    rng = fs._Rng(seed)
-    fd = os.open(path, os.O_WRONLY)
-    total = 0
-    try:
-        for spec, off in items:
-            nb = 0
-            for piece in fs._chunks(spec, fmt, rng):
-                mv = memoryview(np.ascontiguousarray(piece).view(np.uint8).reshape(-1))
-                while len(mv):
-                    w = os.pwrite(fd, mv, off)
-                    off += w
-                    nb += w
-                    mv = mv[w:]
-            if nb != spec.nbytes(fmt):
-                raise AssertionError(f"{spec.name}: wrote {nb} bytes, planned {spec.nbytes(fmt)}")
-            total += nb
-    finally:
-        os.close(fd)
-    return total
-
-
-def _layout(plan) -> tuple[bytes, list[tuple], int]:
-    """(header, [(TensorSpec, offset)], size), offsets exactly as FilePlan.write lays them out."""
-    from lockn_testing import fullsize as fs
-    head = plan.header()
-    pos, items = len(head), []
-    for t in plan.tensors:
-        items.append((t, pos))
-        nb = t.nbytes(plan.format)
-        pos += fs._align(nb) if plan.format == "gguf" else nb
-    if pos != plan.size():
-        raise AssertionError(f"{plan.name}: layout {pos} bytes, plan {plan.size()}")
-    return head, items, pos
-
-
 def write_parallel(jobs: list[tuple[str, object, Path]], workers: int, deadline_s: float,
                    group_bytes: int = 512 << 20) -> dict:
-    """Write [(name, FilePlan, final path)] with `workers` processes; a file is renamed into place when
-    all its groups are written and fsynced. Stops at the deadline (unfinished files removed)."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    t0 = time.time()
-    files, futs = {}, {}
-    ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-    try:
-        for k, (name, plan, path) in enumerate(jobs):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f".{path.name}.partial"
-            head, items, size = _layout(plan)
-            with open(tmp, "wb") as f:
-                f.write(head)
-                f.truncate(size)                   # the GGUF alignment padding stays zero
-            groups, cur, cur_b = [], [], 0
-            for spec, off in items:
-                cur.append((spec, off))
-                cur_b += spec.nbytes(plan.format)
-                if cur_b >= group_bytes:
-                    groups.append(cur)
-                    cur, cur_b = [], 0
-            if cur:
-                groups.append(cur)
-            files[name] = {"path": path, "tmp": tmp, "size": size, "left": len(groups), "t_start": time.time(),
-                           "bytes": len(head)}
-            for i, g in enumerate(groups):
-                fut = ex.submit(_write_group, str(tmp), plan.format, g, 1000 * k + i)
-                futs[fut] = name
-        pending = set(futs)
-        while pending:
-            left = deadline_s - (time.time() - t0)
-            if left <= 0:
-                break
-            done, pending = cf.wait(pending, timeout=min(left, 5.0), return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                name = futs[fut]
-                fi = files[name]
-                try:
-                    fi["bytes"] += fut.result()
-                except Exception as e:             # noqa: BLE001 (the file is reported as not written)
-                    fi["error"] = f"{type(e).__name__}: {str(e)[:300]}"
-                    fi["left"] = -1
-                    continue
-                fi["left"] -= 1
-                if fi["left"] == 0:
-                    t_sync = time.time()
-                    fd = os.open(fi["tmp"], os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    os.replace(fi["tmp"], fi["path"])
-                    fi["fsync_s"] = round(time.time() - t_sync, 2)
-                    fi["done_at_s"] = round(time.time() - t0, 1)
-            if not pending:
-                break
-        timed_out = bool(pending)
-        if timed_out:
-            for p in list(getattr(ex, "_processes", {}).values()):     # our own workers
-                p.terminate()
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-    out = {"workers": workers, "seconds": round(time.time() - t0, 1), "timed_out": timed_out, "files": {}}
-    for name, fi in files.items():
-        ok = fi["left"] == 0
-        if not ok and fi["tmp"].exists():
-            fi["tmp"].unlink()
-        out["files"][name] = {"bytes": fi["size"], "written": ok, "done_at_s": fi.get("done_at_s"),
-                              "fsync_s": fi.get("fsync_s"), **({"error": fi["error"]} if "error" in fi else {})}
-    done_b = sum(f["bytes"] for f in out["files"].values() if f["written"])
-    out["written_bytes"] = done_b
-    out["gb_per_s"] = round(done_b / GB / max(out["seconds"], 1e-6), 3)
-    return out
+    """Write [(name, FilePlan, final path)] with `workers` processes through lockn_testing/fullsize.py's one
+    writer (fullsize.write_files: header and size first, ~0.5 GB tensor groups written in place with pwrite,
+    each file fsynced and renamed into place when complete; stops at the deadline, unfinished files removed).
+    It needs numpy only: on the device machine it runs from what real_shapes.sh carries."""
+    from lockn_testing import fullsize
+    return fullsize.write_files(jobs, workers=workers, deadline_s=deadline_s, group_bytes=group_bytes)
 
 
 def writer_check(tmpdir: Path, workers: int) -> dict:
@@ -331,7 +225,7 @@ def writer_check(tmpdir: Path, workers: int) -> dict:
         out["file_bytes"] = path.stat().st_size
         import gguf
         r = gguf.GGUFReader(str(path))
-        _, items, _ = _layout(plan)
+        _, items, _ = plan.layout()
         want = {s.name: (off, s.dtype) for s, off in items}
         got = {t.name: (int(t.data_offset), t.tensor_type.name) for t in r.tensors}
         out["gguf_tensors"] = len(got)

@@ -13,9 +13,11 @@ download (5-35 GB each) without downloading them. For each supported catalog fil
 3. computes the file size from that plan and the header alone (:meth:`FilePlan.size`), which
    must match the catalog's ``size`` within 1% (:func:`size_table`): that is the check that the
    configuration and the quant mix are the real ones;
-4. writes the file with random content (:meth:`FilePlan.write`), streamed tensor by tensor in
-   chunks of at most :data:`CHUNK_BYTES` with a background writer thread, so memory stays
-   bounded and a 10-20 GB file takes minutes. K-quant / Q8_0 blocks are written directly in the
+4. writes the file with random content (:func:`write_files`, the one writer, also behind
+   :meth:`FilePlan.write`): the header and the size first, then the tensors in groups, each into
+   its place (pwrite), in chunks of at most :data:`CHUNK_BYTES` with a background writer thread per
+   group, in this process or in ``workers`` processes at once; memory stays bounded and a 10-20 GB
+   file takes minutes (one worker). K-quant / Q8_0 blocks are written directly in the
    block format (random codes, fp16 super-block scales sized so the dequantized weights have
    the std of a fan-in init), not by quantizing floats; bf16 / fp16 / fp32 / fp8 values are
    random bit patterns with a bounded exponent (always finite, never NaN/Inf).
@@ -25,6 +27,7 @@ CLI::
     python -m lockn_testing.fullsize --preset wan22-i2v-a14b-q4_k_m --dry-run
     python -m lockn_testing.fullsize --preset wan22-i2v-a14b-q4_k_m --out /tmp/models
     python -m lockn_testing.fullsize --file Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf --out /tmp/m
+    python -m lockn_testing.fullsize --preset wan22-i2v-a14b-q4_k_m --out /tmp/models --workers 8
     python -m lockn_testing.fullsize --all --dry-run        # the size table of every supported file
 
 Written files go to ``OUT/<catalog folder>/<file name>`` (the layout of a ComfyUI models dir).
@@ -50,7 +53,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["TensorSpec", "FilePlan", "RECIPES", "KNOWN_CATALOG_GAPS", "plan_file", "plan_preset",
+__all__ = ["TensorSpec", "FilePlan", "RECIPES", "KNOWN_CATALOG_GAPS", "plan_file", "plan_preset", "write_files",
            "plan_truncated", "size_table", "format_table", "supported", "unsupported", "main"]
 
 CHUNK_BYTES = 32 << 20          # bytes generated per step (bounded memory: about 4 chunks alive)
@@ -353,76 +356,228 @@ class FilePlan:
             out[t.dtype] = out.get(t.dtype, 0) + t.nbytes(self.format)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
-    def write(self, path: str, seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict:
-        """Write the file to ``path`` (atomically: a temporary name beside it, then a rename).
+    def layout(self) -> tuple[bytes, list[tuple[TensorSpec, int]], int]:
+        """(header, [(tensor, offset in the file)], file size): where :func:`write_files` puts every tensor
+        (GGUF data aligned to :data:`GGUF_ALIGNMENT`, the padding left zero)."""
+        head = self.header()
+        pos, items = len(head), []
+        for t in self.tensors:
+            items.append((t, pos))
+            nb = t.nbytes(self.format)
+            pos += _align(nb) if self.format == "gguf" else nb
+        if pos != self.size():
+            raise AssertionError(f"{self.name}: layout {pos} bytes, plan {self.size()}")
+        return head, items, pos
 
-        Returns {"path", "bytes", "seconds"}. The written size equals :meth:`size`.
+    def write(self, path: str, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+              workers: int = 1) -> dict:
+        """Write the file to ``path`` (atomically: a temporary name beside it, then a rename), with
+        :func:`write_files` (``workers`` processes; 1: in this process).
+
+        Returns {"path", "bytes", "seconds"}. The written size equals :meth:`size`; the content
+        depends on ``seed`` only, not on ``workers``.
         """
         path = os.fspath(path)
-        directory, base = os.path.split(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:8]}.partial")
-        expected = self.size()
-        rng = _Rng(seed)
-        t0 = time.monotonic()
-        q: queue.Queue = queue.Queue(maxsize=3)
-        errors: list[BaseException] = []
+        res = write_files([(self.name, self, path)], workers=workers, seed=seed, raise_errors=True,
+                          progress=(lambda name, done, total: progress(done, total)) if progress else None)
+        f = res["files"][self.name]
+        return {"path": path, "bytes": f["bytes"], "seconds": res["seconds"]}
 
-        def writer(f):
-            try:
-                while True:
-                    item = q.get()
-                    if item is None:
-                        return
-                    f.write(item)
-            except BaseException as e:          # noqa: BLE001 (reported to the caller below)
-                errors.append(e)
-                while q.get() is not None:      # drain so the producer never blocks
-                    pass
 
-        written = 0
+# --------------------------------------------------------------------------------------------
+# the writer
+# --------------------------------------------------------------------------------------------
+
+def _write_tensors(path: str, fmt: str, items: list, seed: tuple,
+                   progress: Callable[[int], None] | None = None) -> int:
+    """Write tensors [(index in the file, TensorSpec, offset)] into the file at ``path`` in place
+    (pwrite), each from its own random stream (``seed`` + its index), so the content does not depend on
+    how the tensors are grouped or on the number of writers. Random content is generated in this thread
+    while a second one writes. Returns the bytes written. A worker of :func:`write_files` (module-level:
+    it runs in spawned processes)."""
+    q: queue.Queue = queue.Queue(maxsize=3)
+    errors: list[BaseException] = []
+    fd = os.open(path, os.O_WRONLY)
+
+    def writer():
         try:
-            with open(tmp, "wb", buffering=0) as f:
-                th = threading.Thread(target=writer, args=(f,), daemon=True)
-                th.start()
-                try:
-                    head = self.header()
-                    q.put(head)
-                    written += len(head)
-                    for t in self.tensors:
-                        nb = 0
-                        for piece in _chunks(t, self.format, rng):
-                            if errors:
-                                raise errors[0]
-                            piece = np.ascontiguousarray(piece).view(np.uint8).reshape(-1)
-                            q.put(piece)
-                            nb += piece.nbytes
-                        if nb != t.nbytes(self.format):
-                            raise AssertionError(f"{t.name}: wrote {nb} bytes, planned {t.nbytes(self.format)}")
-                        written += nb
-                        if self.format == "gguf":
-                            pad = _align(nb) - nb
-                            if pad:
-                                q.put(b"\x00" * pad)
-                                written += pad
-                        if progress:
-                            progress(written, expected)
-                finally:
-                    q.put(None)
-                    th.join()
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                off, mv = item
+                while len(mv):
+                    w = os.pwrite(fd, mv, off)
+                    off += w
+                    mv = mv[w:]
+        except BaseException as e:          # noqa: BLE001 (raised in the caller's thread below)
+            errors.append(e)
+            while q.get() is not None:      # drain so the producer never blocks
+                pass
+
+    total = 0
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    try:
+        for index, spec, off in items:
+            rng = _Rng([*seed, index])
+            nb = 0
+            for piece in _chunks(spec, fmt, rng):
                 if errors:
                     raise errors[0]
-                os.fsync(f.fileno())
-            if written != expected or os.path.getsize(tmp) != expected:
-                raise AssertionError(f"{self.name}: wrote {written} bytes, planned {expected}")
-            os.replace(tmp, path)
-        except BaseException:
+                mv = memoryview(np.ascontiguousarray(piece).view(np.uint8).reshape(-1))
+                q.put((off + nb, mv))
+                nb += len(mv)
+            if nb != spec.nbytes(fmt):
+                raise AssertionError(f"{spec.name}: wrote {nb} bytes, planned {spec.nbytes(fmt)}")
+            total += nb
+            if progress:
+                progress(nb)
+    finally:
+        q.put(None)
+        th.join()
+        os.close(fd)
+    if errors:
+        raise errors[0]
+    return total
+
+
+def write_files(jobs: Iterable[tuple[str, "FilePlan", str | os.PathLike]], workers: int = 1,
+                deadline_s: float | None = None, group_bytes: int = 512 << 20, seed: int = 0,
+                raise_errors: bool = False, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """THE writer of full-size files: write [(name, FilePlan, final path)].
+
+    Each file is laid out first (:meth:`FilePlan.layout`: its header written, the file truncated to its
+    size, under a temporary name beside the final one), then its tensors are written in groups of about
+    ``group_bytes``, by ``workers`` processes (spawned; ``workers=1``: in this process, no pool), each
+    group with pwrite into its place. A file whose groups are all written is fsynced and renamed into
+    place. At ``deadline_s`` (seconds from the start; None: none) the writing stops and unfinished files
+    are removed. A failed group fails its file (reported, the others go on), or, with ``raise_errors``,
+    raises once the temporary files are removed. ``progress(name, bytes done, file size)`` follows every
+    tensor in this process, every group with workers.
+
+    Returns {"workers", "seconds", "timed_out", "files": {name: {"path", "bytes", "written", "done_at_s",
+    "fsync_s"[, "error"]}}, "written_bytes", "gb_per_s"}.
+
+    It needs numpy and the standard library only (the plans come from the caller), so the GPU script
+    (bench/gpu_real_shapes.py) writes with it on the device machine from what it carries."""
+    import concurrent.futures as cf
+    t0 = time.time()
+    files: dict[str, dict] = {}
+    tasks: list[tuple[str, str, str, list, tuple]] = []      # (name, tmp path, format, items, seed)
+    try:
+        for k, (name, plan, path) in enumerate(jobs):
+            path = os.fspath(path)
+            directory, base = os.path.split(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:8]}.partial")
+            head, items, size = plan.layout()
+            with open(tmp, "wb") as f:
+                f.write(head)
+                f.truncate(size)                   # the GGUF alignment padding stays zero
+            groups, cur, cur_b = [], [], 0
+            for i, (spec, off) in enumerate(items):
+                cur.append((i, spec, off))
+                cur_b += spec.nbytes(plan.format)
+                if cur_b >= group_bytes:
+                    groups.append(cur)
+                    cur, cur_b = [], 0
+            if cur or not groups:
+                groups.append(cur)
+            files[name] = {"path": path, "tmp": tmp, "size": size, "left": len(groups), "bytes": len(head),
+                           "expect": len(head) + sum(spec.nbytes(plan.format) for spec, _ in items)}
+            tasks += [(name, tmp, plan.format, g, (seed, k)) for g in groups]
+
+        def finished(name, nbytes=None, error=None):
+            fi = files[name]
+            if fi["left"] < 0:
+                return
+            if error is not None:
+                fi["error"], fi["left"] = f"{type(error).__name__}: {str(error)[:300]}", -1
+                fi["exc"] = error
+                return
+            fi["bytes"] += nbytes
+            fi["left"] -= 1
+            if fi["left"] == 0:
+                t_sync = time.time()
+                if os.path.getsize(fi["tmp"]) != fi["size"] or fi["bytes"] != fi["expect"]:
+                    raise AssertionError(f"{name}: {fi['bytes']} bytes written ({os.path.getsize(fi['tmp'])} on disk), "
+                                         f"planned {fi['expect']} ({fi['size']})")
+                fd = os.open(fi["tmp"], os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(fi["tmp"], fi["path"])
+                fi["fsync_s"] = round(time.time() - t_sync, 2)
+                fi["done_at_s"] = round(time.time() - t0, 1)
+            if progress:
+                progress(name, fi["size"] if fi["left"] == 0 else fi["bytes"], fi["size"])
+
+        def late():
+            return deadline_s is not None and time.time() - t0 >= deadline_s
+
+        timed_out = False
+        if workers <= 1:
+            for name, tmp, fmt, g, sd in tasks:
+                if late():
+                    timed_out = True
+                    break
+                if files[name]["left"] < 0:
+                    continue
+                fi = files[name]
+                done = [fi["bytes"]]
+
+                def tick(nb, name=name, done=done):
+                    done[0] += nb
+                    if progress and done[0] < files[name]["size"]:
+                        progress(name, done[0], files[name]["size"])
+                try:
+                    finished(name, _write_tensors(tmp, fmt, g, sd, tick))
+                except Exception as e:             # noqa: BLE001 (the file is reported as not written)
+                    finished(name, error=e)
+        else:
+            import multiprocessing as mp
+            ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        return {"path": path, "bytes": written, "seconds": time.monotonic() - t0}
+                futs = {ex.submit(_write_tensors, tmp, fmt, g, sd): name for name, tmp, fmt, g, sd in tasks}
+                pending = set(futs)
+                while pending:
+                    wait = 5.0 if deadline_s is None else min(deadline_s - (time.time() - t0), 5.0)
+                    if wait <= 0:
+                        break
+                    done, pending = cf.wait(pending, timeout=wait, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        name = futs[fut]
+                        try:
+                            finished(name, fut.result())
+                        except Exception as e:     # noqa: BLE001 (the file is reported as not written)
+                            finished(name, error=e)
+                timed_out = bool(pending)
+                if timed_out:
+                    for proc in list(getattr(ex, "_processes", {}).values()):     # our own workers
+                        proc.terminate()
+            finally:
+                ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        for fi in files.values():                  # whatever did not finish leaves nothing behind
+            if fi["left"] != 0 and os.path.exists(fi["tmp"]):
+                os.unlink(fi["tmp"])
+    if raise_errors:
+        for name, fi in files.items():
+            if "exc" in fi:
+                raise fi["exc"]
+            if fi["left"] != 0:
+                raise TimeoutError(f"{name}: not written within {deadline_s} s")
+    out = {"workers": workers, "seconds": round(time.time() - t0, 3), "timed_out": timed_out, "files": {}}
+    for name, fi in files.items():
+        ok = fi["left"] == 0
+        out["files"][name] = {"path": fi["path"], "bytes": fi["size"], "written": ok, "done_at_s": fi.get("done_at_s"),
+                              "fsync_s": fi.get("fsync_s"), **({"error": fi["error"]} if "error" in fi else {})}
+    done_b = sum(f["bytes"] for f in out["files"].values() if f["written"])
+    out["written_bytes"] = done_b
+    out["gb_per_s"] = round(done_b / 1e9 / max(out["seconds"], 1e-6), 3)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1097,6 +1252,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the size table, write nothing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--optional", action="store_true", help="with --preset: include optional files")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes writing at once (default 1: this process, one file after the other)")
     args = ap.parse_args(argv)
 
     if args.preset:
@@ -1116,24 +1273,38 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out:
         ap.error("--out is required unless --dry-run")
     cat = _catalog()
+    jobs, need = [], {}
     for name in names:
         plan = plan_file(name)
         entry = cat.file(name)
         path = os.path.join(args.out, entry.folder if entry else "", name)
-        free = _free_bytes(os.path.dirname(os.path.abspath(path)) or ".")
-        if free is not None and free < plan.size() + (1 << 30):
-            print(f"not enough disk for {name}: {plan.size() / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
+        jobs.append((name, plan, path))
+        d = os.path.dirname(os.path.abspath(path))
+        need[d] = need.get(d, 0) + plan.size()
+    for d, nbytes in need.items():
+        free = _free_bytes(d)
+        if free is not None and free < nbytes + (1 << 30):
+            print(f"not enough disk in {d}: {nbytes / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
             return 2
-        last = [0.0]
+    last = [0.0]
 
-        def progress(done, total, name=name):
-            now = time.monotonic()
-            if now - last[0] > 5 or done == total:
-                last[0] = now
-                print(f"  {name}: {done / 1e9:6.2f} / {total / 1e9:.2f} GB", flush=True)
-        res = plan.write(path, seed=args.seed, progress=progress)
+    def progress(name, done, total):
+        now = time.monotonic()
+        if now - last[0] > 5 or done == total:
+            last[0] = now
+            print(f"  {name}: {done / 1e9:6.2f} / {total / 1e9:.2f} GB", flush=True)
+    if args.workers > 1:
+        res = write_files(jobs, workers=args.workers, seed=args.seed, progress=progress)
+        for name, f in res["files"].items():
+            print(f"{'wrote' if f['written'] else 'FAILED'} {f['path']}: {f['bytes']:,} bytes"
+                  + (f" ({f['error']})" if "error" in f else ""))
+        print(f"{res['written_bytes'] / 1e9:.2f} GB in {res['seconds']:.1f} s ({res['gb_per_s']:.2f} GB/s, "
+              f"{args.workers} workers)")
+        return 0 if all(f["written"] for f in res["files"].values()) else 1
+    for name, plan, path in jobs:
+        res = plan.write(path, seed=args.seed, progress=lambda done, total, name=name: progress(name, done, total))
         print(f"wrote {path}: {res['bytes']:,} bytes in {res['seconds']:.1f} s "
-              f"({res['bytes'] / res['seconds'] / 1e6:.0f} MB/s)")
+              f"({res['bytes'] / max(res['seconds'], 1e-9) / 1e6:.0f} MB/s)")
     return 0
 
 
