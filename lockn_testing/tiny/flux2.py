@@ -5,7 +5,9 @@ text encoder (the tokenizer is ComfyUI's bundled Qwen one; the VAE is the same f
 Sizes ComfyUI 0.20.1 infers from the Flux.2 weights: hidden (img_in), context width (txt_in), block
 counts, guidance embedding; head_dim 128, mlp ratio 3, theta 2000 and 128 latent channels are fixed.
 The hidden size is 256 so that the K-quants (256-wide blocks) really apply to the attention and MLP
-weights of the GGUF files.
+weights of the GGUF files. The VAE's decoder is tiny (width 32, read from the weights); its encoder has
+ComfyUI's fixed full width (128), which sd.py builds whatever the file holds, so the file carries it
+(about 75 MB in all): every key ComfyUI's VAE has is in the file, nothing is left uninitialised.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ KLEIN_DIT_FP8 = "flux-2-klein-4b-fp8.safetensors"   # BFL's fp8 of the same mode
 KLEIN_TE = "qwen_3_4b.safetensors"
 KLEIN_TE_HIDDEN = 32
 KLEIN_TE_LAYERS = 28    # the klein TE reads the hidden states of layers 9, 18 and 27
+VAE_ENCODER_CH = 128    # fixed by ComfyUI (sd.py builds the encoder at this width whatever the weights say)
+VAE_DECODER_CH = 32     # read from the weights (decoder.conv_in)
 
 
 def dit_config(context_in_dim: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, guidance: bool = True) -> dict:
@@ -129,13 +133,15 @@ def build(root: str, seed: int = 0) -> dict:
     out[KLEIN_TE] = save_safetensors(make_klein_te(seed + 5), os.path.join(root, "text_encoders", KLEIN_TE),
                                      dtype=torch.bfloat16)
 
-    # VAE: decode-only (the encoder's width is hard-coded at 128 in sd.py; text-to-image never encodes)
-    dd = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+    # VAE: every key ComfyUI's Flux.2 VAE has. sd.py reads only z_channels and the decoder's width from the
+    # weights and builds the encoder at the full width whatever the file says (ch 128, mults [1,2,4,4]: 34M
+    # parameters), so the encoder is written at that width. A decode-only file (6 MB) left ComfyUI's encoder
+    # uninitialised ("Missing VAE keys"), its VAE 12x the file's parameters (0.15 GB counted in memory).
+    dd = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": VAE_ENCODER_CH,
           "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
           "batch_norm_latent": True}
-    vae = init_state(AutoencoderKL(ddconfig=dd, embed_dim=32, decoder_ddconfig=dict(dd, ch=32)), seed + 3)
-    sd = {k: v for k, v in vae.state_dict().items() if not k.startswith(("encoder.", "quant_conv."))}
-    out[VAE] = save_safetensors(with_marker(sd, "flux2", "vae"), os.path.join(root, "vae", VAE),
+    vae = init_state(AutoencoderKL(ddconfig=dd, embed_dim=32, decoder_ddconfig=dict(dd, ch=VAE_DECODER_CH)), seed + 3)
+    out[VAE] = save_safetensors(with_marker(vae.state_dict(), "flux2", "vae"), os.path.join(root, "vae", VAE),
                                 dtype=torch.bfloat16, keep_fp32=("bn.",))
     return out
 
