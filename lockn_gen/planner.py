@@ -188,9 +188,9 @@ class Plan:
     swapped: list[str]                   # swap through system RAM
     all_fit: bool
     all_at_once_bytes: int               # distinct weights of every preset + the largest working memory
-    ram_needed_bytes: int
-    ram_fits: bool
-    disk_files: list[str]                # files RAM cannot hold: they reload from disk
+    ram_needed_bytes: int                # the swapped (unpinned) files
+    ram_fits: bool                       # nothing reloads from disk in the steady cycle
+    disk_files: list[str]                # dropped by the residency policy: they reload from disk every cycle
     switches: list[Switch]               # one cycle image -> video -> music -> image, steady state
     cycle_s: float
     notes: list[str]
