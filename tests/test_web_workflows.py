@@ -196,3 +196,30 @@ def test_chain_app_runs_from_its_form(srv, editor, tmp_path):
     editor.wait_for("() => document.querySelector('video')", "the MP4 shown by the app", timeout=FORM_MS)
     editor.screenshot(shots_dir(tmp_path) / f"{name}_done.png", fit=False)
     assert not editor.extension_errors(), editor.errors
+
+
+# a stage's face widget: [min, max, step] from its options, as this version's editor built the promoted widget
+FACE_RANGE = """([stage, name]) => {
+  const node = window.app.graph._nodes.find(n => n.title === stage);
+  const w = node && (node.widgets || []).find(w => w.name === name);
+  if (!w) return `no face widget ${name} on ${stage}: ${node ? (node.widgets || []).map(w => w.name) : 'no node'}`;
+  const o = w.options || {};
+  return [o.min, o.max, o.step2 ?? (o.step === undefined ? null : o.step / 10)];
+}"""
+# (file, stage, face) -> [min, max, step]: the range the file gives the Primitive behind the face (its properties;
+# tests/test_faces_and_sets.py checks they are the ranges of what it feeds), not the Primitive's own 64-bit one
+FACE_RANGES = {("chain_quality", "Image", "width"): [16, 16384, 16], ("chain_quality", "Video", "length"): [1, 16384, 4],
+               ("chain_quality", "Video", "steps"): [1, 10000, 1], ("chain_quality", "Video", "fps"): [1, 120, 1],
+               ("chain_fast", "Video", "length"): [1, 1000, 8], ("ace15_text_to_music", "Music", "duration"): [1, 1000, 0.1]}
+
+
+def test_stage_faces_keep_to_the_range_of_what_they_stand_for(srv, editor):
+    """A face that stands for a PrimitiveInt or PrimitiveFloat ("Video.length" is "Length (frames)".value) has
+    the range of the inputs that value feeds, from the Primitive's properties, in this version's editor."""
+    got = {}
+    for name in dict.fromkeys(n for n, _, _ in FACE_RANGES):
+        editor.load(json.loads((WF / f"{name}.json").read_text()), name)
+        for (n, stage, face) in [k for k in FACE_RANGES if k[0] == name]:
+            got[(n, stage, face)] = editor.page.evaluate(FACE_RANGE, [stage, face])
+    assert got == FACE_RANGES
+    assert editor.shown_problems() == [] and not editor.extension_errors(), editor.errors
