@@ -1,6 +1,7 @@
 """Decode what ComfyUI wrote and describe it, for the tests' checks (PyAV and Pillow)."""
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -54,7 +55,8 @@ def probe_media(path) -> dict:
 
 def digest(path) -> str:
     """A hash of what a file shows or plays (pixels, video frames, audio samples), not of its bytes:
-    ComfyUI writes the prompt into the file's metadata, which differs between otherwise equal runs."""
+    ComfyUI writes the prompt into the file's metadata, which differs between otherwise equal runs.
+    Bit for bit: for an encoded video use `media_distance` instead (see there why)."""
     import hashlib
     h = hashlib.sha256()
     if str(path).lower().endswith((".png", ".jpg", ".jpeg", ".webp")):
@@ -71,3 +73,93 @@ def digest(path) -> str:
             for f in c.decode(s):
                 h.update(f.to_ndarray().tobytes())
     return h.hexdigest()
+
+
+# ---- comparing outputs: the same up to encoder noise, or really different -------------------------------
+# ComfyUI's SaveVideo encodes H.264 with libx264 at its default (automatic) thread count, and libx264's
+# threads make the encoded frames vary a little from run to run when the machine is busy, from the SAME
+# frames: seen here (2026-12-06, 2-core box, the tiny quality chain four times with /free between) every
+# node's output tensor was identical in all runs while the MP4 decoded to 3 different frame sets, differing
+# by a mean of 0.19 levels of 255 (a few pixels by up to 36); a lone libx264 encode of 17 noise frames gave
+# 2 odd results in 24 under load, none with one thread. Audio (AAC, MP3, FLAC) and PNG pixels did not vary.
+# So outputs are compared by their decoded content with a bound on the MEAN absolute difference:
+#: video frames and images: mean |a - b| over every pixel of every frame, in levels of 255
+FRAME_BOUND = 1.0
+#: audio: mean |a - b| over every sample, full scale 1.0 (-100 dBFS; no run-to-run noise was seen in audio,
+#: while the smallest real change measured, a LoRA on tiny LTX-2's quiet soundtrack, moves it by 8e-4)
+AUDIO_BOUND = 1e-5
+
+
+def decoded(path) -> dict:
+    """What a file shows and plays, decoded: {"video": uint8 array (frames, h, w, 3) or None (an image is
+    one frame), "audio": float32 array (channels, samples) or None}."""
+    p = str(path)
+    if p.lower().endswith((".png", ".jpg", ".jpeg", ".webp")):
+        from PIL import Image
+        with Image.open(p) as im:
+            return {"video": np.asarray(im.convert("RGB"))[None], "audio": None}
+    import av
+    out = {"video": None, "audio": None}
+    with av.open(p) as c:
+        if c.streams.video:
+            out["video"] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    with av.open(p) as c:
+        if c.streams.audio:
+            ch = c.streams.audio[0].codec_context.channels
+            chunks = []
+            for f in c.decode(audio=0):
+                a = f.to_ndarray()
+                scale = float(2 ** (8 * a.dtype.itemsize - 1)) if np.issubdtype(a.dtype, np.integer) else 1.0
+                a = a.astype(np.float32) / scale                        # integer PCM (FLAC) to full scale 1.0
+                chunks.append(a if f.format.is_planar else a.reshape(-1, ch).T)
+            out["audio"] = np.concatenate(chunks, axis=1) if chunks else np.zeros((0, 0), np.float32)
+    return out
+
+
+def media_distance(a, b) -> dict:
+    """Per stream, the mean absolute difference of two outputs' decoded content: "video" in levels of 255,
+    "audio" in full-scale units; inf where the streams differ in shape or one file lacks a stream the
+    other has."""
+    da, db = decoded(a), decoded(b)
+    out = {}
+    for kind in ("video", "audio"):
+        x, y = da[kind], db[kind]
+        if x is None and y is None:
+            continue
+        if x is None or y is None or x.shape != y.shape:
+            out[kind] = float("inf")
+        else:
+            out[kind] = float(np.abs(x.astype(np.float32) - y.astype(np.float32)).mean()) if x.size else 0.0
+    return out
+
+
+BOUNDS = {"video": FRAME_BOUND, "audio": AUDIO_BOUND}
+
+
+def same_media(a, b, what: str = "") -> tuple[bool, dict]:
+    """(whether every stream is within its bound, the distances). With LOCKN_MEDIA_LOG set, each comparison
+    is appended to that file (how far above or below the bounds the tests' outputs really are)."""
+    d = media_distance(a, b)
+    log = os.environ.get("LOCKN_MEDIA_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}\t{what}\t{d}\n")
+    return all(v <= BOUNDS[k] for k, v in d.items()), d
+
+
+def assert_same_media(a, b, what: str = "") -> dict:
+    """The two outputs show and play the same, up to encoder noise: each stream's mean absolute difference
+    within FRAME_BOUND (levels of 255) / AUDIO_BOUND (full scale). Another seed or a LoRA moves the tiny
+    models' outputs by tens of levels (tests/test_media_compare.py measures it), far above."""
+    ok, d = same_media(a, b, what)
+    assert ok, (f"{what or 'outputs'} differ beyond encoder noise: mean |difference| {d} "
+                f"(bounds: video {FRAME_BOUND} levels of 255, audio {AUDIO_BOUND}); {a} vs {b}")
+    return d
+
+
+def assert_different_media(a, b, what: str = "") -> dict:
+    """At least one stream differs by more than its bound (not just by encoder noise)."""
+    ok, d = same_media(a, b, what)
+    assert not ok, (f"{what or 'outputs'} are the same up to encoder noise (mean |difference| {d}, bounds: "
+                    f"video {FRAME_BOUND} levels of 255, audio {AUDIO_BOUND}) where they should differ; {a} vs {b}")
+    return d

@@ -12,7 +12,7 @@ import pytest
 
 from lockn_gen import chains, client
 from lockn_gen.demo_sets import TINY
-from lockn_testing.media import digest, probe_image, probe_media
+from lockn_testing.media import assert_different_media, probe_image, probe_media
 from lockn_testing.tiny import loras as tiny_loras
 from tests.test_workflows import server  # noqa: F401  (the session server, with the start image in input/)
 
@@ -44,10 +44,6 @@ class Run:
             f.seek(start)
             self.log = f.read().decode(errors="replace")
 
-    @property
-    def digest(self) -> str:
-        return digest(self.files[0])
-
     def turbo_path(self) -> list[str]:
         """What ran of the turbo path: the nodes titled for turbo, less the switch and its boolean."""
         return [t for t, c in zip(self.executed, self.classes)
@@ -73,7 +69,7 @@ def test_flux2_turbo_applies_the_turbo_lora_and_its_steps(server, tmp_path):
     for r in (off, on):
         info = probe_image(r.files[0])
         assert (info["width"], info["height"]) == (128, 128) and info["std"] > 0
-    assert on.digest != off.digest
+    assert_different_media(on.files[0], off.files[0], "turbo on and off")
     _no_lora_misses(off, on)
 
 
@@ -92,7 +88,7 @@ def test_wan22_turbo_applies_the_lightx2v_pair_steps_split_and_cfg(server, tmp_p
     for r in (off, on):
         v = probe_media(r.files[0])["video"]
         assert v["frames"] == 17 and (v["width"], v["height"]) == (96, 96) and v["finite"]
-    assert on.digest != off.digest
+    assert_different_media(on.files[0], off.files[0], "turbo on and off")
     _no_lora_misses(off, on)
 
 
@@ -119,7 +115,8 @@ def test_ltx2_turbo_runs_the_second_stage_with_the_x2_upscaler(server, tmp_path)
         v = info["video"]
         assert v["frames"] == 25 and (v["width"], v["height"]) == (128, 128) and v["finite"]
         assert info["n_audio_streams"] == 1 and info["audio"]["finite"]
-    assert len({off.digest, on.digest, lora.digest}) == 3    # the second stage, and the LoRA, change the clip
+    for a, b, what in ((off, on, "the second stage"), (on, lora, "the LoRA"), (off, lora, "the turbo path")):
+        assert_different_media(a.files[0], b.files[0], f"{what} changes the clip")
     _no_lora_misses(off, on, lora)
 
 
