@@ -76,12 +76,16 @@ def digest(path) -> str:
 
 
 # ---- comparing outputs: the same up to encoder noise, or really different -------------------------------
-# ComfyUI's SaveVideo encodes H.264 with libx264 at its default (automatic) thread count, and libx264's
-# threads make the encoded frames vary a little from run to run when the machine is busy, from the SAME
-# frames: seen here (2026-12-06, 2-core box, the tiny quality chain four times with /free between) every
-# node's output tensor was identical in all runs while the MP4 decoded to 3 different frame sets, differing
-# by a mean of 0.19 levels of 255 (a few pixels by up to 36); a lone libx264 encode of 17 noise frames gave
-# 2 odd results in 24 under load, none with one thread. Audio (AAC, MP3, FLAC) and PNG pixels did not vary.
+# ComfyUI's SaveVideo encodes H.264 with the libx264 that PyAV's wheel bundles, and on a CPU with AVX-512
+# (this 2-core AMD EPYC box) libx264's AVX-512 code makes the encoded B-frames vary a little from run to run,
+# from the SAME input. Seen here (2026-12-06; the tiny quality chain, 4-6 runs with /free between): every
+# node's output tensor, every RGB frame handed to the encoder and every YUV frame after conversion was
+# identical in all runs, while the packets of the B-frames (pts 2 and 3) differed, so the MP4s decoded to
+# up to 4 different frame sets, 0.12-0.20 levels of 255 apart on average (a few pixels by up to 36).
+# x264 runs one thread at 96x96, so threads are not the cause. With x264-params asm=AVX2 (no AVX-512) six
+# runs gave one result, and six with asm=0 another one; asm=AVX512 varied again (2 results in 5). The
+# previous box (CI green) had no AVX-512, which is why it never showed. Not the pack's to fix (ComfyUI's
+# SaveVideo takes no encoder options); audio (AAC, MP3, FLAC) and PNG pixels never varied.
 # So outputs are compared by their decoded content with a bound on the MEAN absolute difference:
 #: video frames and images: mean |a - b| over every pixel of every frame, in levels of 255
 FRAME_BOUND = 1.0
