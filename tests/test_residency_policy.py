@@ -182,3 +182,115 @@ def test_a_residency_nodes_plain_budgets_are_read_from_its_prompt():
     del prompt["3"]
     assert budgets_in_prompt(prompt) == (12.0, 0.0)
     assert budgets_in_prompt({"1": prompt["1"]}) is None and budgets_in_prompt(None) is None
+
+
+# ---- what counts against the RAM budget: private bytes, not the pages a GGUF file maps ---------------------
+def M(i, mode, gb, mapped_gb, tier="gpu", used=0.0, pinned=False):
+    e = E(i, mode, gb, tier=tier, used=used, pinned=pinned)
+    e.mapped = int(mapped_gb * GB)
+    return e
+
+
+def test_mapped_file_pages_do_not_count_against_the_ram_budget():
+    from lockn_gen.residency import ram_used
+    # a 20 GB GGUF of which 19.3 GB stay mapped from its file, an 8 GB safetensors text encoder (private)
+    dit, te = M("dit", "image", 20, 19.3, tier="gpu", used=1), M("te", "image", 8, 0, tier="ram", used=2)
+    assert dit.private == int(0.7 * GB) and dit.to_dict()["mapped_bytes"] == int(19.3 * GB)
+    # ComfyUI computes in RAM (shared): both tiers count, privately: 0.7 + 8
+    assert ram_used([dit, te], shared=True) == int(0.7 * GB) + 8 * GB
+    # a discrete GPU: the RAM budget counts the RAM tier only
+    assert ram_used([dit, te], shared=False) == 8 * GB
+    budgets = Budgets(gpu_bytes=None, ram_bytes=10 * GB)
+    assert plan([dit, te], budgets, shared=True) == []                  # 8.7 GB <= 10: nothing goes (28 GB before)
+    # a second GGUF arriving mapped fits beside them; the same bytes as a safetensors file do not
+    assert plan([dit, te], budgets, 9 * GB, shared=True, incoming_mapped=8.5 * GB) == []
+    assert refusal([dit, te], budgets, [], 9 * GB, "wan.gguf", shared=True, incoming_mapped=int(8.5 * GB)) is None
+    acts = plan([dit, te], budgets, 9 * GB, shared=True)
+    # the RAM tier makes room first (as before): 8 + 9 > 10, then 0.7 + 9 <= 10 with both tiers
+    assert [(a.entry_id, a.kind) for a in acts] == [("te", "drop")]
+    # unchanged without mapped bytes (the planner's entries): whole sizes, as before
+    assert plan([E("a", "image", 20, tier="gpu")], budgets, shared=True)[0].kind == "drop"
+
+
+def test_an_entry_offloaded_from_a_discrete_gpu_comes_back_as_private_copies():
+    # on a discrete GPU a model moved to RAM is copied there: nothing of it stays mapped from its file
+    dit = M("dit", "image", 12, 0, tier="gpu", used=1)
+    gguf_in_ram = M("ram", "video", 10, 9.5, tier="ram", used=2)          # never on the GPU: still mapped
+    acts = plan([dit, gguf_in_ram], Budgets(gpu_bytes=5 * GB, ram_bytes=11 * GB))
+    # offloading dit brings 12 GB into RAM: 12 + 0.5 > 11, so the least recently used in RAM goes: dit itself
+    assert [(a.entry_id, a.kind) for a in acts] == [("dit", "drop")]
+    acts = plan([dit, gguf_in_ram], Budgets(gpu_bytes=5 * GB, ram_bytes=13 * GB))
+    assert [(a.entry_id, a.kind) for a in acts] == [("dit", "offload")]  # 12 + 0.5 <= 13
+
+
+def test_a_refusal_names_what_counts_private_bytes_and_the_mapped_part_apart():
+    staying = M("te", "image", 3, 0, tier="ram", used=1, pinned=True)
+    budgets = Budgets(gpu_bytes=None, ram_bytes=4 * GB)
+    why = refusal([staying], budgets, [], 20 * GB, "flux2-dev-Q4_K_M.gguf", shared=True, incoming_mapped=int(18.5 * GB))
+    assert why is not None
+    for words in ("loading flux2-dev-Q4_K_M.gguf (1.50 GB) would exceed LockN's RAM budget of 4.00 GB",
+                  "3.00 GB stay", "the RAM budget counts private memory, which the kernel cannot reclaim",
+                  "1.50 GB of flux2-dev-Q4_K_M.gguf", "not counted: 18.50 GB of it and 0.0 MB of the models that stay, "
+                  "mapped read-only from their files", "pinned: te (3.00 GB)", "Nothing was loaded"):
+        assert words in why, (words, why)
+    # with 1 GB less private it fits
+    assert refusal([staying], budgets, [], 20 * GB, "x.gguf", shared=True, incoming_mapped=int(19.5 * GB)) is None
+    # a safetensors file (nothing mapped): no word of mapped pages
+    why = refusal([staying], budgets, [], 2 * GB, "vae.safetensors", shared=True)
+    assert "2.00 GB of vae.safetensors" in why and "not counted" not in why
+
+
+def test_pinned_entries_over_the_ram_budget_count_their_private_part():
+    es = [M("p", "video", 50, 45, tier="ram", pinned=True)]
+    assert over_budget(es, Budgets(ram_bytes=10 * GB)) == []               # 5 GB private: within 10
+    [warn] = over_budget(es, Budgets(ram_bytes=4 * GB))
+    assert "RAM tier holds 5.00 GB private, over its 4.00 GB budget" in warn and "5.00 GB of it pinned" in warn
+    es[0].tier = "gpu"
+    assert over_budget(es, Budgets(ram_bytes=4 * GB)) == []                 # a discrete GPU's tier: not RAM
+    assert "both tiers" in over_budget(es, Budgets(ram_bytes=4 * GB), shared=True)[0]
+
+
+def test_file_mappings_are_read_from_the_kernels_maps_and_count_only_where_tensors_lie(tmp_path):
+    import mmap
+    import os
+    from lockn_gen.residency import dirty_bytes, file_ids, file_mappings, mapped_bytes, maps_of, merge_ranges
+    assert merge_ranges([(10, 20), (15, 30), (40, 50), (5, 5)]) == [(10, 30), (40, 50)]
+    f = tmp_path / "model.gguf"
+    f.write_bytes(b"\0" * (1 << 20))
+    fd = open(f, "rb")
+    m = mmap.mmap(fd.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        mine = maps_of(file_mappings(file_ids([str(f)])), file_ids([str(f)]))
+        assert len(mine) == 1 and mine[0].perms.startswith("r--") and mine[0].end - mine[0].start == 1 << 20
+        start = mine[0].start
+        # tensors: one inside the map, one half inside, one elsewhere; views of one tensor count once
+        ranges = [(start, start + 1000), (start + 500, start + 1000), (start + (1 << 20) - 100, start + (1 << 20) + 100),
+                  (1, 2)]
+        assert mapped_bytes(ranges, mine) == 1000 + 100
+        assert dirty_bytes(mine) == {}                      # read-only: smaps not even read
+        assert mapped_bytes(ranges, mine, {(mine[0].start, mine[0].end): 600}) == 500   # dirty pages are not reclaimable
+        assert file_mappings(path=str(tmp_path / "no-such-proc-file")) is None          # no /proc (macOS)
+        assert maps_of(file_mappings(), file_ids([str(tmp_path / "other")])) == []
+        assert os.path.realpath(str(f)) in {x.path for x in file_mappings()}
+    finally:
+        m.close()
+        fd.close()
+
+
+def test_dirty_pages_of_a_writable_file_map_are_read_from_smaps(tmp_path):
+    import mmap
+    from lockn_gen.residency import dirty_bytes, file_ids, file_mappings, mapped_bytes, maps_of
+    f = tmp_path / "rw.bin"
+    f.write_bytes(b"\0" * (1 << 20))
+    fd = open(f, "r+b")
+    m = mmap.mmap(fd.fileno(), 0, access=mmap.ACCESS_COPY)          # copy-on-write: written pages are private
+    try:
+        m[: 3 * 4096] = b"\1" * (3 * 4096)
+        mine = maps_of(file_mappings(file_ids([str(f)])), file_ids([str(f)]))
+        assert len(mine) == 1 and "w" in mine[0].perms
+        dirty = dirty_bytes(mine)
+        assert dirty[(mine[0].start, mine[0].end)] == 3 * 4096
+        assert mapped_bytes([(mine[0].start, mine[0].end)], mine, dirty) == (1 << 20) - 3 * 4096
+    finally:
+        m.close()
+        fd.close()
