@@ -14,6 +14,12 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 |   extra_reserved_memory, minimum_inference_memory      |                    |                    |                         |
 | TOTAL_PINNED_MEMORY + pinned weights (report only)     | module._pin,       | model.dynamic_pins | host_pinned_bytes 0     |
 |                                                        | ModelPatcher.pinned| + .pinned          |                         |
+| ModelPatcher.model's parameters and buffers (where a   | yes                | same               | whole models count      |
+|   model's weights lie: mapped from its file or private)|                    |                    |   against the RAM budget|
+| ComfyUI-GGUF's diffusion-model load (estimate before a | as gguf_load_split | same               | (knowledge, not a look- |
+|   load): weights stay views into the file's read-only  |   says             |                    |  up: the estimate is off|
+|   map, except the tensors it copies or dequantizes     |                    |                    |  until the load is      |
+|                                                        |                    |                    |  measured)              |
 | comfy_execution.utils.get_executing_context (prompt id)| yes                | same               | settles only when idle  |
 | comfy_execution.cache_provider register/unregister     | yes                | same               | settles only when idle  |
 |   (prompt start/end hook, registered only when needed) |                    |                    |                         |
@@ -178,6 +184,73 @@ def pinned_bytes(patchers) -> int:
         except Exception as e:                                    # a reading, never a reason to fail a report
             _degraded("ComfyUI's pinned-memory records", "host_pinned_bytes reads 0", e)
     return total
+
+
+# ---- where a model's weights lie: mapped from its file, or private ----------------------------------------
+def weight_ranges(patchers) -> list[tuple[int, int]] | None:
+    """The [start, end) address ranges of the CPU tensors behind these patchers (each one's module:
+    parameters and buffers; ComfyUI-GGUF's GGMLTensor holds its quantized bytes as its own data). None
+    when they cannot be read (then the whole model counts as private memory)."""
+    out = []
+    try:
+        for p in patchers:
+            model = inner_model(p)
+            if model is None:
+                continue
+            seen = set()
+            for t in (*model.parameters(), *model.buffers()):
+                if id(t) in seen or t.device.type != "cpu":
+                    continue
+                seen.add(id(t))
+                n = t.numel() * t.element_size()
+                if n:
+                    start = t.data_ptr()
+                    out.append((start, start + n))
+    except Exception as e:                                   # a reading, never a reason to fail a load
+        _degraded("ModelPatcher.model's parameters and buffers",
+                  "LockN counts whole models against the RAM budget (mapped GGUF files included)", e)
+        return None
+    return out
+
+
+_FLOAT_TYPES = ("F32", "F16")          # what ComfyUI-GGUF hands to torch as is (dequant.TORCH_COMPATIBLE_QTYPES)
+
+
+def gguf_load_split(path: str) -> tuple[int, int]:
+    """(bytes, mapped bytes) that loading this GGUF diffusion model through ComfyUI-GGUF will hold, from its
+    header, before anything is read. Measured on the tiny set (flux2 Q4_K_M, Wan2.2 Q4_K_M/Q8_0, ACE-Step
+    Q8_0) against what the loaded model's tensors point at:
+    - quantized weights (every type but F32 and F16, BF16 included) and 2-D F32/F16 weights (Linear layers)
+      stay views into the file's read-only map: mapped;
+    - 1-D F32/F16 tensors (norms, biases) and those of 3 dimensions or more (convolutions) are copied into
+      the model's own parameters, 1-D BF16 ones dequantized to F32: private;
+    - ComfyUI-GGUF's model size (what ComfyUI and the registry count) adds the largest quantized weight
+      dequantized to F16, for the dequantization at compute time: private.
+    A tensor the rule counts as mapped and the loader copies makes the estimate low until the load is
+    measured; the registry's reading after the load is what counts from then on."""
+    from ..lockn_gen import fileinfo
+    info = fileinfo.read_gguf_header(path)
+    type_ids = {name: tid for tid, name in fileinfo._GGML_NAMES.items()}
+    mapped = private = largest = 0
+    for t in info.tensors.values():
+        tid = type_ids.get(t.dtype)
+        if tid is None and t.dtype.startswith("type"):
+            tid = int(t.dtype[4:])
+        block, per_block = fileinfo._GGML_TYPES.get(tid, (1, 0))
+        numel = 1
+        for d in t.shape:
+            numel *= int(d)
+        nbytes = numel // block * per_block
+        quantized = t.dtype not in _FLOAT_TYPES
+        if quantized and len(t.shape) <= 1 and t.dtype == "BF16":
+            private += numel * 4
+        elif quantized or len(t.shape) == 2:
+            mapped += nbytes
+            if quantized:
+                largest = max(largest, numel)
+        else:
+            private += nbytes
+    return mapped + private + largest * 2, mapped
 
 
 # ---- the prompt in progress -------------------------------------------------------------------------

@@ -8,6 +8,12 @@ A model ComfyUI loaded as a clone of an entry's patcher (a LoRA, a ModelSampling
 that entry: they share the weights. When the registry settles after a prompt: nodes/lifecycle.py.
 A request to free everything (POST /free with free_memory, or ComfyUI's out-of-memory recovery) is
 never blocked: ComfyUI unloads pinned models too, and the tiers read afterwards say so.
+
+Each entry's `mapped` part is measured, not assumed: the bytes of the tensors behind its patchers (or of
+its state dict, a LoRA) that lie in a mapping of one of its own files (/proc/self/maps), less that
+mapping's dirty pages. ComfyUI-GGUF keeps quantized weights as views into the file's read-only map;
+ComfyUI's safetensors loads copy into private memory; a model moved from a discrete GPU back to RAM is a
+private copy. The RAM budget counts the rest (lockn_gen/residency.py: ram_cost).
 """
 from __future__ import annotations
 
@@ -49,6 +55,15 @@ def _tensors(obj) -> list:
     return []
 
 
+def _tensor_ranges(tensors) -> list[tuple[int, int]]:
+    out = []
+    for t in tensors:
+        n = t.numel() * t.element_size() if t.device.type == "cpu" else 0
+        if n:
+            out.append((t.data_ptr(), t.data_ptr() + n))
+    return out
+
+
 def _weights(obj) -> set[int]:
     """Ids of the modules behind an object's patchers: a clone of a patcher shares its module."""
     return {id(m) for m in (seam.inner_model(p) for p in _patchers(obj)) if m is not None}
@@ -63,6 +78,10 @@ class Record:
     drops: int = 0            # bumped when the object is dropped: part of the loader nodes' fingerprint
     held: list = field(default_factory=list)   # weak references to the weights of the dropped object
     release_asked: bool = False                 # ComfyUI was asked once to let go of them
+    file_ids: set = field(default_factory=set)  # how its files show in /proc/self/maps (policy.file_ids)
+    mapped_key: tuple | None = None             # what `entry.mapped` was measured for (object, tier, device, loaded)
+    ranges: list | None = None                  # [start, end) of its CPU tensors then (None: unreadable)
+    writable: bool = False                      # a writable mapping of its files: dirty pages can change any time
 
 
 class Registry(PromptLifecycle):
@@ -77,6 +96,7 @@ class Registry(PromptLifecycle):
         self.calls = 0
         self.warnings: list[str] = []
         self._pins_seen = None                 # (ComfyUI's pinned total, objects held) at the last pin scan
+        self.maps_note: str | None = None      # why mapped files cannot be told apart here (no /proc), for the report
         self.lora_uses: dict = {}              # patches uuid of a LoRA clone -> its LoRAs [(entry id, name, strength,
                                                # weights patched)] (the latest 64)
         self._init_lifecycle()
@@ -84,10 +104,12 @@ class Registry(PromptLifecycle):
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
     def refresh(self):
         on_device: dict[int, object] = {}
+        loaded: dict[int, int] = {}            # module -> bytes ComfyUI loaded of it (a partial load changes them)
         patched: dict[int, list] = {}          # module -> the LoRAs its loaded weights carry (a clone's patches)
         for lm in seam.loaded_models():
             if lm.loaded_bytes > 0:
                 on_device.setdefault(id(seam.inner_model(lm.patcher)), lm.device)
+                loaded[id(seam.inner_model(lm.patcher))] = lm.loaded_bytes
                 use = self.lora_uses.get(seam.patches_uuid(lm.patcher))
                 if use is not None:
                     patched[id(seam.inner_model(lm.patcher))] = use
@@ -99,6 +121,7 @@ class Registry(PromptLifecycle):
         pinned_total = seam.pinned_total()
         seen = (pinned_total, tuple(id(r.obj) for r in self.records.values()))
         rescan, self._pins_seen = seen != self._pins_seen, seen
+        maps: list = []                        # /proc/self/maps, read at most once per refresh, when an entry needs it
         for rec in self.records.values():
             e = rec.entry
             ps = _patchers(rec.obj)
@@ -120,6 +143,10 @@ class Registry(PromptLifecycle):
                 e.bytes = int(sum(p.model_size() for p in ps))
             elif tensors:
                 e.bytes = int(sum(t.nbytes for t in tensors))
+            if injected:
+                e.mapped = 0                   # stated sizes (a simulated discrete GPU): counted whole
+            elif rec.obj is not None:
+                e.mapped = self._mapped(rec, ps, tensors, weights, loaded, maps)
             use = next((patched[w] for w in weights if w in patched), None)
             if use is not None:
                 e.loras = [{"id": lid, "name": name, "strength": strength, "weights_patched": n}
@@ -133,6 +160,35 @@ class Registry(PromptLifecycle):
                 e.host_pinned = 0
             elif rescan:
                 e.host_pinned = seam.pinned_bytes(ps)
+
+    def _mapped(self, rec, ps, tensors, weights, loaded, maps) -> int:
+        """The reclaimable part of the entry's bytes: its CPU tensors that lie in a mapping of its own files,
+        less the mapping's dirty pages. Measured again only when its object, tier, device or loaded bytes
+        changed (or a mapping of its files is writable); the maps are then read once for the refresh (`maps`
+        caches them) and only the lines of the registry's files are parsed."""
+        e = rec.entry
+        key = (id(rec.obj), e.tier, e.device, sum(loaded.get(w, 0) for w in weights))
+        if key == rec.mapped_key and not rec.writable:
+            return e.mapped
+        if not maps:
+            ids = set().union(*(r.file_ids for r in self.records.values() if r.obj is not None))
+            maps.append(policy.file_mappings(ids))
+            self.maps_note = None if maps[0] is not None else (
+                "this system does not show LockN its memory maps (/proc/self/maps): every model counts whole "
+                "against the RAM budget, also the parts of GGUF files that stay mapped, which the kernel could reclaim")
+        mappings = maps[0]
+        if mappings is None:
+            rec.mapped_key, rec.ranges, rec.writable = key, None, False
+            return 0
+        if key != rec.mapped_key:
+            ranges = seam.weight_ranges(ps) if ps else []
+            rec.ranges = None if ranges is None else ranges + _tensor_ranges(tensors)
+            rec.mapped_key = key
+        mine = policy.maps_of(mappings, rec.file_ids)
+        rec.writable = any("w" in m.perms for m in mine)
+        if not rec.ranges or not mine:
+            return 0
+        return min(e.bytes, policy.mapped_bytes(rec.ranges, mine, policy.dirty_bytes(mine) if rec.writable else None))
 
     # ---- the load seam ---------------------------------------------------------------------------
     def load(self, spec, loader):
@@ -153,7 +209,8 @@ class Registry(PromptLifecycle):
             self._forget_stale(spec, rid)
             self._ensure_defaults()
             self.refresh()
-            actions = self._room_for(self._estimate(spec), spec.display_name)
+            nbytes, mapped = self._estimate(spec)
+            actions = self._room_for(nbytes, spec.display_name, mapped=mapped)
             self._apply(actions)
             if any(a.kind == "drop" for a in actions):
                 self.release_dropped()           # collect what the drops freed before the disk read
@@ -167,6 +224,7 @@ class Registry(PromptLifecycle):
                 rec = Record(entry=e, key=key, paths=tuple(spec.paths))
                 self.records[rid] = rec
             rec.obj = obj
+            rec.file_ids = policy.file_ids(rec.paths)
             rec.entry.loads += 1
             rec.entry.last_used = time.time()
             self.prompt_ids.add(rid)
@@ -237,15 +295,17 @@ class Registry(PromptLifecycle):
         rec = self.records.get(rid)
         return f"{rid}:{rec.drops if rec else 0}"
 
-    def _room_for(self, nbytes: int, name: str, ram_only: bool = False) -> list:
-        """The evictions that make room for `nbytes` (a model to load; with `ram_only`, memory that stays in
-        RAM), the running prompt's entries kept; LockNError, with nothing evicted, when even they do not
-        make enough: stopped here rather than by the kernel's out-of-memory killer."""
+    def _room_for(self, nbytes: int, name: str, ram_only: bool = False, mapped: int = 0) -> list:
+        """The evictions that make room for `nbytes` (a model to load, `mapped` of them from its file; with
+        `ram_only`, memory that stays in RAM), the running prompt's entries kept; LockNError, with nothing
+        evicted, when even they do not make enough: stopped here rather than by the kernel's out-of-memory
+        killer."""
         shared, protect = self._shared(), set(self.prompt_ids)
         actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=protect,
-                              cycling=self.cycle.cycling, incoming_ram_only=ram_only, shared=shared)
+                              cycling=self.cycle.cycling, incoming_ram_only=ram_only, shared=shared,
+                              incoming_mapped=mapped)
         why = policy.refusal(self._entries(), self.budgets, actions, nbytes, name, protect=protect, shared=shared,
-                             available=policy.mem_available(), incoming_ram_only=ram_only)
+                             available=policy.mem_available(), incoming_ram_only=ram_only, incoming_mapped=mapped)
         if why:
             log.error("LockN residency: %s", why)
             raise LockNError(why)
@@ -257,9 +317,28 @@ class Registry(PromptLifecycle):
         discrete GPU with injected sizes (LOCKN_RESIDENCY_SIZES)."""
         return not policy.env_sizes() and seam.compute_memory_is_ram()
 
-    def _estimate(self, spec) -> int:
+    def _estimate(self, spec) -> tuple[int, int]:
+        """(bytes, mapped bytes) the model will hold once loaded, before anything is read: a GGUF diffusion
+        model loaded by ComfyUI-GGUF stays mostly mapped from its file (comfy_seam.gguf_load_split); a
+        safetensors file, a GGUF text encoder (which ComfyUI-GGUF partly dequantizes and permutes) and stated
+        sizes (LOCKN_RESIDENCY_SIZES) count as private, their file's size."""
         sizes = policy.env_sizes()
-        return sum(sizes.get(os.path.basename(p), os.path.getsize(p)) for p in spec.paths)
+        total = mapped = 0
+        for p in spec.paths:
+            name = os.path.basename(p)
+            if name in sizes:
+                total += sizes[name]
+                continue
+            if spec.kind == "diffusion_model" and p.lower().endswith(".gguf"):
+                try:
+                    b, m = seam.gguf_load_split(p)
+                except (OSError, ValueError) as e:       # the loader reports a bad file; count it whole
+                    log.debug("LockN residency: no GGUF estimate for %s (%s)", name, e)
+                else:
+                    total, mapped = total + b, mapped + m
+                    continue
+            total += os.path.getsize(p)
+        return total, mapped
 
     def _forget_stale(self, spec, rid):
         """A file replaced on disk (new size or mtime) makes its old entry stale: drop it."""
@@ -278,8 +357,8 @@ class Registry(PromptLifecycle):
             self.budgets.gpu_bytes = seam.default_gpu_budget(held)
             self.budgets_set["gpu"] = True
         if not self.budgets_set["ram"]:
-            self.budgets.ram_bytes = policy.default_ram_budget(
-                held_bytes=sum(r.entry.bytes for r in self.records.values() if r.entry.tier == "ram"))
+            self.budgets.ram_bytes = policy.default_ram_budget(     # (mapped pages count in MemAvailable)
+                held_bytes=sum(r.entry.private for r in self.records.values() if r.entry.tier == "ram"))
             self.budgets_set["ram"] = True
 
     def set_budgets(self, gpu_gb: float | None = None, ram_gb: float | None = None):
@@ -298,7 +377,7 @@ class Registry(PromptLifecycle):
             self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
                                     cycling=self.cycle.cycling, shared=self._shared()))
             self.refresh()
-            self.warnings = policy.over_budget(self._entries(), self.budgets)
+            self.warnings = policy.over_budget(self._entries(), self.budgets, shared=self._shared())
 
     def _apply(self, actions):
         for a in actions:
@@ -438,14 +517,23 @@ class Registry(PromptLifecycle):
             self.refresh()
             entries = sorted(self._entries(), key=lambda e: (-e.last_used))
             t = policy.totals(entries)
+            shared = self._shared()
+            mapped = {tier: sum(e.mapped for e in entries if e.tier == tier) for tier in ("gpu", "ram")}
             return {"entries": [e.to_dict() for e in entries],
                     "budgets": self.budgets.to_dict(),
                     "totals": {"gpu_bytes": t["gpu"], "ram_bytes": t["ram"], "dropped_bytes": t["dropped"],
+                               "gpu_mapped_bytes": mapped["gpu"], "ram_mapped_bytes": mapped["ram"],
+                               "mapped_bytes": mapped["gpu"] + mapped["ram"],
+                               # what the RAM budget counts: private bytes of the RAM tier, and of the compute
+                               # device's where that is system RAM (ram_budget_counts_gpu)
+                               "ram_budget_used_bytes": policy.ram_used(entries, shared),
+                               "ram_budget_counts_gpu": shared,
                                "host_pinned_bytes": sum(e.host_pinned for e in entries),
                                "held_after_drop_bytes": sum(e.bytes for e in entries if e.held), "entries": len(entries)},
                     "priority": dict(self.priority), "eviction": "cycle" if self.cycle.cycling else "lru",
                     "prompt_running": self.busy(), "hook_armed": self.armed,
-                    "pending_evictions": len(self.pending), "warnings": [*self.warnings, *seam.warnings()],
+                    "pending_evictions": len(self.pending),
+                    "warnings": [*self.warnings, *([self.maps_note] if self.maps_note else []), *seam.warnings()],
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
                     "overhead_s_total": self.overhead_s, "calls": self.calls}
 

@@ -5,6 +5,8 @@ the key to patcher.pinned (classic loading), comfy.pinned_memory.pin_memory sets
 page-locked host buffer (dynamic VRAM)."""
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 import pytest
@@ -145,3 +147,141 @@ def test_no_prompt_pays_for_hearing_prompt_ends(comfy_inproc):
     finally:
         cp._serialize_cache_key = serialize
         reg.set_budgets(gpu_gb=0)                    # back to the default budget
+
+
+# ---- what counts against the RAM budget: private memory, not the pages a GGUF file maps ------------------
+def _residency_module():
+    return next(m for n, m in sys.modules.items() if n.endswith("nodes.residency") and hasattr(m, "REGISTRY"))
+
+
+def _set_ram_budget(comfy_inproc, gb: float):
+    """A prompt whose Residency (LockN) node sets the RAM budget, as a user sets it (0 = automatic)."""
+    comfy_inproc.run({"R": {"class_type": "LockNResidency", "inputs": {
+        "gpu_budget_gb": 0.0, "ram_budget_gb": gb, "pin": False, "image_priority": 1, "video_priority": 1,
+        "music_priority": 1}}, "P": {"class_type": "LockNResidencyReport", "inputs": {"trigger": ["R", 5]}}})
+
+
+def _drop_everything(reg):
+    reg.evict(list(reg.records.values()), to="dropped", defer_if_busy=False)
+    assert all(e["tier"] == "dropped" for e in reg.report()["entries"])
+
+
+def _wan(entries, preset_files):
+    return {e["name"]: e for e in entries if e["name"] in preset_files}
+
+
+WAN_GGUF = ("Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", "Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf",
+            "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan_2.1_vae.safetensors")
+
+
+def test_a_gguf_files_mapped_pages_are_measured_apart_from_private_memory(comfy_inproc):
+    """ComfyUI-GGUF keeps the quantized weights as views into the file's read-only map; ComfyUI's safetensors
+    loads copy into private memory. The report shows each entry's mapped part (measured from where its
+    tensors lie, /proc/self/maps) next to its bytes, and the totals count the private part against the RAM
+    budget (here both tiers: ComfyUI computes in system RAM). The estimate made before a load predicts the
+    measured split."""
+    from lockn_testing import graphs
+    reg = _registry()
+    seam = next(m for n, m in sys.modules.items() if n.endswith("nodes.comfy_seam"))
+    _drop_everything(reg)
+    comfy_inproc.run(graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-q4_k_m", prefix="mapped/measure"))
+    rep = reg.report()
+    wan = _wan(rep["entries"], WAN_GGUF)
+    assert set(wan) == set(WAN_GGUF) and all(e["tier"] in ("gpu", "ram") for e in wan.values())
+    models = comfy_inproc.folder_paths.get_folder_paths("diffusion_models")
+    for name in WAN_GGUF[:2]:
+        e = wan[name]
+        path = next(os.path.join(d, name) for d in models if os.path.isfile(os.path.join(d, name)))
+        size = os.path.getsize(path)
+        # most of the file stays mapped; the rest of the model (copied norms and convolutions, ComfyUI-GGUF's
+        # dequantization buffer in the model size) is private
+        assert 0.9 * size < e["mapped_bytes"] < e["bytes"], (name, size, e)
+        est_bytes, est_mapped = seam.gguf_load_split(path)
+        assert abs(est_mapped - e["mapped_bytes"]) <= 0.02 * e["mapped_bytes"], (est_mapped, e)
+        assert abs((est_bytes - est_mapped) - (e["bytes"] - e["mapped_bytes"])) <= 0.1 * (e["bytes"] - e["mapped_bytes"])
+    for name in WAN_GGUF[2:]:
+        assert wan[name]["mapped_bytes"] == 0 and wan[name]["bytes"] > 0, wan[name]      # copied: private
+    t = rep["totals"]
+    everything = [e for e in rep["entries"] if e["tier"] != "dropped"]
+    assert t["mapped_bytes"] == sum(e["mapped_bytes"] for e in everything) >= sum(wan[n]["mapped_bytes"] for n in WAN_GGUF)
+    assert t["ram_budget_counts_gpu"] is True
+    assert t["ram_budget_used_bytes"] == sum(e["bytes"] - e["mapped_bytes"] for e in everything)
+    print({n: (e["bytes"], e["mapped_bytes"]) for n, e in wan.items()})
+
+
+def test_a_run_that_fits_in_private_memory_is_no_longer_refused_and_one_that_does_not_still_is(comfy_inproc):
+    """A RAM budget between the Wan2.2 GGUF stack's private bytes and its whole size: the run is no longer
+    refused (all of it was counted before, and its load stopped) and completes, within the budget. A run
+    whose private bytes exceed the budget is still refused before its model is read, with a message that
+    says what counts: the fp8 safetensors stack under the same budget, and the GGUF stack under a budget
+    below its first model's private part (nothing of it read)."""
+    from lockn_testing import graphs
+    from lockn_testing.harness.inprocess import ExecutionFailed
+    reg = _registry()
+    _drop_everything(reg)
+    gguf = graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-q4_k_m", prefix="mapped/fits")
+    comfy_inproc.run(gguf)
+    wan = _wan(reg.report()["entries"], WAN_GGUF)
+    whole = sum(e["bytes"] for e in wan.values())
+    private = sum(e["bytes"] - e["mapped_bytes"] for e in wan.values())
+    budget = (whole + private) // 2
+    assert private < budget < whole, (private, budget, whole)
+    try:
+        _drop_everything(reg)
+        _set_ram_budget(comfy_inproc, budget / 1e9)
+        assert reg.report()["budgets"]["ram_bytes"] == budget
+        out = comfy_inproc.run(graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-q4_k_m", prefix="mapped/fits", steps=3))
+        assert out["outputs"], out
+        rep = reg.report()
+        wan = _wan(rep["entries"], WAN_GGUF)
+        assert all(e["tier"] != "dropped" for e in wan.values()), {n: e["tier"] for n, e in wan.items()}
+        assert rep["totals"]["ram_budget_used_bytes"] <= budget < rep["totals"]["gpu_bytes"] + rep["totals"]["ram_bytes"]
+
+        # the fp8 safetensors stack under the same budget: private, it does not fit; stopped before the read
+        fp8 = graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-fp8", prefix="mapped/fp8")
+        with pytest.raises(ExecutionFailed) as err:
+            comfy_inproc.run(fp8)
+        msg = str(err.value)
+        refused = re.search(r"loading (\S+\.safetensors) \(\d+\.\d\d GB\) would exceed LockN's RAM budget", msg)
+        assert refused, msg
+        for words in ("ComfyUI computes in system RAM here", "the RAM budget counts private memory, which the "
+                      f"kernel cannot reclaim (weights copied or converted out of their files): ", f"MB of {refused.group(1)}",
+                      "Nothing was loaded"):
+            assert words in msg, (words, msg)
+        assert not [e for e in reg.report()["entries"] if e["name"] == refused.group(1) and e["loads_from_disk"]]
+
+        # the GGUF stack under a budget below its first model's private part: refused, nothing read
+        _drop_everything(reg)
+        loads = {e["name"]: e["loads_from_disk"] for e in reg.report()["entries"]}
+        first = min(e["bytes"] - e["mapped_bytes"] for n, e in wan.items() if n.endswith(".gguf"))
+        _set_ram_budget(comfy_inproc, first / 2 / 1e9)
+        with pytest.raises(ExecutionFailed) as err:
+            comfy_inproc.run(graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-q4_k_m", prefix="mapped/small"))
+        msg = str(err.value)
+        assert re.search(r"loading Wan2\.2-I2V-A14B-\w+-Q4_K_M\.gguf \(\d+\.\d\d GB\) would exceed", msg), msg
+        assert "MB of it and" in msg and "Nothing was loaded" in msg, msg
+        assert {e["name"]: e["loads_from_disk"] for e in reg.report()["entries"]} == loads      # nothing read
+    finally:
+        _set_ram_budget(comfy_inproc, 0.0)
+    assert reg.report()["budgets"]["ram_bytes"] > 1e9
+
+
+def test_without_proc_maps_every_model_counts_whole_and_the_report_says_so(comfy_inproc, monkeypatch):
+    """Where the kernel shows no memory maps (macOS), nothing is counted as mapped, and a warning says that
+    whole models count against the RAM budget."""
+    from lockn_testing import graphs
+    reg = _registry()
+    comfy_inproc.run(graphs.wan22_i2v(loader="lockn", preset="wan22-i2v-a14b-q4_k_m", prefix="mapped/noproc"))
+    assert any(e["mapped_bytes"] for e in reg.report()["entries"] if e["tier"] != "dropped")
+    monkeypatch.setattr(_residency_module().policy, "file_mappings", lambda ids=None: None)
+    for r in reg.records.values():
+        r.mapped_key = None                                # as after a load: measured again
+    rep = reg.report()
+    assert all(e["mapped_bytes"] == 0 for e in rep["entries"] if e["tier"] != "dropped")
+    assert any("/proc/self/maps" in w and "counts whole" in w for w in rep["warnings"]), rep["warnings"]
+    monkeypatch.undo()
+    for r in reg.records.values():
+        r.mapped_key = None
+    rep = reg.report()
+    assert any(e["mapped_bytes"] for e in rep["entries"] if e["tier"] != "dropped")
+    assert not any("/proc/self/maps" in w for w in rep["warnings"])
