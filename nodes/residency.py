@@ -224,7 +224,7 @@ class Registry(PromptLifecycle):
                 rec = Record(entry=e, key=key, paths=tuple(spec.paths))
                 self.records[rid] = rec
             rec.obj = obj
-            rec.file_ids = policy.file_ids(rec.paths)
+            rec.file_ids, rec.mapped_key = policy.file_ids(rec.paths), None     # measured afresh (ids are reused)
             rec.entry.loads += 1
             rec.entry.last_used = time.time()
             self.prompt_ids.add(rid)

@@ -79,6 +79,20 @@ def test_switching_workflows_does_not_reload_from_disk(res_server):
     assert loader_id(a) in r3.cached and "13" not in r3.executed
 
 
+def test_stated_sizes_count_whole_and_the_report_shows_the_mapped_part_apart(res_server):
+    """Sizes stated for the tests (LOCKN_RESIDENCY_SIZES: a discrete GPU simulated on the CPU) count whole:
+    nothing of them is taken as mapped, so the budget tests here see the sizes they state. The report has
+    each entry's mapped_bytes next to bytes, and the totals say what the RAM budget counts."""
+    res_server.run(workflow("image", ROOMY, prefix="res/stated"))
+    rep = report(res_server)
+    flux = {e["name"]: e for e in rep["entries"] if e["family"] == "flux2"}
+    sizes = _sizes()
+    assert flux and all(e["bytes"] == sizes[n] and e["mapped_bytes"] == 0 for n, e in flux.items()), flux
+    t = rep["totals"]
+    assert t["mapped_bytes"] == t["gpu_mapped_bytes"] + t["ram_mapped_bytes"] == 0
+    assert t["ram_budget_counts_gpu"] is False and t["ram_budget_used_bytes"] == t["ram_bytes"]
+
+
 def test_evicted_models_memory_is_released_and_they_reload(res_server):
     a = workflow("image", ROOMY)
     res_server.run(workflow("music", ROOMY, prefix="res/before-evict"))
