@@ -1,5 +1,7 @@
 // LockN Gen: the "LockN" sidebar tab of the ComfyUI editor. It shows which models LockN keeps
-// resident (GPU, RAM or dropped) against the budgets, live, and lets you pin or evict them.
+// resident (GPU, RAM or dropped) against the budgets, live, and lets you pin or evict them. The RAM meter
+// counts private memory, as the RAM budget does; the part of a model that stays mapped from its file (a
+// GGUF's quantized weights: the kernel can drop and re-read those pages) is shown apart.
 //
 // Data: GET /lockn/residency when the tab opens, then every "lockn.residency" websocket event (the
 // server sends the same report whenever residency changes) and the report each POST answers with.
@@ -22,6 +24,7 @@ const CSS = `
 .lockn-res .lockn-muted { color: var(--descrip-text); }
 .lockn-res .lockn-error { color: var(--error-text, #e05252); }
 .lockn-meter { display: grid; grid-template-columns: 3em 1fr auto; gap: 6px; align-items: center; }
+.lockn-meter .lockn-muted { grid-column: 2 / 4; }
 .lockn-bar { height: 8px; border-radius: 4px; background: var(--comfy-input-bg); border: 1px solid var(--border-color);
   overflow: hidden; }
 .lockn-bar > div { height: 100%; background: var(--p-primary-color, #3b82f6); }
@@ -58,13 +61,33 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function meter(label, used, budget, testid) {
+function meter(label, used, budget, testid, { title = "", mapped = 0 } = {}) {
   const pct = budget ? Math.min(100, (100 * used) / budget) : 0;
   const bar = el("div", { class: "lockn-bar" + (budget && used > budget ? " lockn-over" : "") }, el("div"));
   bar.firstChild.style.width = pct + "%";
-  return el("div", { class: "lockn-meter", "data-testid": testid, title: budget ? `${pct.toFixed(0)}% of the budget` : "no LockN budget" },
+  return el("div", { class: "lockn-meter", "data-testid": testid,
+      title: (budget ? `${pct.toFixed(0)}% of the budget` : "no LockN budget") + (title ? `. ${title}` : "") },
     el("span", { text: label }), bar,
-    el("span", { text: budget ? `${fmtSize(used)} / ${fmtSize(budget)}` : `${fmtSize(used)} (no budget)` }));
+    el("span", { text: budget ? `${fmtSize(used)} / ${fmtSize(budget)}` : `${fmtSize(used)} (no budget)` }),
+    mapped ? el("span", { class: "lockn-muted", "data-testid": `${testid}-mapped`,
+      text: `+ ${fmtSize(mapped)} mapped from model files, not counted (reclaimable)` }) : null);
+}
+
+// The RAM meter: what the RAM budget counts (private bytes; of both tiers where ComfyUI computes in
+// system RAM), and the mapped part of the same tiers apart. Reports of before mapped_bytes: whole sizes.
+function ramMeter(totals, budget) {
+  const both = !!totals.ram_budget_counts_gpu;
+  const used = totals.ram_budget_used_bytes ?? totals.ram_bytes ?? 0;
+  const mapped = (totals.ram_mapped_bytes || 0) + (both ? totals.gpu_mapped_bytes || 0 : 0);
+  return meter("RAM", used, budget, "lockn-ram", { mapped,
+    title: "Private memory, which the kernel cannot reclaim" + (both ? ", of both tiers (ComfyUI computes in system RAM here)" : "") });
+}
+
+// "4.28 GB (3.84 GB mapped from the file, reclaimable)"; a dropped model maps nothing
+const mappedOf = (e) => (e.tier === "dropped" ? 0 : e.mapped_bytes || 0);
+function sizeText(e) {
+  const text = fmtSize(e.bytes || 0);
+  return mappedOf(e) ? `${text} (${fmtSize(mappedOf(e))} mapped from the file, reclaimable)` : text;
 }
 
 function row(e) {
@@ -79,7 +102,9 @@ function row(e) {
     el("div", { class: "lockn-name", text: e.name }),
     el("div", { class: "lockn-line" },
       el("span", { class: `lockn-badge lockn-tier-${e.tier}`, "data-testid": "lockn-tier", text: e.tier }),
-      el("span", { text: fmtSize(e.bytes || 0) }),
+      el("span", { "data-testid": "lockn-size", "data-mapped": mappedOf(e), text: sizeText(e),
+        title: mappedOf(e) ? "The mapped part stays in the kernel's page cache: it can drop those pages under pressure and " +
+          "read them again from the file, so LockN's RAM budget counts only the rest" : undefined }),
       e.pinned ? el("span", { class: "lockn-pinned", "data-testid": "lockn-pinned" }, el("i", { class: "pi pi-thumbtack" }), " pinned") : null,
       e.host_pinned_bytes ? el("span", { class: "lockn-muted", title: "Page-locked by ComfyUI for fast copies to the GPU",
         text: `${fmtSize(e.host_pinned_bytes)} page-locked` }) : null,
@@ -106,7 +131,7 @@ function draw(root) {
   } else {
     const { entries = [], budgets = {}, totals = {}, warnings = [] } = report;
     body.push(meter("GPU", totals.gpu_bytes || 0, budgets.gpu_bytes, "lockn-gpu"),
-      meter("RAM", totals.ram_bytes || 0, budgets.ram_bytes, "lockn-ram"),
+      ramMeter(totals, budgets.ram_bytes),
       el("div", { class: "lockn-muted", text: `${entries.length} model(s) · dropped ${fmtSize(totals.dropped_bytes || 0)}` +
         (report.pending_evictions ? ` · ${report.pending_evictions} eviction(s) wait for the running prompt` : "") }));
     if (warnings.length) body.push(el("ul", { class: "lockn-warn", "data-testid": "lockn-warnings" }, ...warnings.map((w) => el("li", { text: w }))));
