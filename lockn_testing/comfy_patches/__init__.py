@@ -240,6 +240,63 @@ def _patch_vae():
     comfy.sd.VAE.__init__ = __init__
 
 
+def _patch_h264():
+    """H.264 encoded the same way every run, in test and demo processes only (the one patch here not keyed on
+    the tiny marker). ComfyUI's SaveVideo encodes with the libx264 that PyAV's wheel bundles, and on a CPU
+    with AVX-512 its AVX-512 code encodes the B-frames of the SAME frames a little differently from run to
+    run: seen on this 2-core AMD EPYC box (2026-12-06) with identical RGB and YUV frames going in, the MP4s
+    of the tiny chains decoded up to 0.2 levels of 255 apart on average, and a 9-frame 64x64 LTX-2 clip 1.26
+    apart (x264-params asm=AVX2: one result in six runs; asm=AVX512: two in five). x264's plain C code
+    (asm=0) gives one result everywhere, so the tests' comparisons (lockn_testing.media) see the frames
+    ComfyUI made, not the encoder's noise. Users' files are ComfyUI's and x264's business: not patched."""
+    try:
+        from comfy_api.latest._input_impl import video_types
+    except ImportError:
+        logging.warning("LockN Gen test patches: comfy_api.latest._input_impl.video_types not found; H.264 "
+                        "encoding left as it is (media comparisons may see libx264's run-to-run noise)")
+        return
+    import av
+    if isinstance(video_types.av, _AVForTests):
+        return
+
+    class _Container:
+        def __init__(self, c):
+            self._c = c
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+        def __enter__(self):
+            self._c.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._c.__exit__(*exc)
+
+        def add_stream(self, *a, **kw):
+            stream = self._c.add_stream(*a, **kw)
+            if stream.type == "video" and stream.codec_context.name in ("libx264", "h264"):
+                stream.codec_context.options = {**stream.codec_context.options, "x264-params": "asm=0"}
+            return stream
+
+    def open_(*a, **kw):
+        c = av.open(*a, **kw)
+        return _Container(c) if kw.get("mode", a[1] if len(a) > 1 else "r") == "w" else c
+
+    video_types.av = _AVForTests(av, open_)
+
+
+class _AVForTests:
+    """The `av` module as ComfyUI's video_types sees it in test processes: av itself, but `open` for writing
+    gives containers whose H.264 streams use x264's C code (_patch_h264)."""
+
+    def __init__(self, av, open_):
+        self._av, self.open = av, open_
+
+    def __getattr__(self, name):
+        return getattr(self._av, name)
+
+
 def install():
     import comfy.sd
 
@@ -251,8 +308,10 @@ def install():
     _patch_ace_routing()
     _patch_diffusion_loader()
     _patch_vae()
+    _patch_h264()
     comfy.sd._lockn_tiny_patches = True
-    logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker)")
+    logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker; H.264 with "
+                 "x264's C code)")
 
 
 install()
