@@ -104,7 +104,7 @@ EOF
 
 # ---- 4. test tools (browser) --------------------------------------------------------------------------
 if [ "${LOCKN_SETUP_TEST:-0}" = 1 ]; then
-  "$PY" -c "import pytest, playwright" 2>/dev/null || "${PIP[@]}" -r "$PACK/requirements-test.txt"
+  "$PY" -c "import pytest, playwright, xdist" 2>/dev/null || "${PIP[@]}" -r "$PACK/requirements-test.txt"
   if [ ! -x /usr/bin/chromium ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
       say "installing Debian chromium for the editor tests"

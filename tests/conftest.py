@@ -9,11 +9,17 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# one torch thread per test ComfyUI (in-process and servers): see lockn_testing.harness.test_threads. Set before
+# anything imports torch.
+os.environ.setdefault("LOCKN_TEST_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", os.environ["LOCKN_TEST_THREADS"])
+os.environ.setdefault("MKL_NUM_THREADS", os.environ["LOCKN_TEST_THREADS"])
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -37,6 +43,28 @@ def pytest_runtest_makereport(item, call):
     if rep.skipped and os.environ.get("LOCKN_REQUIRE_COMFY") == "1" and item.get_closest_marker("comfy"):
         rep.outcome = "failed"
         rep.longrepr = f"ComfyUI integration test skipped, which CI does not allow: {rep.longrepr}"
+
+
+# ---- the suite's time budget (.ci/run sets LOCKN_SUITE_BUDGET_S) -----------------------------------------------
+_STARTED = time.monotonic()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With LOCKN_SUITE_BUDGET_S set, a run that took longer fails, naming the budget: a new capability pays
+    for its tests by sharing servers and runs, and CI keeps every version's suite within its share of the
+    25 minutes. Only the controller decides (xdist workers each see a part)."""
+    budget = os.environ.get("LOCKN_SUITE_BUDGET_S")
+    if not budget or hasattr(session.config, "workerinput"):
+        return
+    took = time.monotonic() - _STARTED
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    line = f"LockN suite budget: {took:.0f} s of {float(budget):.0f} s"
+    if took > float(budget):
+        line += (" -- OVER BUDGET: make the new tests share servers and runs (tests/conftest.py), or move "
+                 "minutes-long checks to the once-per-CI soak (.ci/run)")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if tr is not None:
+        tr.write_line(line, red=took > float(budget), bold=True)
 
 
 def _require_comfy():

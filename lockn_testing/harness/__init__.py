@@ -12,3 +12,17 @@ def comfyui_path() -> Path:
 
 def gguf_node_dir() -> Path:
     return comfyui_path() / "custom_nodes" / "ComfyUI-GGUF"
+
+
+def test_threads() -> int | None:
+    """CPU threads for the torch of a test's ComfyUI (LOCKN_TEST_THREADS; scripts/test.sh and tests/conftest.py
+    set 1), None when unset (the benches keep torch's default).
+
+    Why one: torch's CPU kernels run an OpenMP team that spins while it waits, and two processes that each
+    run a team as wide as the machine starve each other. Seen here (2-core box, 2026-12-06): the tiny quality
+    and fast chains, 3 runs each, took 21-24 s in all on a server with one thread whether or not another
+    test server ran beside it, and 92-116 s with torch's default of 2 threads beside another server (a
+    single sampling step up to 2 s); the 50-chain memory test took 26 min instead of 2. The tiny models gain
+    nothing from a second thread, and the suite runs its test files in parallel worker processes."""
+    v = os.environ.get("LOCKN_TEST_THREADS")
+    return max(1, int(v)) if v else None

@@ -9,7 +9,7 @@ import asyncio
 import os
 import uuid
 
-from lockn_testing.harness import PATCHES_DIR, REPO, gguf_node_dir
+from lockn_testing.harness import PATCHES_DIR, REPO, gguf_node_dir, test_threads
 
 
 class RecordingServer:
@@ -38,7 +38,7 @@ class InProcessComfy:
     def __init__(self, models_root: str, scratch: str, load_pack: bool = True, load_gguf: bool = True,
                  cpu: bool | None = None):
         import torch
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(test_threads() or min(2, os.cpu_count() or 1))
         from lockn_testing.comfy_boot import boot
         if cpu is None:
             cpu = os.environ.get("LOCKN_COMFY_GPU") != "1"

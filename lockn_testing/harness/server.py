@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from lockn_testing.harness import PATCHES_DIR, REPO, comfyui_path, gguf_node_dir
+from lockn_testing.harness import PATCHES_DIR, REPO, comfyui_path, gguf_node_dir, test_threads
 
 
 def free_port() -> int:
@@ -82,8 +82,23 @@ class ComfyServer:
 
     # ---- life cycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> "ComfyServer":
+        """Start the server; a port another process took between free_port() and the bind (parallel test
+        workers) is replaced by a new one, up to three times."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError as e:
+                if attempt == 2 or "address already in use" not in str(e).lower():
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "ComfyServer":
         self._prepare()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        threads = test_threads()
+        pinned = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else {}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **pinned, **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self._command(), cwd=str(comfyui_path()), stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
@@ -92,10 +107,13 @@ class ComfyServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} during start-up; log:\n{self.log_tail()}")
             try:
-                self.get("/system_stats", timeout=2)
-                return self
+                stats = self.get("/system_stats", timeout=2)
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.3)
+                continue
+            if str(self.base) in (stats.get("system") or {}).get("argv", []):
+                return self
+            time.sleep(0.3)          # another worker's server on this port: ours exits with "address in use"
         self.stop()
         raise RuntimeError(f"ComfyUI did not answer on {self.url} within {timeout:.0f}s; log:\n{self.log_tail()}")
 
