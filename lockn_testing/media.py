@@ -86,7 +86,9 @@ def digest(path) -> str:
 # runs gave one result, and six with asm=0 another one; asm=AVX512 varied again (2 results in 5). The
 # previous box (CI green) had no AVX-512, which is why it never showed. Not the pack's to fix (ComfyUI's
 # SaveVideo takes no encoder options); audio (AAC, MP3, FLAC) and PNG pixels never varied.
-# So outputs are compared by their decoded content with a bound on the MEAN absolute difference:
+# The test processes therefore encode with x264's C code (lockn_testing/comfy_patches, _patch_h264), and
+# outputs are compared by their decoded content with a bound on the MEAN absolute difference, which float
+# noise stays far under and a real change (another seed, a LoRA, a leaked patch) is far above:
 #: video frames and images: mean |a - b| over every pixel of every frame, in levels of 255
 FRAME_BOUND = 1.0
 #: audio: mean |a - b| over every sample, full scale 1.0 (-100 dBFS; no run-to-run noise was seen in audio,
