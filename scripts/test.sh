@@ -8,9 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=$(LOCKN_SETUP_TEST=1 bash "$here/scripts/setup.sh")
 cd "$here"
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)   # nproc obeys OMP_NUM_THREADS
 export LOCKN_TEST_THREADS=${LOCKN_TEST_THREADS:-1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$LOCKN_TEST_THREADS} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$LOCKN_TEST_THREADS}
-cpus=$(nproc 2>/dev/null || echo 2)
 workers=${LOCKN_TEST_WORKERS:-$(( cpus > 4 ? 4 : cpus ))}
 # the tiny models once, before the workers start (each would otherwise make its own copy at the same time)
 "$PY" -c "import sys; from lockn_testing import tiny; tiny.ensure(python=sys.executable)"
