@@ -273,15 +273,25 @@ def _chain_cmd(url: str, out: Path) -> list[str]:
 def test_comfyui_killed_mid_chain_then_restarted(tiny_models, tmp_path):
     """SIGKILL the server while the chain runs (its Flux.2 sampler): the client says plainly that the
     server stopped answering and exits 1 within 30 s, without a traceback and without any file under
-    out/. A new server then runs the same command to a complete MP4 (17 frames at 16 fps, with music)."""
+    out/. A new server then runs the same command to a complete MP4 (17 frames at 16 fps, with music).
+    On the way, the pack's example start image (tests/test_start_image.py): the first, fresh server got it in
+    its input folder at start-up, and the second, started on a folder holding a user's file of that name,
+    left that file as it was."""
+    from lockn_gen import start_image
     from lockn_testing.harness.server import ComfyServer, serving
     from lockn_testing.media import probe_media
 
     out = tmp_path / "out"
     srv2 = ComfyServer(tiny_models)                  # the "restarted" one, started while the client waits
+    # its input folder already holds a user's picture named like the pack's example start image: the pack's
+    # start-up copy must leave it as it is (the fresh one, srv, gets the pack's picture)
+    mine = srv2.base / "input" / start_image.NAME
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"mine")
     starting = threading.Thread(target=srv2.start, daemon=True)
     try:
         with serving(tiny_models) as srv:
+            assert (srv.base / "input" / start_image.NAME).read_bytes() == start_image.PATH.read_bytes()
             proc = subprocess.Popen(_chain_cmd(srv.url, out), cwd=ROOT, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             lines: list[str] = []
@@ -315,6 +325,7 @@ def test_comfyui_killed_mid_chain_then_restarted(tiny_models, tmp_path):
 
         starting.join(timeout=180)
         assert srv2.proc is not None and srv2.proc.poll() is None, f"the new server did not start:\n{srv2.log_tail()}"
+        assert mine.read_bytes() == b"mine", "the pack's start-up copy replaced a user's file"
         proc = subprocess.run(_chain_cmd(srv2.url, out), cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
         if starting.is_alive():

@@ -1,17 +1,18 @@
 """The I2V workflows' example start image: shipped in sync with its generator, put into a fresh
 ComfyUI's input folder at start-up (never over a user's file), and enough to run the Wan2.2 and LTX-2
-UI workflows as they are opened, with no picture supplied."""
-from __future__ import annotations
+workflows as they are opened, with no picture supplied.
 
-import shutil
-from pathlib import Path
+The start-up checks share servers that other tests start anyway: the session server (tests/conftest.py,
+`comfy_server`) is a fresh ComfyUI whose input folder nobody writes lockn_start.png into, so the I2V
+workflows that tests/test_workflows.py and tests/test_turbo.py run there through `lockn-gen run` use the
+pack's own picture (tests/test_workflows.py's `server` fixture asserts it before they run); and the restart
+in tests/test_faults_io.py starts its second ComfyUI on an input folder that already holds a user's file
+of that name, which must stay as it is."""
+from __future__ import annotations
 
 import pytest
 
-from lockn_gen import cli, start_image
-from lockn_gen.demo_sets import TINY
-
-WF = Path(__file__).resolve().parents[1] / "workflows"
+from lockn_gen import start_image
 
 
 def test_the_shipped_picture_is_the_generators():
@@ -19,29 +20,7 @@ def test_the_shipped_picture_is_the_generators():
 
 
 @pytest.mark.comfy
-def test_a_fresh_comfyui_gets_the_picture_and_runs_the_i2v_workflows(tiny_models, tmp_path):
-    from lockn_testing.harness.server import ComfyServer
-    srv = ComfyServer(tiny_models)
-    try:
-        srv.start()
-        shipped = srv.base / "input" / start_image.NAME
-        assert shipped.read_bytes() == start_image.PATH.read_bytes()
-        assert start_image.NAME in srv.get("/object_info/LoadImage")["LoadImage"]["input"]["required"]["image"][0]
-        for name in ("wan22_image_to_video", "ltx2_image_to_video"):
-            out = tmp_path / name
-            rc = cli.main(["run", str(WF / f"{name}.json"), "--server", srv.url, "--out", str(out), "--no-progress",
-                           *sum((["--set", s] for s in TINY[name]), [])])
-            assert rc == 0, srv.log_tail()
-            assert list(out.rglob("*.mp4")), name
-    finally:
-        srv.stop()
-    # a user's own file of that name stays as it is
-    mine = srv.base / "input" / start_image.NAME
-    mine.write_bytes(b"mine")
-    again = ComfyServer(tiny_models, base_dir=srv.base)
-    try:
-        again.start()
-        assert mine.read_bytes() == b"mine"
-    finally:
-        again.stop()
-        shutil.rmtree(srv.base, ignore_errors=True)
+def test_a_fresh_comfyui_gets_the_picture(comfy_server):
+    shipped = comfy_server.base / "input" / start_image.NAME
+    assert shipped.read_bytes() == start_image.PATH.read_bytes()
+    assert start_image.NAME in comfy_server.get("/object_info/LoadImage")["LoadImage"]["input"]["required"]["image"][0]

@@ -14,12 +14,11 @@ chain's); they get the same checks and run through `lockn-gen run` like their ch
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from lockn_gen import chains, cli, client, workflow
+from lockn_gen import chains, cli, client, start_image, workflow
 from lockn_gen.demo_sets import TINY
 from lockn_gen.workflow_schema import _types_ok, connects
 from lockn_testing.media import probe_image, probe_media
@@ -30,8 +29,11 @@ WF = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server, start_image):
-    shutil.copy(start_image, comfy_server.base / "input" / "lockn_start.png")
+def server(comfy_server):
+    """The session server. The I2V workflows run on it as they are opened: their Load Image node reads the
+    pack's example picture, which the pack put into the fresh server's input folder at start-up
+    (tests/test_start_image.py); nothing of the tests' is put there."""
+    assert (comfy_server.base / "input" / start_image.NAME).read_bytes() == start_image.PATH.read_bytes()
     return comfy_server
 
 
