@@ -77,7 +77,7 @@ def test_every_shipped_workflow_opens_in_the_editor(srv, editor, name, tmp_path)
     missing = sorted(node_types(ui) - set(srv.get("/object_info")))
     assert not missing, f"{name}: node types the server does not have: {missing}"
     editor.errors.clear()
-    editor.load(ui, name, settle=2.0)
+    editor.load(ui, name)
     page = editor.page
     shots = shots_dir(tmp_path)
     assert page.evaluate(BROKEN_NODES) == [], f"{name}: nodes the editor could not make"
@@ -159,7 +159,7 @@ def test_chain_app_runs_from_its_form(srv, editor, tmp_path):
     name, brief = "chain_quality.app", "a red fox in deep snow, slow jazz piano"
     ui = json.loads((WF / f"{name}.json").read_text())
     editor.errors.clear()
-    editor.load(ui, name, settle=2.0)
+    editor.load(ui, name)
     page = editor.page
     n = len(ui["extra"]["linearData"]["inputs"])
     editor.wait_for(f"() => document.querySelectorAll('{APP_FORM} {APP_FIELD}').length === {n}",

@@ -1,4 +1,4 @@
-"""The ComfyUI editor in headless Chromium (Playwright), for the browser tests (tests/test_web_*.py).
+"""The ComfyUI editor in headless Chromium (Playwright), for the browser tests (tests/test_web*.py).
 
 `editor_server` starts a ComfyUI server of the test module's own, with the editor settings that keep the
 first-run dialogs and tours out of the way; `Page` wraps a Playwright page on that editor: it keeps the
@@ -28,6 +28,9 @@ EDITOR_SETTINGS = {
     "Comfy.OnboardingCoachmarks.Seen": ["appMode", "firstRun"],   # 1.48+: no "Welcome to Apps" tour
     "LiteGraph.Canvas.MinFontSizeForLOD": 0,                  # text drawn at any zoom (fitted screenshots)
 }
+# the requests Page.settle waits for: not a <video>'s media stream (Chromium keeps one open while it plays) nor
+# the websocket
+SETTLE_TYPES = {"document", "fetch", "xhr", "script", "stylesheet", "image", "font"}
 TAB = "[data-testid=lockn-residency]"                         # the LockN sidebar tab (web/lockn_residency.js)
 
 # ---- what the page is asked (JavaScript) ----------------------------------------------------------
@@ -106,8 +109,16 @@ class Page:
     def __init__(self, page, srv):
         self.page, self.srv = page, srv
         self.errors: list[str] = []          # every console error / uncaught exception, with where it came from
+        self.in_flight = 0                   # the page's own requests under way (see settle)
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}\n{getattr(exc, 'stack', '') or ''}"))
+        page.on("request", lambda r: self._count(r, 1))
+        page.on("requestfinished", lambda r: self._count(r, -1))
+        page.on("requestfailed", lambda r: self._count(r, -1))
+
+    def _count(self, request, step: int):
+        if request.resource_type in SETTLE_TYPES:
+            self.in_flight = max(0, self.in_flight + step)
 
     def _console(self, msg):
         if msg.type == "error":
@@ -150,11 +161,34 @@ class Page:
         self.wait_for("sel => document.querySelector(sel) !== null", what, arg=sel)
 
     # ---- workflows in the editor -------------------------------------------------------------------
-    def load(self, workflow: dict, name: str, settle: float = 1.0) -> None:
+    def load(self, workflow: dict, name: str) -> None:
         """Open a workflow the way the editor opens a file called NAME.json (a tab of that name; its
-        extra.linearMode decides App Mode or the graph)."""
+        extra.linearMode decides App Mode or the graph), and wait until the page has settled (settle)."""
         self.page.evaluate("async ([g, n]) => { await window.app.loadGraphData(g, true, true, n); }", [workflow, name])
-        time.sleep(settle)
+        self.settle()
+
+    def frames(self, n: int = 2) -> None:
+        """Wait until the page has drawn `n` more animation frames (the canvas draws on the next frame
+        after setDirty; Vue has rendered what changed before it)."""
+        self.page.evaluate("n => new Promise(done => { const f = k => k ? requestAnimationFrame(() => f(k - 1)) : done(); f(n); })", n)
+
+    def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until the page is quiet: none of its own requests (SETTLE_TYPES) under way for `quiet`
+        seconds, then two animation frames drawn. The editor's loadGraphData awaits its own checks (missing
+        nodes, models and media) and asks for its warnings before it returns; what they fetch and show
+        is in the page once this returns (a fixed sleep of 1 to 2 s stood here before)."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if self.in_flight:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= quiet:
+                break
+            self.page.wait_for_timeout(50)            # lets Playwright deliver the request events
+        self.frames()
 
     def shown_problems(self) -> list[str]:
         return self.page.evaluate(SHOWN_PROBLEMS)
@@ -166,7 +200,9 @@ class Page:
         """A picture of the page; of the graph fitted to the view, unless fit is False (App Mode's form)."""
         if fit:
             self.page.evaluate(FIT_VIEW)
-        time.sleep(1.0)
+            self.frames()                             # the canvas drawn at the fitted view
+        else:
+            self.settle()                             # the form's fields and pictures
         self.page.screenshot(path=str(path))
 
     def queue_and_wait(self, queue, srv, timeout: float = 600) -> dict:
@@ -182,7 +218,7 @@ class Page:
                            for v in new.values()):
                 assert len(new) == 1, f"{len(new)} prompts were queued: {list(new)}"
                 return next(iter(new.values()))
-            time.sleep(1.0)
+            time.sleep(0.25)
         pytest.fail(self.explain("the editor's prompt did not finish"), pytrace=False)
 
 
