@@ -72,7 +72,7 @@ def pytest_sessionfinish(session, exitstatus):
 # the files that take longest start first, so no worker is left with a long one at the end. Only the order
 # changes; measured per file with `bash scripts/test.sh --durations=0` (2026-12-06, 2 workers).
 LONGEST_FIRST = ("test_memory_flat.py", "test_lora_server.py", "test_faults_server.py", "test_web_workflows.py",
-                 "test_residency_server.py", "test_loaders_server.py", "test_web_chains.py", "test_faults_io.py",
+                 "test_residency_server.py", "test_loaders_server.py", "test_faults_io.py",
                  "test_brief_server.py", "test_workflows.py", "test_turbo.py", "test_bad_input.py")
 
 
@@ -169,11 +169,14 @@ def comfy_inproc(tiny_models, start_image, tmp_path_factory):
     return InProcessComfy(str(tiny_models), str(scratch))
 
 
-# ---- the editor in headless Chromium (tests/test_web_*.py; lockn_testing/harness/browser.py) -------------
+# ---- the editor in headless Chromium (tests/test_web_workflows.py; lockn_testing/harness/browser.py) -----
+# One module holds every browser test (each module that asks for these builds its own server and browser, 15 to
+# 20 s: under `--dist loadfile` even a session fixture would be built once per worker that runs such a file).
 @pytest.fixture(scope="module")
 def srv(tiny_models):
     """A ComfyUI server of the browser test module's own (so the residency state and the history are
-    only that module's), with the editor settings that keep first-run dialogs and tours away."""
+    only that module's: its docstring says in which order its tests use them), with the editor settings
+    that keep first-run dialogs and tours away."""
     from lockn_testing.harness.browser import editor_server
     with editor_server(tiny_models) as server:
         yield server
