@@ -22,7 +22,7 @@ The tests run in the order of this file, which their assumptions rely on:
    at most 8 nodes besides the notes. A workflow opens on its graph; an app opens in App Mode (frontend
    1.43+: extra.linearMode), its form listing the app's fields (lockn_gen.chains.APP_FIELDS) with their
    labels and a Run button. A stage's face that stands for a PrimitiveInt or PrimitiveFloat has the range
-   of the inputs that value feeds (FACE_RANGES). A fit-to-view screenshot
+   of the inputs that value feeds (FACE_RANGES, checked on the file as it opened). A fit-to-view screenshot
    of each graph (and a picture of each app's form) is kept under the test's tmp folder
    (LOCKN_SCREENSHOT_DIR to keep them elsewhere). "Opened" means loadGraphData returned and the page then
    settled (Page.settle: no request of its own under way, two frames drawn), not a fixed sleep.
@@ -39,7 +39,9 @@ The tests run in the order of this file, which their assumptions rely on:
    notes, one subgraph per stage), its widgets are set to the tiny sizes on the stages' faces or the
    top-level node as a person would, and the editor's own conversion of the graph (Brief outputs into the
    image prompt, the motion prompt and the music encoder's tags, lyrics, bpm, key and time signature)
-   queues and gives the MP4.
+   queues and gives the MP4. chain_quality.json is given the app's brief: the editor makes the very prompt
+   the app queued (asserted, node for node), so ComfyUI's cache answers it in seconds instead of running
+   the chain a second time; what that prompt makes (the MP4, the Brief's text) was checked on the app's run.
 
 The same files work in the 1.43 editor (ComfyUI 0.20.1) and the 1.49 one (0.33): both read
 extra.linearData's [inner node id, widget name] entries (1.49 turns them into its own widget ids when it
@@ -71,6 +73,7 @@ FLUX_FILES = {"diffusion_model": "flux2-dev-Q4_K_M.gguf", "text_encoder": "mistr
               "vae": "flux2-vae.safetensors"}
 TAB_BUTTON = ".lockn-residency-tab-button"      # the sidebar gives each tab's button the class "<id>-tab-button"
 APP_BRIEF = "a red fox in deep snow, slow jazz piano"
+QUEUED: dict[str, dict] = {}                     # app file name -> the history entry of its run (section 4)
 
 # a stage's face widget: [min, max, step] from its options, as this version's editor built the promoted widget
 FACE_RANGE = """([stage, name]) => {
@@ -138,6 +141,8 @@ def form_settings(name: str) -> tuple[dict[str, str], list[str]]:
 def test_the_shipped_files_are_the_workflows_and_the_apps():
     assert sorted(p.name for p in WF.glob("*.json")) == sorted(f"{n}.json" for n in chains.UI_NAMES)
     assert [n for n in chains.UI_NAMES if n.endswith(".app")] == ["chain_quality.app", "chain_fast.app"]
+    # the faces' ranges are checked as each file opens (test_every_shipped_workflow_opens_in_the_editor)
+    assert {n for n, _, _ in FACE_RANGES} <= set(chains.UI_NAMES)
 
 
 def test_form_settings_cover_the_video_size_and_length():
@@ -299,21 +304,13 @@ def test_every_shipped_workflow_opens_in_the_editor(srv, editor, name, tmp_path)
         editor.wait_for(f"() => !document.querySelector('{APP_FORM}')", f"{name}: the graph behind the form")
     else:
         assert not editor.in_app_mode(), f"{name} opened in App Mode"
+    # a face that stands for a PrimitiveInt or PrimitiveFloat ("Video.length" is "Length (frames)".value) has
+    # the range of the inputs that value feeds, from the Primitive's properties, in this version's editor
+    faces = {k: v for k, v in FACE_RANGES.items() if k[0] == name}
+    assert {k: page.evaluate(FACE_RANGE, [k[1], k[2]]) for k in faces} == faces
     editor.screenshot(shots / f"{name}.png")
     assert editor.shown_problems() == [], name
     assert not editor.extension_errors(), editor.errors
-
-
-def test_stage_faces_keep_to_the_range_of_what_they_stand_for(srv, editor):
-    """A face that stands for a PrimitiveInt or PrimitiveFloat ("Video.length" is "Length (frames)".value) has
-    the range of the inputs that value feeds, from the Primitive's properties, in this version's editor."""
-    got = {}
-    for name in dict.fromkeys(n for n, _, _ in FACE_RANGES):
-        editor.load(json.loads((WF / f"{name}.json").read_text()), name)
-        for (n, stage, face) in [k for k in FACE_RANGES if k[0] == name]:
-            got[(n, stage, face)] = editor.page.evaluate(FACE_RANGE, [stage, face])
-    assert got == FACE_RANGES
-    assert editor.shown_problems() == [] and not editor.extension_errors(), editor.errors
 
 
 # ---- 3. the Apps tab -------------------------------------------------------------------------------------------
@@ -390,6 +387,9 @@ def test_chain_app_runs_from_its_form(srv, editor, tmp_path):
     assert info["video"]["frames"] == int(typed["length (frames)"])
     assert (info["video"]["width"], info["video"]["height"]) == (96, 96)
     assert info["n_audio_streams"] == 1
+    bid = next(k for k, n in prompt.items() if n["class_type"] == "LockNBrief")
+    assert entry["outputs"][bid]["text"][0].startswith("written by:")
+    QUEUED[name] = entry
     editor.wait_for("() => document.querySelector('video')", "the MP4 shown by the app", timeout=FORM_MS)
     editor.screenshot(shots_dir(tmp_path) / f"{name}_done.png", fit=False)
     assert not editor.extension_errors(), editor.errors
@@ -417,9 +417,20 @@ def test_chain_opens_and_runs_from_the_editor(srv, editor, name, tmp_path):
         title, widget = target.rsplit(".", 1)
         err = page.evaluate(SET_WIDGETS, [title, widget, json_value(value)])
         assert err is None, err
+    app = f"{name}.app"
+    if app in QUEUED:                                              # the app's brief: the app's prompt (below)
+        err = page.evaluate(SET_WIDGETS, ["Brief", "text", APP_BRIEF])
+        assert err is None, err
     entry = editor.queue_and_wait(lambda: page.evaluate("async () => { await window.app.queuePrompt(0, 1); }"), srv)
     assert entry["status"].get("status_str") == "success", json.dumps(entry["status"])[:3000]
     prompt = entry["prompt"][2]
+    ran = entry                                                    # the run that made this prompt's outputs
+    if app in QUEUED:
+        # the graph and the app's form made the same prompt, node for node: ComfyUI's cache answered it (the
+        # history lists the cached output nodes' files, not the Brief's text), and what the prompt makes (the
+        # MP4's length, size and audio, the Brief's text) was checked on the app's run
+        ran, queued = QUEUED[app], QUEUED[app]["prompt"][2]
+        assert prompt == queued, sorted(k for k in set(prompt) | set(queued) if prompt.get(k) != queued.get(k))
     titled = {(n.get("_meta") or {}).get("title"): n for n in prompt.values()}
     for setting in TINY[name]:                                     # what was set on the faces reached the nodes
         target, value = setting.split("=", 1)
@@ -430,6 +441,6 @@ def test_chain_opens_and_runs_from_the_editor(srv, editor, name, tmp_path):
     # the editor sent the Brief's outputs as links into the music encoder (COMBO outputs into combos)
     for field_, slot in (("tags", 1), ("bpm", 3), ("keyscale", 4), ("timesignature", 5)):
         assert enc["inputs"][field_] == [bid, slot], enc["inputs"]
-    assert mp4s(entry), entry["outputs"]
-    assert entry["outputs"][bid]["text"][0].startswith("written by:")
+    assert mp4s(entry) and mp4s(entry) == mp4s(ran), entry["outputs"]
+    assert ran["outputs"][bid]["text"][0].startswith("written by:")
     assert not editor.extension_errors(), editor.errors
