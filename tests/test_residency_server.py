@@ -47,12 +47,38 @@ def report(srv) -> dict:
     return srv.get("/lockn/residency")
 
 
+def settled(srv, seconds: float = 20) -> dict:
+    """The report once the last prompt has ended and the registry has settled it. A report settles first when
+    no prompt runs, but ComfyUI takes a prompt off its queue a moment after it tells the websocket that the
+    prompt ended, and a report in between still sees it running."""
+    deadline = time.time() + seconds
+    while True:
+        rep = report(srv)
+        if not rep["prompt_running"] and not rep["pending_evictions"]:
+            return rep
+        assert time.time() < deadline, ("the registry did not settle", rep["prompt_running"], rep["pending_evictions"])
+        time.sleep(0.05)
+
+
 def entries(srv, family=None) -> list[dict]:
     return [e for e in report(srv)["entries"] if family is None or e["family"] == family]
 
 
 def loader_id(g) -> str:
     return next(k for k, n in g.items() if n["class_type"].startswith("LockN") and "Loader" in n["class_type"])
+
+
+def first_sampler(g) -> str:
+    """The Wan graph's high-noise sampler: the one that starts at step 0."""
+    return next(k for k, n in g.items() if n["class_type"] == "KSamplerAdvanced" and n["inputs"]["start_at_step"] == 0)
+
+
+def wait_until(cond, seconds: float = 20, step: float = 0.05) -> bool:
+    """Poll `cond` until it holds or the time is up; the last answer."""
+    deadline = time.time() + seconds
+    while not cond() and time.time() < deadline:
+        time.sleep(step)
+    return bool(cond())
 
 
 ROOMY = {"gpu": 500.0, "ram": 500.0}        # budgets that hold all three stacks (at their real sizes)
@@ -105,9 +131,7 @@ def test_evicted_models_memory_is_released_and_they_reload(res_server):
     assert {e["tier"] for e in entries(res_server, "flux2")} == {"dropped"}
     # ComfyUI's output cache held A's loader outputs, so the weights were still in memory: LockN asked
     # ComfyUI to clear that cache (nothing unloaded), and the weights are gone
-    deadline = time.time() + 20
-    while any(e["held_after_drop"] for e in entries(res_server)) and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: not any(e["held_after_drop"] for e in entries(res_server)))
     assert not any(e["held_after_drop"] for e in entries(res_server)), entries(res_server, "flux2")
     assert report(res_server)["totals"]["held_after_drop_bytes"] == 0
     assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server) if e["family"] != "flux2"} == others
@@ -139,10 +163,15 @@ def test_residency_survives_an_interrupted_prompt(res_server):
     res_server.run(workflow("video", ROOMY))
     before = {e["name"]: e["loads_from_disk"] for e in entries(res_server, "wan22")}
     slow = workflow("video", ROOMY, steps=400, split=200, prefix="res/slow")
-    threading.Timer(1.5, lambda: res_server.post("/interrupt", {})).start()
+    sampler, fired = first_sampler(slow), threading.Event()
+
+    def interrupt_at_first_step(m):         # mid-sampling: the loaders have run, the experts are in use
+        if not fired.is_set() and m.get("type") == "progress" and str(m["data"].get("node")) == sampler:
+            fired.set()
+            res_server.post("/interrupt", {})
     t0 = time.time()
-    res = res_server.run(slow)
-    assert res.interrupted and time.time() - t0 < 60
+    res = res_server.run(slow, on_message=interrupt_at_first_step)
+    assert fired.is_set() and res.interrupted and time.time() - t0 < 60
     rep = entries(res_server, "wan22")
     assert {e["name"]: e["loads_from_disk"] for e in rep} == before and all(e["tier"] != "dropped" for e in rep)
     res_server.run(workflow("video", ROOMY, prefix="res/after-interrupt"))
@@ -153,15 +182,13 @@ def test_budgets_lru_and_pins(res_server):
     """Budgets too small for all three workflows: least recently used unpinned models go first (GPU to
     RAM, RAM to dropped), the pinned video experts stay, evicted models reload, budgets hold."""
     res_server.post("/free", {"unload_models": True, "free_memory": True})     # start from an empty registry
-    deadline = time.time() + 20
-    while any(e["tier"] != "dropped" for e in entries(res_server)) and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: all(e["tier"] == "dropped" for e in entries(res_server)))
     budget = {"gpu": 30.0, "ram": 32.0}
     flows = {"A": workflow("image", budget), "B": workflow("video", {**budget, "pin": True}), "C": workflow("music", budget)}
     seen_dropped, b_ran = set(), False
     for step in ("A", "B", "C", "A", "C"):
         res_server.run(flows[step])
-        rep = report(res_server)
+        rep = settled(res_server)
         assert rep["budgets"]["gpu_bytes"] == 30 * GB and rep["budgets"]["ram_bytes"] == 32 * GB
         assert rep["totals"]["gpu_bytes"] <= 30 * GB, (step, rep["totals"])
         assert rep["totals"]["ram_bytes"] <= 32 * GB, (step, rep["totals"])
@@ -189,9 +216,7 @@ def test_free_unloads_everything_pinned_included_and_registry_stays_consistent(r
     loads = {e["id"]: e["loads_from_disk"] for e in entries(res_server)}
     status, _ = res_server.post("/free", {"unload_models": True})
     assert status == 200
-    deadline = time.time() + 20
-    while any(e["tier"] == "gpu" for e in entries(res_server)) and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: all(e["tier"] != "gpu" for e in entries(res_server)))
     rep = entries(res_server)
     assert all(e["tier"] != "gpu" for e in rep)                        # everything left the compute device
     assert next(e for e in rep if e["id"] == eid)["pinned"] is True  # pinned ones too, and still marked pinned
@@ -277,6 +302,12 @@ def queue_and_listen(srv, client: str, flows: list[dict], seconds: float = 240,
         ws.close()
 
 
+def most_queued(msgs) -> int:
+    """The most prompts the queue held at once (running and pending), from ComfyUI's status messages, which it
+    sends on every change of the queue."""
+    return max((m["data"]["status"]["exec_info"]["queue_remaining"] for m in msgs if m["type"] == "status"), default=0)
+
+
 def settled_between(msgs, before_pid, after_pid) -> tuple:
     """Where the before-prompt succeeded, where the after-prompt's nodes begin (ComfyUI says which are
     cached just before: the hook's prompt_start comes between its execution_start and that), and the
@@ -296,6 +327,9 @@ def test_a_prompt_without_lockn_loaders_queued_next_runs_after_the_settle(res_se
     ids, msgs = queue_and_listen(res_server, "order", [
         workflow("video", {"gpu": 1.0, "ram": 500.0}, steps=40, split=20, prefix="res/order-lockn"),
         graphs.flux2_t2i(loader="core", steps=1, prefix="res/order-core")], each_once_running=True)
+    # the premise: the second prompt came while the LockN prompt ran (had the LockN prompt ended first, the idle
+    # watcher would have settled it, and this test would not see the look at submitted prompts)
+    assert most_queued(msgs) == 2, "the LockN prompt ended before the next prompt was queued: its sampling is too short here"
     end1, start2, settled = settled_between(msgs, ids[0], ids[1])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
@@ -308,6 +342,9 @@ def test_prompts_queued_behind_another_settle_between_a_lockn_prompt_and_the_nex
         graphs.wan22_i2v(loader="core", steps=60, split=30, prefix="res/behind-long"),
         workflow("image", {"gpu": 1.0, "ram": 500.0}, prefix="res/behind-lockn"),
         graphs.flux2_t2i(loader="core", steps=1, prefix="res/behind-core")])
+    # the premise: both were queued while the long prompt ran, so the prompt after the LockN one was waiting when
+    # the LockN prompt started
+    assert most_queued(msgs) == 3, "the long prompt ended before the two behind it were queued: it is too short here"
     end1, start2, settled = settled_between(msgs, ids[1], ids[2])
     assert settled and settled[0] < start2, (end1, start2, settled)
 
@@ -341,15 +378,12 @@ def test_reports_and_evictions_while_queued_prompts_run_never_block(res_server):
     t = threading.Thread(target=hammer)
     t.start()
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            hist = res_server.get("/history", timeout=30)
-            if all(i in hist for i in ids):
-                break
-            time.sleep(0.2)
+        # the queue runs in order: the last prompt's history entry comes last
+        wait_until(lambda: ids[-1] in res_server.get(f"/history/{ids[-1]}", timeout=30), 240)
     finally:
         stop.set()
         t.join(60)
+    hist = res_server.get("/history", timeout=30)
     assert not errors and asked[0] > 20, (errors[:3], asked[0])
     assert [hist[i]["status"]["status_str"] for i in ids] == ["success"] * len(ids)
     rep = report(res_server)
@@ -365,14 +399,18 @@ def test_an_eviction_asked_for_while_a_prompt_runs_waits_for_its_end(res_server,
     [dit] = [e for e in entries(res_server, "ace15") if e["role"] == "diffusion_model"]
     assert dit["tier"] != "dropped" and not report(res_server)["hook_armed"]
     wan_before = {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "wan22")}
-    slow = (workflow("video", ROOMY, steps=160, split=80, prefix="res/slow-lockn") if loader == "lockn"
-            else graphs.wan22_i2v(loader="core", steps=160, split=80, prefix="res/slow-core"))
-    done = []
-    runner = threading.Thread(target=lambda: done.append(res_server.run(slow, timeout=300)))
+    # asked at the sampler's first step: the rest of the sampling (47 steps, 2-4 s here) is the margin for one
+    # request's answer, which takes milliseconds
+    slow = (workflow("video", ROOMY, steps=48, split=24, prefix="res/slow-lockn") if loader == "lockn"
+            else graphs.wan22_i2v(loader="core", steps=48, split=24, prefix="res/slow-core"))
+    sampler, sampling, done = first_sampler(slow), threading.Event(), []
+
+    def on_message(m):
+        if m.get("type") == "progress" and str(m["data"].get("node")) == sampler:
+            sampling.set()
+    runner = threading.Thread(target=lambda: done.append(res_server.run(slow, timeout=300, on_message=on_message)))
     runner.start()
-    deadline = time.time() + 60
-    while not res_server.get("/queue")["queue_running"] and time.time() < deadline:
-        time.sleep(0.02)
+    assert sampling.wait(120), "the slow prompt's sampler never reported progress"
     status, body = res_server.post("/lockn/residency/evict", {"id": dit["id"]})
     assert status == 200 and body["deferred"] is True, body
     assert body["residency"]["pending_evictions"] == 1 and body["residency"]["prompt_running"] is True
@@ -392,7 +430,7 @@ def test_a_load_that_would_exceed_the_budgets_stops_with_a_message_and_evicts_no
     the budgets, the model and what to change; nothing resident changes, the server keeps serving, and with
     the pins gone the same workflow runs."""
     res_server.run(workflow("music", {"gpu": 5.0, "ram": 5.0, "pin": True}, prefix="res/pinned"))
-    before = {e["name"]: (e["tier"], e["pinned"], e["loads_from_disk"]) for e in entries(res_server)}
+    before = {e["name"]: (e["tier"], e["pinned"], e["loads_from_disk"]) for e in settled(res_server)["entries"]}
     ace = [n for n, (_, pinned, _) in before.items() if pinned]
     assert ace and all(n in {e["name"] for e in entries(res_server, "ace15")} for n in ace)
     image = workflow("image", prefix="res/refused")
