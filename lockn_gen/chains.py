@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import catalog as catalog_mod
+from . import step_cache
 
 P = "(preset)"
 WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -101,6 +102,19 @@ def _loader(g: Graph, family: str, preset: str, title: str) -> str:
     return g.add(fam.node, title, preset=preset, **{r: P for r in fam.inputs}, weight_dtype="default")
 
 
+def _step_cache(g: Graph, stage: str, turbo: int) -> tuple[int, int, callable]:
+    """The stage's "cache steps" switch and threshold (face: cache_steps, cache_threshold), and a function
+    that puts a LockN Step Cache node (core's EasyCache; off: the model passes through) on a model link."""
+    on = g.add("PrimitiveBoolean", f"{stage} cache steps (EasyCache)", value=False)
+    thr = g.add("PrimitiveFloat", f"{stage} cache threshold", value=step_cache.THRESHOLD_DEFAULT)
+
+    def cache(model, which=""):
+        return g.add("LockNStepCache", f"{stage} step cache{which}", model=model, cache_steps=[on, 0],
+                     reuse_threshold=[thr, 0], start_percent=step_cache.START_PERCENT,
+                     end_percent=step_cache.END_PERCENT, turbo=[turbo, 0])
+    return on, thr, cache
+
+
 # ---- the pieces, shared by the single-family workflows and the chains -----------------------------
 # Each piece names what a user changes (g.face): on the UI file's stage subgraph those become the
 # widgets on its face (or its sockets, where a link from another stage feeds them).
@@ -122,7 +136,8 @@ def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, st
     lora = g.add("LockNFlux2LoRA", "Image turbo LoRA", model=[m, 0], lora_1=turbo_lora, strength_1=1.0,
                  lora_2="None", strength_2=1.0, lora_3="None", strength_3=1.0)
     model = g.add("ComfySwitchNode", "Image turbo: model", switch=[turbo, 0], on_false=[m, 0], on_true=[lora, 0])
-    guider = g.add("BasicGuider", None, model=[model, 0], conditioning=[guid, 0])
+    cache_on, cache_thr, cache = _step_cache(g, "Image", turbo)
+    guider = g.add("BasicGuider", None, model=[cache([model, 0]), 0], conditioning=[guid, 0])
     latent = g.add("EmptyFlux2LatentImage", "Image batch", width=[w, 0], height=[h, 0], batch_size=batch)
     sched = g.add("Flux2Scheduler", "Image steps", steps=steps, width=[w, 0], height=[h, 0])
     # the template switches the scheduler's steps (20 / 8); two schedulers and a switch on their sigmas do
@@ -136,7 +151,8 @@ def flux2_image(g: Graph, preset="flux2-dev-q5_k_m", width=1024, height=1024, st
                 sigmas=[sigmas, 0], latent_image=[latent, 0])
     image = g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
     for nid, key, name in ((text, "text", "prompt"), (w, "value", "width"), (h, "value", "height"),
-                           (sched, "steps", "steps"), (turbo, "value", "turbo"), (noise, "noise_seed", "seed"),
+                           (sched, "steps", "steps"), (turbo, "value", "turbo"), (cache_on, "value", "cache_steps"),
+                           (cache_thr, "value", "cache_threshold"), (noise, "noise_seed", "seed"),
                            (m, "preset", "preset"), (latent, "batch_size", "batch"), (image, 0, "image")):
         g.face(nid, key, name)
     return image
@@ -174,6 +190,9 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
         pick[key] = [g.add("ComfySwitchNode", f"Video turbo: {title}", switch=[turbo, 0], on_false=off, on_true=on), 0]
     hi = g.add("ModelSamplingSD3", None, model=pick["high"], shift=5.0)
     lo = g.add("ModelSamplingSD3", None, model=pick["low"], shift=5.0)
+    # one cache per expert: each sampler runs its own segment of the schedule with its own cache state
+    cache_on, cache_thr, cache = _step_cache(g, "Video", turbo)
+    hi, lo = cache([hi, 0], " (high-noise expert)"), cache([lo, 0], " (low-noise expert)")
     pos = g.add("CLIPTextEncode", "Video prompt", text=prompt, clip=[m, 2])
     neg = g.add("CLIPTextEncode", "Video negative prompt", text=WAN_NEGATIVE, clip=[m, 2])
     i2v = g.add("WanImageToVideo", "Video size", positive=[pos, 0], negative=[neg, 0], vae=[m, 3], width=width,
@@ -188,6 +207,7 @@ def wan22_video(g: Graph, image, preset="wan22-i2v-a14b-q4_k_m", width=640, heig
     for nid, key, name in ((i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
                            (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
                            (n_steps, "value", "steps"), (n_split, "value", "high_noise_steps"), (turbo, "value", "turbo"),
+                           (cache_on, "value", "cache_steps"), (cache_thr, "value", "cache_threshold"),
                            (s1, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
                            (n_fps, 0, "fps")):
         g.face(nid, key, name)
@@ -263,7 +283,9 @@ def ltx2_video(g: Graph, image, preset=LTX_PRESET, width=768, height=512, length
     sig = g.add("ManualSigmas", "Video sigmas", sigmas=sigmas)
     sampler = g.add("KSamplerSelect", None, sampler_name="euler")
     noise = g.add("RandomNoise", "Video seed", noise_seed=seed)
-    guider = g.add("CFGGuider", "Video CFG", model=[model, 0], positive=[cond, 0], negative=[cond, 1], cfg=1.0)
+    cache_on, cache_thr, cache = _step_cache(g, "Video", turbo)       # both passes: one cache node each
+    guider = g.add("CFGGuider", "Video CFG", model=[cache([model, 0]), 0], positive=[cond, 0], negative=[cond, 1],
+                   cfg=1.0)
     out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
                 sigmas=[sig, 0], latent_image=[av, 0])
     # the second stage (turbo only), as the templates' nodes 80-84, 108, 66-73 and 105
@@ -276,7 +298,8 @@ def ltx2_video(g: Graph, image, preset=LTX_PRESET, width=768, height=512, length
     sig2 = g.add("ManualSigmas", "Video turbo refine sigmas", sigmas=rec["refine_sigmas"])
     sampler2 = g.add("KSamplerSelect", None, sampler_name=rec["refine_sampler"])
     noise2 = g.add("RandomNoise", "Video turbo refine seed", noise_seed=0)
-    guider2 = g.add("CFGGuider", None, model=[lora, 0], positive=[crop, 0], negative=[crop, 1], cfg=1.0)
+    guider2 = g.add("CFGGuider", None, model=[cache([lora, 0], " (turbo refine pass)"), 0], positive=[crop, 0],
+                    negative=[crop, 1], cfg=1.0)
     out2 = g.add("SamplerCustomAdvanced", None, noise=[noise2, 0], guider=[guider2, 0], sampler=[sampler2, 0],
                  sigmas=[sig2, 0], latent_image=[av2, 0])
     final = g.add("ComfySwitchNode", "Video turbo: result", switch=[turbo, 0], on_false=[out, 0], on_true=[out2, 1])
@@ -286,6 +309,7 @@ def ltx2_video(g: Graph, image, preset=LTX_PRESET, width=768, height=512, length
     for nid, key, name in ((pre, "image", "start_image"), (pos, "text", "prompt"), (vlat, "width", "width"),
                            (vlat, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
                            (sig, "sigmas", "sigmas"), (turbo, "value", "turbo"), (lora, "lora_1", "turbo_lora"),
+                           (cache_on, "value", "cache_steps"), (cache_thr, "value", "cache_threshold"),
                            (noise, "noise_seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
                            (audio, 0, "audio"), (n_fps, 0, "fps")):
         g.face(nid, key, name)
@@ -655,8 +679,22 @@ def _time_note(g: Graph) -> str:
         lines.append(f"| {stage} | {_gb(size)} | ~{size * 1.2 / 1e9:.0f} GB | {TIME_ESTIMATES[family]} |")
     lines += ["", "GPU memory: the files plus ~20 % for activations (estimate). LockN's loaders keep the stage that "
               "runs on the GPU and park the others in RAM, so the peak is the largest stage, not the sum.", "",
-              MEASURED]
+              MEASURED, "", _cache_note(g)]
     return "\n".join(lines)
+
+
+def _cache_note(g: Graph) -> str:
+    """What the stages' "cache steps" switch does, and why the music stage has none."""
+    modes = {stage for _, stage, _ in _loaders(g)}
+    cached = [m for m in ("Image", "Video") if m in modes]
+    text = ("**Cache steps** (off by default) on the " + " and ".join(cached) + (" stages" if len(cached) > 1 else " stage")
+            + ": ComfyUI's own EasyCache reuses a step whose result barely changes instead of running the "
+              "model. Faster at 20+ steps, slightly different output; *cache_threshold* (0.2) trades speed for "
+              "closeness. Each sampler's skipped steps are in the log, the residency report and the client's "
+              "progress. Little to skip on a turbo path (Wan2.2 turbo refuses it). Measured: bench/RESULTS.md.")
+    if "Music" in modes:
+        text += " The Music stage has no such switch: " + step_cache.CANNOT_CACHE["ace15"]
+    return text if modes & {"Image", "Video"} else "No step cache here: " + step_cache.CANNOT_CACHE["ace15"]
 
 
 def notes(name: str, g: Graph) -> list[tuple[str, str]]:
@@ -706,10 +744,11 @@ _APP_COMMON = {("Brief", "text"): "brief",
                ("Video", "width"): "video width", ("Video", "height"): "video height",
                ("Video", "length"): "length (frames)", ("Video", "fps"): "frames per second",
                ("Image", "seed"): "image seed", ("Video", "seed"): "video seed", ("Music", "seed"): "music seed"}
+_APP_CACHE = {("Image", "cache_steps"): "image step cache", ("Video", "cache_steps"): "video step cache"}
 APP_FIELDS = {"chain_quality.app": {**_APP_COMMON, ("Image", "turbo"): "image turbo (8-step LoRA)",
-                                    ("Video", "turbo"): "video turbo (4-step LoRAs)"},
+                                    ("Video", "turbo"): "video turbo (4-step LoRAs)", **_APP_CACHE},
               "chain_fast.app": {**_APP_COMMON, ("Image", "turbo"): "image turbo (8-step LoRA)",
-                                 ("Video", "turbo"): "video turbo (half size, x2 upscaler)",
+                                 ("Video", "turbo"): "video turbo (half size, x2 upscaler)", **_APP_CACHE,
                                  ("Assemble", "mix_ltx2_audio"): "mix LTX-2's audio under the music"}}
 APP_OUTPUTS = ("SaveVideo",)                   # the form shows the MP4
 UI_NAMES = [*WORKFLOWS, *APPS]                 # every UI file of workflows/ (NAME.json)

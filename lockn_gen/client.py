@@ -62,7 +62,7 @@ class PromptRefused(ClientError):
 @dataclass
 class Progress:
     """One thing that happened to a prompt: kind is "node" (started), "cached", "step" (sampler step
-    value/max), "error" or "done"."""
+    value/max), "cache" (a sampler with the step cache ended: skipped value of max steps), "error" or "done"."""
     prompt_id: str
     kind: str
     node: str | None = None
@@ -81,6 +81,7 @@ class Result:
     error: dict | None = None                        # the execution_error message
     interrupted: bool = False
     status: dict = field(default_factory=dict)
+    step_cache: list = field(default_factory=list)   # lockn.step_cache events: what each cached sampler skipped
 
     @property
     def ok(self) -> bool:
@@ -367,6 +368,11 @@ class Client:
                 node = d.get("node")
                 emit(Progress(prompt_id, "step", str(node), *self._node_info(prompt_id, node),
                               value=int(d.get("value") or 0), max=int(d.get("max") or 0)))
+            elif t == "lockn.step_cache":
+                node = d.get("node")
+                res.step_cache.append(d)
+                emit(Progress(prompt_id, "cache", str(node), *self._node_info(prompt_id, node),
+                              value=int(d.get("skipped") or 0), max=int(d.get("steps") or 0)))
             elif t == "execution_error":
                 res.error = d
                 emit(Progress(prompt_id, "error", str(d.get("node_id")), *self._node_info(prompt_id, d.get("node_id"))))
@@ -639,6 +645,9 @@ class _Bars:
                 if p.kind in ("node", "error"):
                     word = "running" if p.kind == "node" else "failed in"
                     print(f"{job.label}: {word} node {p.node} {self._name(p)}", file=sys.stderr, flush=True)
+                elif p.kind == "cache":
+                    print(f"{job.label}: node {p.node} {self._name(p)}: step cache skipped {p.value}/{p.max} steps",
+                          file=sys.stderr, flush=True)
             return on_line
         if self.tqdm is None:
             return None
@@ -659,6 +668,8 @@ class _Bars:
                 steps.n = p.value
                 steps.set_description(f"  {self._name(p)}")
                 steps.refresh()
+            elif p.kind == "cache":
+                nodes.set_postfix_str(f"{p.node} {self._name(p)}: step cache skipped {p.value}/{p.max}")
             elif p.kind == "done":
                 steps.close()
                 nodes.close()

@@ -152,11 +152,13 @@ class ModeCycle:
 
 def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | None = None,
          protect: set = frozenset(), cycling: bool = False, incoming_ram_only: bool = False,
-         shared: bool = False, incoming_mapped: int = 0) -> list[Action]:
+         shared: bool = False, incoming_mapped: int = 0, incoming_gpu_only: bool = False) -> list[Action]:
     """Actions that bring the GPU and RAM tiers within budget, making room for `incoming_bytes`
     (a model about to be loaded: it arrives in RAM and will move to the GPU when used; with
     `incoming_ram_only`, memory that stays in system RAM, such as ComfyUI's backups of LoRA-patched weights).
     `incoming_mapped` of its bytes arrive mapped from its file: the RAM budget counts the rest (see ram_cost).
+    With `incoming_gpu_only`, memory that only ever sits on the compute device (a sampler's step cache): the
+    GPU budget counts it, the RAM budget only where the device's memory is system RAM.
 
     Offloading moves bytes from the GPU tier to the RAM tier, so RAM is settled after the GPU.
     `shared`: the compute device's memory is system RAM (ComfyUI on the CPU, or unified memory), so the
@@ -166,6 +168,7 @@ def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | No
     order = eviction_order(entries, priority, protect, cycling)
     actions: list[Action] = []
     incoming_private = max(0, incoming_bytes - incoming_mapped)
+    ram_incoming = 0 if incoming_gpu_only else incoming_private
 
     def used(tier):
         return sum(by_id[i].bytes for i, t in state.items() if t == tier)
@@ -183,7 +186,7 @@ def plan(entries, budgets: Budgets, incoming_bytes: int = 0, priority: dict | No
                 actions.append(Action(e.id, "offload", f"GPU budget {budgets.gpu_bytes / GB:.2f} GB"))
     if budgets.ram_bytes is not None:
         for e in order:
-            if ram(("ram",)) + incoming_private <= budgets.ram_bytes:
+            if ram(("ram",)) + ram_incoming <= budgets.ram_bytes:
                 break
             if state[e.id] == "ram":
                 prev = next((a for a in actions if a.entry_id == e.id), None)
@@ -212,7 +215,7 @@ def size_text(n: int) -> str:
 
 def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, protect: set = frozenset(),
             shared: bool = False, available: int | None = None, incoming_ram_only: bool = False,
-            incoming_mapped: int = 0) -> str | None:
+            incoming_mapped: int = 0, incoming_gpu_only: bool = False) -> str | None:
     """None when a load of `incoming_bytes` fits once `actions` (plan's) are applied; else the reason it
     does not, for a message that stops the load before anything is read: what stays and why it cannot go
     (pinned, or used by the running prompt), and what to change.
@@ -223,11 +226,15 @@ def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, 
     refused only when it does not fit the two budgets together (with `incoming_ram_only`, memory that stays
     in RAM: the RAM budget alone). The RAM budget counts private bytes (ram_cost): `incoming_mapped` of the
     incoming bytes arrive mapped from the model's file and are not counted there."""
-    if budgets.ram_bytes is None or incoming_bytes <= 0:
+    if incoming_bytes <= 0:
         return None
     state = {e.id: e.tier for e in entries}
     for a in actions:
         state[a.entry_id] = "ram" if a.kind == "offload" else "dropped"
+    if incoming_gpu_only and not shared:
+        return _gpu_refusal(entries, state, budgets, incoming_bytes, name, protect)
+    if budgets.ram_bytes is None:
+        return None
 
     def held(tiers):
         return [e for e in entries if state[e.id] in tiers]
@@ -284,6 +291,32 @@ def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, 
         fixes.append("run the stages as separate prompts, so each stage's models can be evicted for the next")
     fixes.append("or choose a smaller preset of this family (a lower GGUF quant, whose file stays mapped)")
     return "; ".join(why) + ". Nothing was loaded. To fix: " + "; ".join(fixes) + "."
+
+
+def _gpu_refusal(entries, state, budgets: Budgets, incoming_bytes: int, name: str, protect) -> str | None:
+    """Memory that must sit on the GPU (a step cache): refused when what stays there after the evictions and
+    it exceed the GPU budget; nothing is offloaded to make it fit a RAM budget."""
+    if budgets.gpu_bytes is None:
+        return None
+    staying = [e for e in entries if state[e.id] == "gpu"]
+    held = sum(e.bytes for e in staying)
+    if held + incoming_bytes <= budgets.gpu_bytes:
+        return None
+    pinned = [e for e in staying if e.pinned]
+    in_use = [e for e in staying if not e.pinned and e.id in protect]
+
+    def names(es):
+        return ", ".join(f"{e.name} ({size_text(e.bytes)})" for e in es)
+    why = [f"{name} ({size_text(incoming_bytes)}) would exceed LockN's GPU budget of {budgets.gpu_bytes / GB:.2f} GB: "
+           f"{held / GB:.2f} GB stay on the GPU after every eviction the policy allows"]
+    if pinned:
+        why.append(f"pinned: {names(pinned)}")
+    if in_use:
+        why.append(f"used by the running prompt: {names(in_use)}")
+    fixes = ["raise gpu_budget_gb on the Residency (LockN) node", "turn 'cache steps' off, or lower the size or length"]
+    if pinned:
+        fixes.append("unpin " + ", ".join(e.name for e in pinned))
+    return "; ".join(why) + ". Nothing was sampled. To fix: " + "; ".join(fixes) + "."
 
 
 def budgets_in_prompt(prompt: dict) -> tuple[float | None, float | None] | None:

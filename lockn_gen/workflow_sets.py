@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import step_cache
 from .workflow_schema import (Upload, ValueRange, Workflow, WorkflowError, _choices_text, _links_to, class_inputs,
                               combo_options, did_you_mean, has_control, input_spec, node_label, shown_input,
                               spec_opts, spec_type, value_range)
@@ -138,7 +139,7 @@ def _resolve_set_key(wf: Workflow, key: str, object_info: dict) -> list[tuple[st
         names = sorted(wf.groups[nid]["inputs"])
         kind = wf.groups[nid].get("kind", "subgraph")
         return _raise(f"{kind} '{node_part}' has no input '{input_part}'{did_you_mean(input_part, names) or '.'} "
-                      f"Its inputs: {', '.join(names) or 'none'}")
+                      f"Its inputs: {', '.join(names) or 'none'}{step_cache.no_switch_here(input_part)}")
     node = wf.prompt[nid]
     info = object_info[node["class_type"]]
     names = [n for n, _, _ in class_inputs(info)]

@@ -35,6 +35,10 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 | comfy.lora.model_lora_keys_unet, load_lora; comfy.     | yes (no bare keys  | yes                | LoRA nodes refuse with  |
 |   lora_convert.convert_lora; ModelPatcher.clone,       |  for LTX-2: added  |                    | the reason (nothing is  |
 |   add_patches, patches_uuid (LoRAs)                    |  here)             |                    | patched half-way)       |
+| EasyCache node (comfy_extras/nodes_easycache.py) and   | yes                | same               | the step cache node     |
+|   its holder's total_steps_skipped; patcher_extension  |                    |                    |   refuses with the      |
+|   WrappersMP.OUTER_SAMPLE, ModelPatcher.add_wrapper_   |                    |                    |   reason (nothing runs  |
+|   with_key; a guider's conds/cfg; executing node id    |                    |                    |   uncached silently)    |
 | CLIP.generate / decode, tokenize(llama_template=...,   | Gemma 3, Qwen3 4B/8B| same (+ Qwen3-VL, | Brief: "cannot write"   |
 |   image=...), cond_stage_model children .transformer   | (not Mistral, not  |  Gemma 4)          | (fallback as the node   |
 |   .generate (text generation with a loaded encoder)    |  ACE-Step's Qwen3) |                    |  says; shown in report) |
@@ -264,6 +268,17 @@ def executing_prompt_id() -> str | None:
         return None
     ctx = get_executing_context()
     return getattr(ctx, "prompt_id", None) if ctx is not None else None
+
+
+def executing_node_id() -> str | None:
+    """The node ComfyUI executes in this thread; None outside one."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    ctx = get_executing_context()
+    nid = getattr(ctx, "node_id", None) if ctx is not None else None
+    return None if nid is None else str(nid)
 
 
 def register_prompt_hook(provider) -> bool:
@@ -603,3 +618,76 @@ def probe() -> list[str]:
             if not hasattr(s, attr):
                 _degraded(f"PromptServer.{attr}", "parts of residency (queue look-ahead, events) are off")
     return warnings()
+
+
+# ---- step cache: core's EasyCache on a clone of the model, and what it skipped ------------------------------
+def model_class_name(model) -> str | None:
+    """The class of the ComfyUI model inside a ModelPatcher (comfy.model_base: Flux2, WAN21, LTXAV, ACEStep15)."""
+    inner = getattr(model, "model", None)
+    return type(inner).__name__ if inner is not None else None
+
+
+def guider_conds(guider) -> int:
+    """How many conditions a sampling run evaluates per step: positive, and negative unless cfg is 1 (ComfyUI
+    then skips the negative)."""
+    conds = getattr(guider, "conds", None) or {}
+    n = len(conds) or 1
+    cfg = getattr(guider, "cfg", 1.0)
+    try:
+        if n > 1 and abs(float(cfg) - 1.0) < 1e-9:
+            n = 1
+    except (TypeError, ValueError):
+        pass
+    return n
+
+
+def add_step_cache(model, threshold: float, start_percent: float, end_percent: float, before, after):
+    """A clone of `model` with ComfyUI's own EasyCache (the node's execute: its wrappers and state holder) and,
+    inside EasyCache's outer-sample wrapper, one of ours that calls ``before(noise, guider, steps)`` at the run's
+    first model call (the model is on its device then; nothing is computed yet) and ``after(skipped, steps)``
+    after the run (also when it fails or is interrupted), while the run's own cache state still holds the
+    count. The base `model` is untouched."""
+    cls = node_class("EasyCache")
+    try:
+        import comfy.patcher_extension as pe
+        outer = pe.WrappersMP.OUTER_SAMPLE
+    except (ImportError, AttributeError) as e:
+        cls, err = None, e
+    else:
+        err = None
+    if cls is None or not callable(getattr(cls, "execute", None)):
+        _degraded("the EasyCache node (comfy_extras/nodes_easycache.py) or WrappersMP.OUTER_SAMPLE",
+                  "the LockN step cache refuses to run", err)
+        raise Missing(f"ComfyUI {comfyui_version()} has no EasyCache node (core's step cache, which the LockN step "
+                      f"cache runs): update ComfyUI, or turn 'cache steps' off")
+    out = cls.execute(model=model, reuse_threshold=float(threshold), start_percent=float(start_percent),
+                      end_percent=float(end_percent), verbose=False)
+    clone = getattr(out, "result", out)[0]
+
+    import threading
+    local = threading.local()                 # the sampling run of this thread, until its first model call
+
+    def lockn_step_cache(executor, *args, **kwargs):
+        guider, noise, sigmas = executor.class_obj, args[0], args[3]
+        steps = max(0, len(sigmas) - 1)
+        local.pending = (noise, guider, steps)
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            local.pending = None
+            holder = (getattr(guider, "model_options", None) or {}).get("transformer_options", {}).get("easycache")
+            skipped = getattr(holder, "total_steps_skipped", None)
+            if skipped is None:
+                _degraded("EasyCache's state (total_steps_skipped)", "the step cache cannot say what it skipped")
+            after(None if skipped is None else int(skipped), steps)
+
+    def lockn_step_cache_first_call(executor, *args, **kwargs):
+        # the first model call of a run: ComfyUI has loaded the model by now, so the budgets see it where it is
+        pending, local.pending = getattr(local, "pending", None), None
+        if pending is not None:
+            before(*pending)
+        return executor(*args, **kwargs)
+
+    clone.add_wrapper_with_key(outer, "lockn_step_cache", lockn_step_cache)
+    clone.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "lockn_step_cache", lockn_step_cache_first_call)
+    return clone

@@ -102,7 +102,10 @@ class PromptLifecycle:
             return
         coming = self.upcoming if self.upcoming_id == prompt_id else set()
         self.upcoming_id, self.upcoming = None, set()
-        self._settle(protect=coming)           # a new prompt: the last one has ended
+        if self.unsettled:
+            self._settle(protect=coming)       # a new prompt: the last one has ended
+        else:
+            self.enforce_if_over(protect=coming)
         self.prompt_id, self.prompt_running, self.prompt_ids = prompt_id, True, set(coming)
         self._watch()
         with seam.locked_queue() as q:         # the worker's thread: self.lock, then the mutex
@@ -158,9 +161,15 @@ class PromptLifecycle:
         yield False
 
     def settle_if_idle(self):
+        """Settle the last prompt when no prompt runs; with nothing to settle, still hold the budgets: a settle
+        can read the tiers while ComfyUI is still moving a model (seen on 0.33 under load: a prompt's experts
+        read as in RAM at its settle, as on the GPU a moment later, and the budget was left exceeded)."""
         with self._when_idle() as idle:
             if idle:
-                self._settle()
+                if self.unsettled:
+                    self._settle()
+                else:
+                    self.enforce_if_over()
                 self._disarm()
 
     def _watch(self):
@@ -182,9 +191,10 @@ class PromptLifecycle:
         loop.call_soon_threadsafe(lambda: loop.create_task(watch()))
 
     def _watch_step(self) -> bool:
+        was = self.unsettled
         self.settle_if_idle()
         with self.lock:                        # decided under the lock that _watch is called under
-            self.watching = self.unsettled
+            self.watching = self.unsettled or was      # after a settle, one more look (settle_if_idle: the budgets)
             return self.watching
 
     def prompt_queued(self, json_data):

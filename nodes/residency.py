@@ -99,6 +99,8 @@ class Registry(PromptLifecycle):
         self.maps_note: str | None = None      # why mapped files cannot be told apart here (no /proc), for the report
         self.lora_uses: dict = {}              # patches uuid of a LoRA clone -> its LoRAs [(entry id, name, strength,
                                                # weights patched)] (the latest 64)
+        self.report_parts: dict = {}           # name -> callable: a JSON-able part of the report of another room
+                                               # (the step cache's runs)
         self._init_lifecycle()
 
     # ---- tiers, read from ComfyUI --------------------------------------------------------------
@@ -237,12 +239,21 @@ class Registry(PromptLifecycle):
         """Make room within the RAM budget for `nbytes` that ComfyUI is about to use in system RAM outside
         any entry (the backups of LoRA-patched weights), evicting as the policy allows; the prompt's own
         entries stay."""
+        self._reserve(nbytes, why, ram_only=True)
+
+    def reserve_compute(self, nbytes: int, why: str):
+        """The same for `nbytes` that a sampling run is about to hold on the compute device (the step cache's
+        residuals): room within the GPU budget (and the RAM budget where the device's memory is system RAM),
+        or LockNError with the figures and nothing evicted."""
+        self._reserve(nbytes, why, gpu_only=True)
+
+    def _reserve(self, nbytes: int, why: str, ram_only: bool = False, gpu_only: bool = False):
         if nbytes <= 0:
             return
         with self.lock:
             self._ensure_defaults()
             self.refresh()
-            actions = self._room_for(nbytes, why, ram_only=True)
+            actions = self._room_for(nbytes, why, ram_only=ram_only, gpu_only=gpu_only)
             if actions:
                 log.info("LockN residency: making room for %.2f GB (%s)", nbytes / policy.GB, why)
             self._apply(actions)
@@ -273,6 +284,13 @@ class Registry(PromptLifecycle):
             for spec in specs:
                 self.cycle.use(spec.mode, pid)
 
+    def uses_objects(self, objs):
+        """A LockN node of the running prompt uses these loaded models (a sampler's model, passed through other
+        nodes): their entries are the prompt's, protected from eviction until it ends."""
+        with self.lock:
+            self.in_prompt()
+            self.prompt_ids.update(r.entry.id for r in self.object_records(objs))
+
     @staticmethod
     def _rid(key) -> str:
         return hashlib.sha1(repr(key).encode()).hexdigest()[:12]
@@ -295,7 +313,7 @@ class Registry(PromptLifecycle):
         rec = self.records.get(rid)
         return f"{rid}:{rec.drops if rec else 0}"
 
-    def _room_for(self, nbytes: int, name: str, ram_only: bool = False, mapped: int = 0) -> list:
+    def _room_for(self, nbytes: int, name: str, ram_only: bool = False, mapped: int = 0, gpu_only: bool = False) -> list:
         """The evictions that make room for `nbytes` (a model to load, `mapped` of them from its file; with
         `ram_only`, memory that stays in RAM), the running prompt's entries kept; LockNError, with nothing
         evicted, when even they do not make enough: stopped here rather than by the kernel's out-of-memory
@@ -303,9 +321,10 @@ class Registry(PromptLifecycle):
         shared, protect = self._shared(), set(self.prompt_ids)
         actions = policy.plan(self._entries(), self.budgets, nbytes, self.priority, protect=protect,
                               cycling=self.cycle.cycling, incoming_ram_only=ram_only, shared=shared,
-                              incoming_mapped=mapped)
+                              incoming_mapped=mapped, incoming_gpu_only=gpu_only)
         why = policy.refusal(self._entries(), self.budgets, actions, nbytes, name, protect=protect, shared=shared,
-                             available=policy.mem_available(), incoming_ram_only=ram_only, incoming_mapped=mapped)
+                             available=policy.mem_available(), incoming_ram_only=ram_only, incoming_mapped=mapped,
+                             incoming_gpu_only=gpu_only)
         if why:
             log.error("LockN residency: %s", why)
             raise LockNError(why)
@@ -378,6 +397,21 @@ class Registry(PromptLifecycle):
                                     cycling=self.cycle.cycling, shared=self._shared()))
             self.refresh()
             self.warnings = policy.over_budget(self._entries(), self.budgets, shared=self._shared())
+
+    def enforce_if_over(self, protect=frozenset()):
+        """Between prompts: enforce the budgets if the tiers, read now, exceed them."""
+        with self.lock:
+            self._ensure_defaults()
+            self.refresh()
+            if not policy.over_budget(self._entries(), self.budgets, shared=self._shared()):
+                return
+            actions = policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
+                                  cycling=self.cycle.cycling, shared=self._shared())
+            if actions:                        # (pinned entries alone over a budget: nothing to do, no event)
+                self._apply(actions)
+                self.release_dropped()
+                self.refresh()
+                self._changed()
 
     def _apply(self, actions):
         for a in actions:
@@ -535,7 +569,8 @@ class Registry(PromptLifecycle):
                     "pending_evictions": len(self.pending),
                     "warnings": [*self.warnings, *([self.maps_note] if self.maps_note else []), *seam.warnings()],
                     "overhead_ms_per_call": 1000 * self.overhead_s / max(1, self.calls),
-                    "overhead_s_total": self.overhead_s, "calls": self.calls}
+                    "overhead_s_total": self.overhead_s, "calls": self.calls,
+                    **{name: part() for name, part in self.report_parts.items()}}
 
     def _changed(self):
         if seam.server() is not None:

@@ -68,6 +68,12 @@ def loader_id(g) -> str:
     return next(k for k, n in g.items() if n["class_type"].startswith("LockN") and "Loader" in n["class_type"])
 
 
+def residency_log(srv, last: int = 14) -> list[str]:
+    """The server log's last LockN residency lines and model loads (what a failed budget check needs)."""
+    lines = srv.log_path.read_text(errors="replace").splitlines()
+    return [x for x in lines if "LockN" in x or "Requested to load" in x or "got prompt" in x][-last:]
+
+
 def first_sampler(g) -> str:
     """The Wan graph's high-noise sampler: the one that starts at step 0."""
     return next(k for k, n in g.items() if n["class_type"] == "KSamplerAdvanced" and n["inputs"]["start_at_step"] == 0)
@@ -190,8 +196,8 @@ def test_budgets_lru_and_pins(res_server):
         res_server.run(flows[step])
         rep = settled(res_server)
         assert rep["budgets"]["gpu_bytes"] == 30 * GB and rep["budgets"]["ram_bytes"] == 32 * GB
-        assert rep["totals"]["gpu_bytes"] <= 30 * GB, (step, rep["totals"])
-        assert rep["totals"]["ram_bytes"] <= 32 * GB, (step, rep["totals"])
+        assert rep["totals"]["gpu_bytes"] <= 30 * GB, "\n".join([step, str(rep["totals"]), *residency_log(res_server)])
+        assert rep["totals"]["ram_bytes"] <= 32 * GB, "\n".join([step, str(rep["totals"]), *residency_log(res_server)])
         b_ran |= step == "B"
         wan = [e for e in rep["entries"] if e["family"] == "wan22"]
         if b_ran:
@@ -450,3 +456,37 @@ def test_a_load_that_would_exceed_the_budgets_stops_with_a_message_and_evicts_no
     res_server.run(workflow("music", ROOMY, prefix="res/unpinned"))
     res = res_server.run(image)
     assert res.outputs
+
+
+def with_step_cache(g: dict) -> dict:
+    """The image workflow with the LockN Step Cache on (core's EasyCache) between its model and its guider."""
+    [gid] = [k for k, n in g.items() if n["class_type"] == "BasicGuider"]
+    g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
+    g["SC"] = {"class_type": "LockNStepCache", "inputs": {"model": g[gid]["inputs"]["model"], "cache_steps": True,
+                                                         "reuse_threshold": 0.2, "start_percent": 0.15,
+                                                         "end_percent": 0.95, "turbo": False}}
+    g[gid]["inputs"]["model"] = ["SC", 0]
+    return g
+
+
+def test_the_step_cache_counts_against_the_gpu_budget(res_server):
+    """The step cache's residuals sit on the compute device while a sampler runs, so they count against the GPU
+    budget. With a GPU budget far below the image stack, the uncached run still runs (ComfyUI streams a model
+    that does not fit), while the cached one stops at its sampler, before the first step, naming the step cache,
+    the budget and the fix (its residuals have nowhere else to go); nothing is read again or moved. With room,
+    the cached run reports what it reserved."""
+    tight = {"gpu": 1.0, "ram": 500.0}
+    res_server.run(workflow("image", tight, prefix="res/cache-off"))             # runs without the cache
+    before = {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "flux2")}
+    with pytest.raises(PromptError) as err:
+        res_server.run(with_step_cache(workflow("image", tight, prefix="res/cache-on")))
+    msg, detail = err.value.args[0], err.value.detail
+    assert detail["node_type"] == "SamplerCustomAdvanced", detail                  # at the sampler's start
+    for words in ("the step cache of", "would exceed LockN's GPU budget of 1.00 GB", "used by the running prompt",
+                  "Nothing was sampled", "raise gpu_budget_gb", "turn 'cache steps' off"):
+        assert words in msg, (words, msg)
+    assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "flux2")} == before
+    res = res_server.run(with_step_cache(workflow("image", ROOMY, prefix="res/cache-room")))
+    assert res.outputs
+    [run] = [r for r in report(res_server)["step_cache"]["runs"] if r["prompt_id"] == res.prompt_id]
+    assert run["cache_bytes"] > 0 and run["steps"] == 4
