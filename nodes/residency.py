@@ -123,7 +123,8 @@ class Registry(PromptLifecycle):
         pinned_total = seam.pinned_total()
         seen = (pinned_total, tuple(id(r.obj) for r in self.records.values()))
         rescan, self._pins_seen = seen != self._pins_seen, seen
-        maps: list = []                        # /proc/self/maps, read at most once per refresh, when an entry needs it
+        maps: dict = {}                        # /proc/self/maps (and smaps' dirty bytes), read at most once per
+                                               # refresh, when an entry needs them
         for rec in self.records.values():
             e = rec.entry
             ps = _patchers(rec.obj)
@@ -167,18 +168,20 @@ class Registry(PromptLifecycle):
         """The reclaimable part of the entry's bytes: its CPU tensors that lie in a mapping of its own files,
         less the mapping's dirty pages. Measured again only when its object, tier, device or loaded bytes
         changed (or a mapping of its files is writable); the maps are then read once for the refresh (`maps`
-        caches them) and only the lines of the registry's files are parsed."""
+        caches them) and only the lines of the registry's files are parsed; so is smaps, for the dirty pages of
+        every writable mapping of those files at once (reading it walks every page table of the process: once
+        per entry made a suite's LoRA test, with a few dozen entries, five times slower)."""
         e = rec.entry
         key = (id(rec.obj), e.tier, e.device, sum(loaded.get(w, 0) for w in weights))
         if key == rec.mapped_key and not rec.writable:
             return e.mapped
-        if not maps:
-            ids = set().union(*(r.file_ids for r in self.records.values() if r.obj is not None))
-            maps.append(policy.file_mappings(ids))
-            self.maps_note = None if maps[0] is not None else (
+        if "mappings" not in maps:
+            maps["ids"] = set().union(*(r.file_ids for r in self.records.values() if r.obj is not None))
+            maps["mappings"] = policy.file_mappings(maps["ids"])
+            self.maps_note = None if maps["mappings"] is not None else (
                 "this system does not show LockN its memory maps (/proc/self/maps): every model counts whole "
                 "against the RAM budget, also the parts of GGUF files that stay mapped, which the kernel could reclaim")
-        mappings = maps[0]
+        mappings = maps["mappings"]
         if mappings is None:
             rec.mapped_key, rec.ranges, rec.writable = key, None, False
             return 0
@@ -190,7 +193,9 @@ class Registry(PromptLifecycle):
         rec.writable = any("w" in m.perms for m in mine)
         if not rec.ranges or not mine:
             return 0
-        return min(e.bytes, policy.mapped_bytes(rec.ranges, mine, policy.dirty_bytes(mine) if rec.writable else None))
+        if rec.writable and "dirty" not in maps:
+            maps["dirty"] = policy.dirty_bytes(policy.maps_of(mappings, maps["ids"]))
+        return min(e.bytes, policy.mapped_bytes(rec.ranges, mine, maps["dirty"] if rec.writable else None))
 
     # ---- the load seam ---------------------------------------------------------------------------
     def load(self, spec, loader):
