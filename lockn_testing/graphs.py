@@ -257,3 +257,20 @@ def with_lora(g: dict, family: str, loras=(), high=(), low=(), node_id: str = "L
         inputs["model"] = [lid, 0]
     g[node_id] = {"class_type": LORA_NODES[family], "inputs": inputs, "_meta": {"title": f"{family} LoRAs"}}
     return g
+
+
+def with_step_cache(g: dict, threshold: float = 0.2, linked: bool = False, node_id: str = "SC") -> dict:
+    """The same graph with LockN's Step Cache on (ComfyUI's EasyCache) on the model of its one sampler or guider;
+    with `linked`, the threshold comes from a PrimitiveFloat (ComfyUI checks no range on a linked value)."""
+    g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
+    [sid] = [k for k, n in g.items() if n["class_type"] in ("BasicGuider", "CFGGuider", "KSampler")
+             and isinstance(n["inputs"].get("model"), list)]
+    thr = threshold
+    if linked:
+        g[f"{node_id}T"] = {"class_type": "PrimitiveFloat", "inputs": {"value": threshold}}
+        thr = [f"{node_id}T", 0]
+    g[node_id] = {"class_type": "LockNStepCache", "inputs": {
+        "model": g[sid]["inputs"]["model"], "cache_steps": True, "reuse_threshold": thr, "start_percent": 0.15,
+        "end_percent": 0.95, "turbo": False}, "_meta": {"title": "Step cache"}}
+    g[sid]["inputs"]["model"] = [node_id, 0]
+    return g

@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 
 log = logging.getLogger("lockn_gen.comfy")
@@ -664,7 +665,6 @@ def add_step_cache(model, threshold: float, start_percent: float, end_percent: f
                       end_percent=float(end_percent), verbose=False)
     clone = getattr(out, "result", out)[0]
 
-    import threading
     local = threading.local()                 # the sampling run of this thread, until its first model call
 
     def lockn_step_cache(executor, *args, **kwargs):

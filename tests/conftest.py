@@ -73,7 +73,7 @@ def pytest_sessionfinish(session, exitstatus):
 # changes; measured per file with `bash scripts/test.sh --durations=0` (2026-12-06, 2 workers).
 LONGEST_FIRST = ("test_memory_flat.py", "test_lora_server.py", "test_faults_server.py", "test_web_workflows.py",
                  "test_residency_server.py", "test_loaders_server.py", "test_faults_io.py",
-                 "test_brief_server.py", "test_workflows.py", "test_turbo.py", "test_bad_input.py")
+                 "test_brief_server.py", "test_step_cache.py", "test_workflows.py", "test_turbo.py", "test_bad_input.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

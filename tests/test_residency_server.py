@@ -458,17 +458,6 @@ def test_a_load_that_would_exceed_the_budgets_stops_with_a_message_and_evicts_no
     assert res.outputs
 
 
-def with_step_cache(g: dict) -> dict:
-    """The image workflow with the LockN Step Cache on (core's EasyCache) between its model and its guider."""
-    [gid] = [k for k, n in g.items() if n["class_type"] == "BasicGuider"]
-    g = {k: {**n, "inputs": dict(n["inputs"])} for k, n in g.items()}
-    g["SC"] = {"class_type": "LockNStepCache", "inputs": {"model": g[gid]["inputs"]["model"], "cache_steps": True,
-                                                         "reuse_threshold": 0.2, "start_percent": 0.15,
-                                                         "end_percent": 0.95, "turbo": False}}
-    g[gid]["inputs"]["model"] = ["SC", 0]
-    return g
-
-
 def test_the_step_cache_counts_against_the_gpu_budget(res_server):
     """The step cache's residuals sit on the compute device while a sampler runs, so they count against the GPU
     budget. With a GPU budget far below the image stack, the uncached run still runs (ComfyUI streams a model
@@ -479,14 +468,14 @@ def test_the_step_cache_counts_against_the_gpu_budget(res_server):
     res_server.run(workflow("image", tight, prefix="res/cache-off"))             # runs without the cache
     before = {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "flux2")}
     with pytest.raises(PromptError) as err:
-        res_server.run(with_step_cache(workflow("image", tight, prefix="res/cache-on")))
+        res_server.run(graphs.with_step_cache(workflow("image", tight, prefix="res/cache-on")))
     msg, detail = err.value.args[0], err.value.detail
     assert detail["node_type"] == "SamplerCustomAdvanced", detail                  # at the sampler's start
     for words in ("the step cache of", "would exceed LockN's GPU budget of 1.00 GB", "used by the running prompt",
                   "Nothing was sampled", "raise gpu_budget_gb", "turn 'cache steps' off"):
         assert words in msg, (words, msg)
     assert {e["id"]: (e["tier"], e["loads_from_disk"]) for e in entries(res_server, "flux2")} == before
-    res = res_server.run(with_step_cache(workflow("image", ROOMY, prefix="res/cache-room")))
+    res = res_server.run(graphs.with_step_cache(workflow("image", ROOMY, prefix="res/cache-room")))
     assert res.outputs
     [run] = [r for r in report(res_server)["step_cache"]["runs"] if r["prompt_id"] == res.prompt_id]
     assert run["cache_bytes"] > 0 and run["steps"] == 4

@@ -155,28 +155,14 @@ def test_what_cannot_work_is_refused_before_sampling(server, tmp_path):
         Run(server, tmp_path / "music", "ace15_text_to_music", ["Music.cache_steps=true"])
     assert "does not call ComfyUI's diffusion-model wrapper" in str(exc.value), exc.value
     # straight to the API: a cache on ACE-Step 1.5, and a linked threshold past the range (links skip ComfyUI's check)
-    ace = graphs.ace15_t2m(loader="lockn", prefix="cache/ace")
-    ace = _with_cache(ace, threshold=0.2)
+    ace = graphs.with_step_cache(graphs.ace15_t2m(loader="lockn", prefix="cache/ace"))
     with pytest.raises(PromptError) as exc:
         server.run(ace)
     assert exc.value.detail["node_type"] == "LockNStepCache" and "ACE-Step 1.5" in exc.value.detail["exception_message"]
-    flux = _with_cache(graphs.flux2_t2i(loader="lockn", width=32, height=32, steps=2, prefix="cache/range"), threshold=5.0)
+    flux = graphs.with_step_cache(graphs.flux2_t2i(loader="lockn", width=32, height=32, steps=2, prefix="cache/range"),
+                                  threshold=5.0, linked=True)
     with pytest.raises(PromptError) as exc:
         server.run(flux)
     assert "reuse_threshold 5 is out of range" in exc.value.detail["exception_message"]
     assert server.get("/system_stats")                                    # still serving
 
-
-def _with_cache(g: dict, threshold: float) -> dict:
-    """An API graph with a LockN Step Cache on its only sampler model, its threshold fed by a primitive link."""
-    g = copy.deepcopy(g)
-    uses = [(k, key) for k, n in g.items() for key, v in n["inputs"].items()
-            if key == "model" and isinstance(v, list) and n["class_type"] in ("BasicGuider", "CFGGuider", "KSampler")]
-    assert len(uses) == 1, uses
-    k, key = uses[0]
-    g["T"] = {"class_type": "PrimitiveFloat", "inputs": {"value": threshold}}
-    g["C"] = {"class_type": "LockNStepCache", "inputs": {"model": g[k]["inputs"][key], "cache_steps": True,
-                                                        "reuse_threshold": ["T", 0], "start_percent": 0.15,
-                                                        "end_percent": 0.95, "turbo": False}}
-    g[k]["inputs"][key] = ["C", 0]
-    return g
