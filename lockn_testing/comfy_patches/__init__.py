@@ -286,6 +286,35 @@ def _patch_h264():
     video_types.av = _AVForTests(av, open_)
 
 
+def _patch_ltx_decode_noise():
+    """LTX video decoded the same way every run, in test and demo processes only (not keyed on the marker either).
+    ComfyUI's LTX video VAE adds noise as it decodes (timestep conditioning: torch.randn_like at
+    decode_noise_scale, and the decoder's spatial noise), drawn from torch's global generator without a seed of
+    its own ("#TODO: seed" in comfy/ldm/lightricks/vae/causal_video_autoencoder.py, 0.20.1 and 0.33). So the
+    same latents decode a little differently whenever something else drew from that generator since the
+    sampler seeded it: seen in CI on 0.33 (2026-12-07), an LTX-2 clip whose soundtrack was identical decoded
+    2.07 levels of 255 apart on a 9-frame 64x64 clip. Here each decode draws from a generator seeded with 0, in
+    a fork, so the global state is left as it was. Users' decodes are ComfyUI's business: not patched."""
+    try:
+        from comfy.ldm.lightricks.vae import causal_video_autoencoder as cva
+        cls = cva.VideoVAE
+    except (ImportError, AttributeError):
+        logging.warning("LockN Gen test patches: ComfyUI's LTX VideoVAE not found; its decode noise left unseeded")
+        return
+    if getattr(cls.decode, "_lockn_seeded", False):
+        return
+    orig = cls.decode
+
+    @functools.wraps(orig)
+    def decode(self, x, *a, **kw):
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            return orig(self, x, *a, **kw)
+    decode._lockn_seeded = True
+    cls.decode = decode
+
+
 class _AVForTests:
     """The `av` module as ComfyUI's video_types sees it in test processes: av itself, but `open` for writing
     gives containers whose H.264 streams use x264's C code (_patch_h264)."""
@@ -309,9 +338,10 @@ def install():
     _patch_diffusion_loader()
     _patch_vae()
     _patch_h264()
+    _patch_ltx_decode_noise()
     comfy.sd._lockn_tiny_patches = True
     logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker; H.264 with "
-                 "x264's C code)")
+                 "x264's C code; LTX video decode noise seeded)")
 
 
 install()
