@@ -8,6 +8,8 @@ shows in GET /lockn/residency and the LockN sidebar tab (`warnings()`). No promp
 | internal (what for)                                    | 0.20.1             | 0.33.0             | when missing            |
 |--------------------------------------------------------|--------------------|--------------------|-------------------------|
 | comfy.model_management.current_loaded_models (tiers)   | LoadedModel list   | same               | every model reads "ram" |
+|   (LoadedModel.model, its _parent_model while a loaded |                    |                    |                         |
+|   clone dies; ModelPatcher.loaded_size)                |                    |                    |                         |
 | model_management.free_memory(keep_loaded=...) (GPU->RAM)| yes               | same               | no GPU->RAM eviction    |
 | get_torch_device/get_free_memory/get_total_memory,     | yes                | same               | no automatic GPU budget;|
 |   (and the device type: CPU/MPS memory is system RAM)  |                    |                    | tiers budgeted apart    |
@@ -95,10 +97,29 @@ class Loaded:
     record: object
 
 
+def _loaded_patcher(lm):
+    """The ModelPatcher a LoadedModel record stands for. ComfyUI holds it weakly: when a clone it loaded dies
+    (the output cache let go of it: POST /free, or the cache clear the registry asks for after a drop, then
+    the worker's gc.collect() right after the prompt), the reference reads None until ComfyUI's finalizer
+    switches the record to the clone's parent (LoadedModel._switch_parent), and the weights stay loaded
+    throughout. A look from another thread in between (the idle watcher's settle, just then) read the model
+    as gone: seen on 0.33 under load, a Wan2.2 expert read as in RAM at the settle and the GPU budget was
+    left exceeded. Read the parent then, as ComfyUI is about to."""
+    patcher = lm.model
+    if patcher is None:
+        parent = getattr(lm, "_parent_model", None)
+        patcher = parent() if callable(parent) else None
+    return patcher
+
+
 def loaded_models() -> list[Loaded]:
     try:
-        return [Loaded(lm.model, lm.device, int(lm.model_loaded_memory()), lm)
-                for lm in list(_mm().current_loaded_models) if lm.model is not None]
+        out = []
+        for lm in list(_mm().current_loaded_models):
+            patcher = _loaded_patcher(lm)
+            if patcher is not None:
+                out.append(Loaded(patcher, lm.device, int(patcher.loaded_size()), lm))
+        return out
     except (ImportError, AttributeError, TypeError) as e:
         _degraded("comfy.model_management.current_loaded_models", "every model reads as in RAM", e)
         return []

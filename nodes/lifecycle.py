@@ -161,9 +161,8 @@ class PromptLifecycle:
         yield False
 
     def settle_if_idle(self):
-        """Settle the last prompt when no prompt runs; with nothing to settle, still hold the budgets: a settle
-        can read the tiers while ComfyUI is still moving a model (seen on 0.33 under load: a prompt's experts
-        read as in RAM at its settle, as on the GPU a moment later, and the budget was left exceeded)."""
+        """Settle the last prompt when no prompt runs; with nothing to settle, still hold the budgets (ComfyUI
+        loads models outside LockN's prompts too: a prompt without a LockN loader, a /free in between)."""
         with self._when_idle() as idle:
             if idle:
                 if self.unsettled:

@@ -111,6 +111,48 @@ def test_a_clone_of_an_entrys_patcher_counts_as_the_entry(comfy_inproc):
 
 
 @pytest.mark.comfy
+def test_a_loaded_clone_that_dies_reads_as_on_the_device_until_comfyui_switches_to_its_parent(comfy_inproc):
+    """ComfyUI holds the patcher it loaded weakly. When a loaded clone dies (the output cache let go of it,
+    then the worker's gc.collect() right after the prompt, in its own thread), the reference reads None until
+    ComfyUI's finalizer switches the record to the parent, while the weights stay loaded. A look in that moment
+    (here: a weak-reference callback that runs just before ComfyUI's finalizer) sees the entry on the device,
+    warns of nothing, and ComfyUI's switch then leaves it there. Without the seam reading the parent then, the
+    entry read as in RAM: on 0.33 under load a settle read a Wan2.2 expert so and left the GPU budget exceeded."""
+    import gc
+    import weakref
+
+    import comfy.model_management as mm
+    seam = _module("nodes.comfy_seam")
+    reg = _module("nodes.residency").REGISTRY
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS["LockNAceStep15Loader"]
+    model = cls.execute(**_loader_kwargs(cls, "ace15-turbo")).args[0]
+    [rec] = [r for r in reg.find(family="ace15") if r.obj is model]
+    reg.evict([rec], to="ram", defer_if_busy=False)
+    clone = model.clone()
+    mm.load_models_gpu([clone])
+    [record] = [lm for lm in mm.current_loaded_models if lm.model is clone]
+    reg.report()
+    assert rec.entry.tier == "gpu"
+    seen = []
+
+    def in_between(_ref):                     # registered last, so it runs before ComfyUI's finalizer
+        with reg.lock:
+            reg.refresh()
+        seen.append((record.model, rec.entry.tier, [w for w in seam.warnings() if "current_loaded_models" in w]))
+
+    probe = weakref.ref(clone, in_between)
+    del clone
+    gc.collect()
+    assert probe() is None and len(seen) == 1, "the clone did not die"
+    assert seen == [(None, "gpu", [])]        # the moment was real (ComfyUI's reference read None), the entry on the device
+    assert record.model is model and record.model_loaded_memory() > 0   # and ComfyUI switched to the parent
+    reg.report()
+    assert rec.entry.tier == "gpu"
+    reg.evict([rec], to="ram", defer_if_busy=False)
+    assert rec.entry.tier == "ram"
+
+
+@pytest.mark.comfy
 def test_a_missing_internal_is_reported_not_raised(comfy_inproc, monkeypatch):
     """ComfyUI moves its internals: without model management's loaded-model list the report still
     answers, every model reads as in RAM, and the warning names what is missing once, in the report."""

@@ -194,13 +194,10 @@ def test_budgets_lru_and_pins(res_server):
     seen_dropped, b_ran = set(), False
     for step in ("A", "B", "C", "A", "C"):
         res_server.run(flows[step])
-        # settled, and the budgets held: each idle report enforces them, so a settle that read a tier while
-        # ComfyUI 0.33 still moved a model (seen under load) is mended by the next look; never mended, this fails
+        # settled, and the budgets held at the first look. (Step B's settle comes as ComfyUI's worker lets go of
+        # its output cache, which the drop of flux2-dev asked for, and collects garbage: the experts' clones die
+        # meanwhile, and a look then read an expert as in RAM, under load, until the seam read the parent.)
         rep = settled(res_server)
-        deadline = time.time() + 20
-        while (rep["totals"]["gpu_bytes"] > 30 * GB or rep["totals"]["ram_bytes"] > 32 * GB) and time.time() < deadline:
-            time.sleep(0.25)
-            rep = settled(res_server)
         assert rep["budgets"]["gpu_bytes"] == 30 * GB and rep["budgets"]["ram_bytes"] == 32 * GB
         assert rep["totals"]["gpu_bytes"] <= 30 * GB, "\n".join([step, str(rep["totals"]), *residency_log(res_server)])
         assert rep["totals"]["ram_bytes"] <= 32 * GB, "\n".join([step, str(rep["totals"]), *residency_log(res_server)])
