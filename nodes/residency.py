@@ -398,8 +398,7 @@ class Registry(PromptLifecycle):
         with self.lock:
             self._ensure_defaults()
             self.refresh()
-            self._apply(policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
-                                    cycling=self.cycle.cycling, shared=self._shared()))
+            self._apply(self._plan(protect))
             self.refresh()
             self.warnings = policy.over_budget(self._entries(), self.budgets, shared=self._shared())
 
@@ -410,13 +409,17 @@ class Registry(PromptLifecycle):
             self.refresh()
             if not policy.over_budget(self._entries(), self.budgets, shared=self._shared()):
                 return
-            actions = policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
-                                  cycling=self.cycle.cycling, shared=self._shared())
+            actions = self._plan(protect)
             if actions:                        # (pinned entries alone over a budget: nothing to do, no event)
                 self._apply(actions)
                 self.release_dropped()
                 self.refresh()
                 self._changed()
+
+    def _plan(self, protect) -> list:
+        """What brings the tiers, as read last, within the budgets (nothing incoming)."""
+        return policy.plan(self._entries(), self.budgets, 0, self.priority, protect=set(protect),
+                           cycling=self.cycle.cycling, shared=self._shared())
 
     def _apply(self, actions):
         for a in actions:

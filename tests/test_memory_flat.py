@@ -2,6 +2,16 @@
 chain, new sampler seeds each run so every sampler runs), sampling the server's resident memory (RSS)
 and the registry's totals after each run.
 
+The server runs with glibc's mmap threshold fixed at 1 MB (MALLOC_MMAP_THRESHOLD_): every block of 1 MB or
+more is a mapping of its own, returned to the kernel when freed, so RSS follows what is alive. By default glibc
+raises that threshold as large blocks are freed (up to 32 MB) and serves later ones from heaps whose freed
+pages it keeps, so RSS follows the heaps' high-water marks: with the default, single runs moved by -20 to
++140 MB and the 5-run floors by +-25 MB, and a CI run under load (2026-12-07, floors 1536, 1541, 1525, 1509,
+1520, 1535, 1535, 1555 MB) failed the climb bound below (0.51 MB/run) with the floor 0.6 MB lower at the end.
+With the threshold fixed, under the same load, runs alternate between two values (the quality and the fast
+chain, 1478 and 1488 MB) and the floors stay within 1 MB: the same bounds, now far from the noise. A leak is
+memory kept alive, and shows either way.
+
 The bound held, and why: after a warm-up of 10 runs (both chains' models loaded, ComfyUI's and PyTorch's
 allocators at their working size) the RSS floor (the lowest of each 5 runs) must not climb: its
 Theil-Sen slope (the median of the slopes between every pair of floors) stays under 0.4 MB per run over
@@ -9,12 +19,9 @@ the last 40 runs, or, where one rise happened early, over the last 20; and the l
 not rise by more than 48 MB to the last 10 (a step). One chain run's outputs on the tiny models (17 or
 25 frames of 96x96 video as float32, a second of 48 kHz stereo audio, the latents) are about 2-3 MB, so
 keeping each run's outputs or models alive would lift the floor by 2 MB per run, 5x the bound, in both
-windows. Single runs move by -20 to +140 MB on this machine (the allocator keeps or returns transient
-memory; see the printed series), so the floor is what is measured, and a rise that happens once and
-stays (the allocator's high-water mark) is not a climb. Measured in CI on 2026-12-01: a Theil-Sen slope
-over all runs read 0.46 MB/run on a floor that rose 6 MB (b782970), and over all the floors 0.83 MB/run
-on floors 1388, 1404, 1380, 1420, 1426, 1420, 1420, 1420: one 40 MB rise at run 25, then flat (the last
-20 runs: -0.2 MB/run). Only the samplers get new seeds: the Brief, the Motion Prompt and ACE-Step's
+windows. Tried on 2026-12-07 under load: a registry made to keep 2 MB per report (one report a run)
+failed with a climb of 2.05 MB/run and the floor 63.7 MB higher (floors 1498, 1506, 1522, 1530, 1538, 1548,
+1561, 1569 MB). Only the samplers get new seeds: the Brief, the Motion Prompt and ACE-Step's
 encoder keep theirs, because the tiny random-weight text models write junk whose length follows the
 seed, and a new longest prompt is a likely source of such a step. Each prompt's history entry is deleted
 after it is read (the documented POST /history route): ComfyUI keeps up to 10,000 of them by design,
@@ -61,7 +68,8 @@ def slope(ys: list[float]) -> float:
 
 
 def test_memory_stays_flat_over_50_chains(tiny_models, start_image):
-    with serving(tiny_models, {"lockn_start.png": start_image}, extra_args=("--cache-classic",)) as srv:
+    with serving(tiny_models, {"lockn_start.png": start_image}, extra_args=("--cache-classic",),
+                 env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}) as srv:
         info = srv.get("/object_info")
         prompts = {name: client.prepare([str(WF / f"{name}.json")], TINY[name], info)[0].prompt
                    for name in ("chain_quality", "chain_fast")}
