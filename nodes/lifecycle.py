@@ -190,10 +190,9 @@ class PromptLifecycle:
         loop.call_soon_threadsafe(lambda: loop.create_task(watch()))
 
     def _watch_step(self) -> bool:
-        was = self.unsettled
         self.settle_if_idle()
         with self.lock:                        # decided under the lock that _watch is called under
-            self.watching = self.unsettled or was      # after a settle, one more look (settle_if_idle: the budgets)
+            self.watching = self.unsettled
             return self.watching
 
     def prompt_queued(self, json_data):
