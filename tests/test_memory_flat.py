@@ -54,22 +54,13 @@ MB = 1 << 20
 SAMPLERS = {"KSampler", "KSamplerAdvanced", "RandomNoise"}      # the nodes whose seed is moved each run
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def slope(ys: list[float]) -> float:
     """Theil-Sen: the median of the slopes between every pair of points (one outlier moves it little)."""
     return statistics.median((ys[j] - ys[i]) / (j - i) for i in range(len(ys)) for j in range(i + 1, len(ys)))
 
 
 def test_memory_stays_flat_over_50_chains(tiny_models, start_image):
-    with serving(tiny_models, {"lockn_start.png": start_image}, extra_args=("--cache-classic",),
-                 env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}) as srv:
+    with serving(tiny_models, {"lockn_start.png": start_image}, extra_args=("--cache-classic",)) as srv:
         info = srv.get("/object_info")
         prompts = {name: client.prepare([str(WF / f"{name}.json")], TINY[name], info)[0].prompt
                    for name in ("chain_quality", "chain_fast")}
@@ -91,7 +82,7 @@ def test_memory_stays_flat_over_50_chains(tiny_models, start_image):
                 p.unlink()                                         # outputs on disk are not the server's memory
             srv.post("/history", {"delete": [res.prompt_id]})     # ComfyUI's own record of the prompt
             rep = srv.get("/lockn/residency")
-            series.append(rss(srv.proc.pid))
+            series.append(srv.post("/lockn-test/malloc-trim", {})[1]["rss"])
             totals.append({e["name"]: (e["tier"], e["bytes"], e["loads_from_disk"]) for e in rep["entries"]})
         print("RSS MB per run:", [round(v / MB) for v in series])
     tail = series[WARMUP:]

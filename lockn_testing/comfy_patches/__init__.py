@@ -326,6 +326,29 @@ class _AVForTests:
         return getattr(self._av, name)
 
 
+def _route_malloc_trim():
+    """POST /lockn-test/malloc-trim: glibc's malloc_trim(0), which hands every wholly free page of the heaps back
+    to the kernel, then the process's resident memory. The memory soak reads RSS through it, so RSS follows
+    what is alive rather than the heaps' high-water marks (tests/test_memory_flat.py). Servers only."""
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:
+        return
+    if getattr(PromptServer, "instance", None) is None:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+
+    @PromptServer.instance.routes.post("/lockn-test/malloc-trim")
+    async def malloc_trim(request):
+        libc.malloc_trim(0)
+        with open("/proc/self/status") as f:
+            rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        return web.json_response({"rss": rss})
+
+
 def install():
     import comfy.sd
 
@@ -339,6 +362,7 @@ def install():
     _patch_vae()
     _patch_h264()
     _patch_ltx_decode_noise()
+    _route_malloc_trim()
     comfy.sd._lockn_tiny_patches = True
     logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker; H.264 with "
                  "x264's C code; LTX video decode noise seeded)")
