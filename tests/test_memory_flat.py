@@ -2,15 +2,13 @@
 chain, new sampler seeds each run so every sampler runs), sampling the server's resident memory (RSS)
 and the registry's totals after each run.
 
-The server runs with glibc's mmap threshold fixed at 1 MB (MALLOC_MMAP_THRESHOLD_): every block of 1 MB or
-more is a mapping of its own, returned to the kernel when freed, so RSS follows what is alive. By default glibc
-raises that threshold as large blocks are freed (up to 32 MB) and serves later ones from heaps whose freed
-pages it keeps, so RSS follows the heaps' high-water marks: with the default, single runs moved by -20 to
-+140 MB and the 5-run floors by +-25 MB, and a CI run under load (2026-12-07, floors 1536, 1541, 1525, 1509,
-1520, 1535, 1535, 1555 MB) failed the climb bound below (0.51 MB/run) with the floor 0.6 MB lower at the end.
-With the threshold fixed, under the same load, runs alternate between two values (the quality and the fast
-chain, 1478 and 1488 MB) and the floors stay within 1 MB: the same bounds, now far from the noise. A leak is
-memory kept alive, and shows either way.
+RSS is read after glibc's malloc_trim(0) (POST /lockn-test/malloc-trim, a route of the test patches), which
+hands every wholly free page of the heaps back to the kernel: RSS then follows what is alive, not the heaps'
+high-water marks. Read without it, single runs moved by -20 to +140 MB and the 5-run floors by +-25 MB, and a
+CI run under load (2026-12-07, floors 1536, 1541, 1525, 1509, 1520, 1535, 1535, 1555 MB) failed the climb
+bound below (0.51 MB/run) with the floor 0.6 MB lower at the end. With it, under the same load, the floors
+stay within 8 MB (1463 and 1471 MB; climb 0.0 MB/run). Fixing glibc's mmap threshold at 1 MB flattened them
+as well, but made the soak half again as slow (293 s against 187 s under load).
 
 The bound held, and why: after a warm-up of 10 runs (both chains' models loaded, ComfyUI's and PyTorch's
 allocators at their working size) the RSS floor (the lowest of each 5 runs) must not climb: its
@@ -19,9 +17,10 @@ the last 40 runs, or, where one rise happened early, over the last 20; and the l
 not rise by more than 48 MB to the last 10 (a step). One chain run's outputs on the tiny models (17 or
 25 frames of 96x96 video as float32, a second of 48 kHz stereo audio, the latents) are about 2-3 MB, so
 keeping each run's outputs or models alive would lift the floor by 2 MB per run, 5x the bound, in both
-windows. Tried on 2026-12-07 under load: a registry made to keep 2 MB per report (one report a run)
-failed with a climb of 2.05 MB/run and the floor 63.7 MB higher (floors 1498, 1506, 1522, 1530, 1538, 1548,
-1561, 1569 MB). Only the samplers get new seeds: the Brief, the Motion Prompt and ACE-Step's
+windows. Tried on 2026-12-07 under load, a registry made to keep 2 MB per report (one report a run): it
+failed on the climb, 1.03 MB/run (floors 1511, 1512, 1524, 1532, 1549, 1536, 1548, 1556 MB; the step check
+alone, +36 MB, would have passed it); part of each kept block lands on heap pages the trim cannot hand back,
+so a leak reads at half to three quarters of its size here (with the mmap threshold fixed: 2.05 MB/run). Only the samplers get new seeds: the Brief, the Motion Prompt and ACE-Step's
 encoder keep theirs, because the tiny random-weight text models write junk whose length follows the
 seed, and a new longest prompt is a likely source of such a step. Each prompt's history entry is deleted
 after it is read (the documented POST /history route): ComfyUI keeps up to 10,000 of them by design,
