@@ -126,7 +126,8 @@ def probe_one(name: str, steps: int) -> dict:
         out["latent_shape"] = list(latents["samples"].shape)
         out["files_read_at_load"] = reads + gguf_reads        # the watch works: the base's file is among them
         before = {k: v.detach().clone() for k, v in list(model.model.state_dict().items())[:4]}
-        reads.clear(), gguf_reads.clear()
+        reads.clear()
+        gguf_reads.clear()
         t0 = time.time()
         try:
             lora, loss, total = call(

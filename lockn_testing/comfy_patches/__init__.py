@@ -365,7 +365,7 @@ def install():
     _route_malloc_trim()
     comfy.sd._lockn_tiny_patches = True
     logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker; H.264 with "
-                 "x264's C code; LTX video decode noise seeded)")
+                 "x264's C code; LTX video decode noise seeded; POST /lockn-test/malloc-trim on servers)")
 
 
 install()
