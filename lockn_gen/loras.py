@@ -144,7 +144,12 @@ def shape_mismatches(lora_shapes: dict, key_map, weight_shapes: dict) -> list[st
         w = weight_shapes.get(key_map.get(k[:-len(end)], ""))
         if not w or len(w) < 2:
             continue
-        dim, want = (shape[0], w[0]) if end in _UP else (shape[1], w[1])
+        # a convolution's LoRA may come flattened ([rank, in * kernel], as core's trainer writes it): ComfyUI
+        # multiplies the flattened matrices and reshapes to the weight, so what must match is the product
+        inner = 1
+        for d in w[1:]:
+            inner *= d
+        dim, want = (shape[0], w[0]) if end in _UP else (shape[1], w[1] if shape[1] == w[1] else inner)
         if dim != want:
             out.append(f"{k} {list(shape)} against the weight {list(w)}")
     return out

@@ -78,6 +78,13 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Compute:
+    """A run's working memory to reserve (not a model): what did not happen when it does not fit, and its fixes."""
+    outcome: str                # "Nothing was sampled."
+    fixes: list
+
+
+@dataclass(frozen=True)
 class Action:
     entry_id: str
     kind: str                 # "offload" (gpu -> ram) | "drop" (ram or gpu -> dropped)
@@ -215,7 +222,7 @@ def size_text(n: int) -> str:
 
 def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, protect: set = frozenset(),
             shared: bool = False, available: int | None = None, incoming_ram_only: bool = False,
-            incoming_mapped: int = 0, incoming_gpu_only: bool = False) -> str | None:
+            incoming_mapped: int = 0, incoming_gpu_only: bool = False, compute: Compute | None = None) -> str | None:
     """None when a load of `incoming_bytes` fits once `actions` (plan's) are applied; else the reason it
     does not, for a message that stops the load before anything is read: what stays and why it cannot go
     (pinned, or used by the running prompt), and what to change.
@@ -225,14 +232,16 @@ def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, 
     through RAM, and ComfyUI runs a model partly loaded (the rest streamed from RAM each step), so it is
     refused only when it does not fit the two budgets together (with `incoming_ram_only`, memory that stays
     in RAM: the RAM budget alone). The RAM budget counts private bytes (ram_cost): `incoming_mapped` of the
-    incoming bytes arrive mapped from the model's file and are not counted there."""
+    incoming bytes arrive mapped from the model's file and are not counted there. `compute`: the memory is a
+    run's working memory (a step cache, training), not a model: the message says what did not happen and
+    that run's own fixes."""
     if incoming_bytes <= 0:
         return None
     state = {e.id: e.tier for e in entries}
     for a in actions:
         state[a.entry_id] = "ram" if a.kind == "offload" else "dropped"
     if incoming_gpu_only and not shared:
-        return _gpu_refusal(entries, state, budgets, incoming_bytes, name, protect)
+        return _gpu_refusal(entries, state, budgets, incoming_bytes, name, protect, compute)
     if budgets.ram_bytes is None:
         return None
 
@@ -270,7 +279,8 @@ def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, 
                  f"stay there) and GPU {budgets.gpu_bytes / GB:.2f} GB ({sum(e.bytes for e in held(('gpu',))) / GB:.2f} "
                  "GB stay there)")
     shown = incoming_bytes if together else incoming_private
-    why = [f"loading {name} ({shown / GB:.2f} GB) would exceed {where} after every eviction the policy allows"]
+    subject = name if compute else f"loading {name}"
+    why = [f"{subject} ({shown / GB:.2f} GB) would exceed {where} after every eviction the policy allows"]
     counts = ("the RAM budget counts private memory, which the kernel cannot reclaim (weights copied or converted "
               f"out of their files): {size_text(incoming_private)} of {name}")
     mapped_staying = sum(e.mapped for e in staying if shared or state[e.id] == "ram" and e.tier == "ram")
@@ -289,11 +299,15 @@ def refusal(entries, budgets: Budgets, actions, incoming_bytes: int, name: str, 
         fixes.append("unpin " + ", ".join(e.name for e in pinned) + " (LockN sidebar tab, or POST /lockn/residency/pin)")
     if in_use:
         fixes.append("run the stages as separate prompts, so each stage's models can be evicted for the next")
+    if compute:
+        fixes += compute.fixes
+        return "; ".join(why) + f". {compute.outcome} To fix: " + "; ".join(fixes) + "."
     fixes.append("or choose a smaller preset of this family (a lower GGUF quant, whose file stays mapped)")
     return "; ".join(why) + ". Nothing was loaded. To fix: " + "; ".join(fixes) + "."
 
 
-def _gpu_refusal(entries, state, budgets: Budgets, incoming_bytes: int, name: str, protect) -> str | None:
+def _gpu_refusal(entries, state, budgets: Budgets, incoming_bytes: int, name: str, protect,
+                 compute: Compute | None = None) -> str | None:
     """Memory that must sit on the GPU (a step cache): refused when what stays there after the evictions and
     it exceed the GPU budget; nothing is offloaded to make it fit a RAM budget."""
     if budgets.gpu_bytes is None:
@@ -313,10 +327,11 @@ def _gpu_refusal(entries, state, budgets: Budgets, incoming_bytes: int, name: st
         why.append(f"pinned: {names(pinned)}")
     if in_use:
         why.append(f"used by the running prompt: {names(in_use)}")
-    fixes = ["raise gpu_budget_gb on the Residency (LockN) node", "turn 'cache steps' off, or lower the size or length"]
+    compute = compute or Compute("Nothing was sampled.", ["turn 'cache steps' off, or lower the size or length"])
+    fixes = ["raise gpu_budget_gb on the Residency (LockN) node", *compute.fixes]
     if pinned:
         fixes.append("unpin " + ", ".join(e.name for e in pinned))
-    return "; ".join(why) + ". Nothing was sampled. To fix: " + "; ".join(fixes) + "."
+    return "; ".join(why) + f". {compute.outcome} To fix: " + "; ".join(fixes) + "."
 
 
 def budgets_in_prompt(prompt: dict) -> tuple[float | None, float | None] | None:

@@ -712,3 +712,166 @@ def add_step_cache(model, threshold: float, start_percent: float, end_percent: f
     clone.add_wrapper_with_key(outer, "lockn_step_cache", lockn_step_cache)
     clone.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "lockn_step_cache", lockn_step_cache_first_call)
     return clone
+
+
+# ---- LoRA training: core's TrainLoraNode on the resident base ------------------------------------------------
+def _structural_copy(module, memo=None):
+    """A copy of a module tree whose modules are new objects (their own train flag, forward, hooks and ComfyUI's
+    weight_function lists) and whose parameters and buffers are the very tensors of `module` (call it outside
+    inference mode)."""
+    import copy
+    memo = {} if memo is None else memo
+    if id(module) in memo:
+        return memo[id(module)]
+    c = copy.copy(module)
+    memo[id(module)] = c
+    c._parameters = dict(module._parameters)
+    # buffers (rotary tables, schedules: small) made under inference mode, as every load is, cannot be saved for
+    # backward (ACE-Step 1.5's rotary embedding fails so): the copy gets ordinary copies of those
+    c._buffers = {k: (b.clone() if b is not None and b.is_inference() else b) for k, b in module._buffers.items()}
+    for k, v in module.__dict__.items():
+        if k.startswith(("_forward", "_backward", "_state_dict", "_load_state_dict")) and isinstance(v, dict):
+            c.__dict__[k] = v.__class__(v) if not hasattr(v, "default_factory") else copy.copy(v)
+        elif k in ("weight_function", "bias_function") and isinstance(v, list):
+            c.__dict__[k] = list(v)
+    c._modules = {k: (None if m is None else _structural_copy(m, memo)) for k, m in module._modules.items()}
+    return c
+
+
+def _resident_copy_factory(base):
+    """What ComfyUI 0.33's trainer calls to rebuild the base (``cached_patcher_init``; core's loaders read the file
+    again, ComfyUI-GGUF's sets none): a structural copy of the resident model (_structural_copy) whose parameters
+    and buffers are the resident tensors themselves. The trainer switches the copy to train mode, patches its
+    blocks' forward for gradient checkpointing and adds its adapters to the copy's modules; the resident model's
+    modules are not touched and no weight is read or copied."""
+
+    def build(*_, disable_dynamic=True, **__):
+        import torch
+        with torch.inference_mode(False):
+            clone = _structural_copy(base.model)
+
+        class Fresh:
+            @staticmethod
+            def get_clone_model_override():
+                return clone, ({}, {}, {}, set())     # a pristine patcher's backups: nothing patched yet
+        return Fresh()
+    return build
+
+
+def _autograd_copy(x):
+    """Conditioning made under inference mode (every node runs in it) as tensors autograd may save (0.20.1's
+    trainer keeps ACE-Step 1.5's as they are and fails: "Inference tensors cannot be saved for backward")."""
+    import torch
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    if isinstance(x, dict):
+        return {k: _autograd_copy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_autograd_copy(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_autograd_copy(v) for v in x)
+    return x
+
+
+def model_shape(patcher) -> tuple[list, int, int, int]:
+    """What the memory estimate needs from a base: [(out, in)] of the 2-D weights core's trainer adapts (modules
+    with ComfyUI's weight_function), the blocks' width, the number of blocks and the widest block's linear outputs."""
+    import torch.nn as nn
+    dm = getattr(getattr(patcher, "model", None), "diffusion_model", None)
+    if dm is None:
+        return [], 0, 0, 0
+    linears = [(int(m.weight.shape[0]), int(m.weight.shape[1])) for m in dm.modules()
+               if hasattr(m, "weight_function") and getattr(m, "weight", None) is not None and m.weight.dim() == 2]
+    blocks = [b for m in dm.children() if isinstance(m, nn.ModuleList) for b in m]
+    widest, hidden = 0, 0
+    for b in blocks:
+        outs = [int(m.weight.shape[0]) for m in b.modules() if isinstance(getattr(m, "weight", None), nn.Parameter)
+                and m.weight.dim() == 2]
+        if sum(outs) > widest:
+            widest = sum(outs)
+            first = next((m for m in b.modules() if getattr(m, "weight", None) is not None and m.weight.dim() == 2), None)
+            hidden = int(first.weight.shape[1]) if first is not None else 0
+    return linears, hidden, len(blocks), widest
+
+
+def text_tokens(conditioning) -> int:
+    """The text tokens of a conditioning list ([[tensor, dict]]): the tensor's second dimension."""
+    try:
+        return int(conditioning[0][0].shape[1])
+    except (IndexError, AttributeError, TypeError):
+        return 0
+
+
+def train_lora(model, latents: list, conditioning: list, on_loss=None, **settings):
+    """ComfyUI core's TrainLoraNode on `model` (a LockN loader's, or a clone of one): (lora state dict, losses,
+    steps). The trainer gets a patcher around a structural copy of the resident model (_structural_copy: the
+    same weight tensors, modules of its own), whose ``cached_patcher_init`` builds another such copy (see
+    _resident_copy_factory), the conditioning as autograd-safe copies, and, when `on_loss` is given, a loss
+    function that also reports each step's loss (core's own, wrapped for the call). Core draws timesteps and
+    batches from torch's global generator: it is seeded with the run's seed for the call (and restored after), so
+    the same seed and data train the same LoRA. Core's progress bar reaches the editor, and ComfyUI's interrupt
+    stops it between steps."""
+    import torch
+    cls = node_class("TrainLoraNode")
+    if cls is None or not callable(getattr(cls, "execute", None)):
+        _degraded("the TrainLoraNode node (comfy_extras/nodes_train.py)", "LockN training refuses to run")
+        raise Missing(f"ComfyUI {comfyui_version()} has no Train LoRA node (TrainLoraNode), which LockN training runs: "
+                      f"update ComfyUI")
+    # the trainer's module as ComfyUI loaded it (comfy_extras load under their own module names)
+    trainer_globals = getattr(getattr(cls.execute, "__func__", cls.execute), "__globals__", {})
+    make_loss = trainer_globals.get("_create_loss_function")
+    with torch.inference_mode(False):
+        # 0.20.1's trainer trains on a plain clone, 0.33's on what cached_patcher_init builds: both get the copy
+        backups = model.get_clone_model_override()[1]
+        copied = _structural_copy(model.model)
+        train_in = model.clone(model_override=(copied, tuple(type(b)() for b in backups)))
+        train_in.cached_patcher_init = (_resident_copy_factory(train_in), ())
+        conditioning = _autograd_copy(conditioning)
+        latents = _autograd_copy(latents)
+    args = {k: [v] for k, v in settings.items()}
+    patched = False
+    if on_loss is not None and make_loss is not None:
+        def reporting(name):
+            fn = make_loss(name)
+
+            def loss(*a, **k):
+                out = fn(*a, **k)
+                on_loss(float(out.detach()))
+                return out
+            return loss
+        trainer_globals["_create_loss_function"] = reporting
+        patched = True
+    elif on_loss is not None:
+        _degraded("comfy_extras/nodes_train.py's _create_loss_function", "training reports no loss per step (only at the end)")
+    rng = torch.get_rng_state()
+    torch.manual_seed(int(settings.get("seed", 0)))    # core draws timesteps and batches from torch's global RNG
+    try:
+        out = cls.execute(model=[train_in], latents=latents, positive=conditioning, **args)
+    finally:
+        torch.set_rng_state(rng)
+        if patched:
+            trainer_globals["_create_loss_function"] = make_loss
+    lora, loss_map, steps = getattr(out, "result", out)
+    return lora, loss_map, steps
+
+
+def bucket_by_size(latents: list, conditioning: list):
+    """Core's ResolutionBucket: latents of several sizes grouped so each batch has one size."""
+    cls = node_class("ResolutionBucket")
+    if cls is None or not callable(getattr(cls, "execute", None)):
+        _degraded("the ResolutionBucket node", "LockN training cannot bucket pictures of several sizes")
+        raise Missing(f"ComfyUI {comfyui_version()} has no Resolution Bucket node: resize the pictures to one size")
+    out = cls.execute(latents=latents, conditioning=conditioning)
+    return getattr(out, "result", out)
+
+
+def run_core_node(name: str, what: str, **kwargs):
+    """A core node's outputs (as its execute or FUNCTION returns them), or Missing naming what needs it."""
+    cls = node_class(name)
+    if cls is None:
+        _degraded(f"nodes.NODE_CLASS_MAPPINGS[{name!r}]", f"{what} is refused")
+        raise Missing(f"ComfyUI {comfyui_version()} has no {name} node, which {what} needs: update ComfyUI")
+    if hasattr(cls, "FUNCTION"):
+        return getattr(cls(), cls.FUNCTION)(**kwargs)
+    out = cls.execute(**kwargs)
+    return getattr(out, "result", out)

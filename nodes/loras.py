@@ -15,6 +15,7 @@ from comfy_api.latest import io
 from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import fileinfo
 from ..lockn_gen import loras as L
+from ..lockn_gen import training as T
 from ..lockn_gen.hub import download_command
 from ..lockn_gen.preflight import LockNError
 from . import comfy_models as cm
@@ -56,7 +57,7 @@ def _resolve(cat, family: str, slots: list[tuple[str, str | None, str, float]]):
                "Put the file into ComfyUI's models/loras folder, or choose another LoRA.")
         raise LockNError(f"{fam.display_name} LoRA: {len(missing)} LoRA file(s) not found in {where}:\n"
                          + "\n".join(lines) + f"\n{fix}")
-    for slot, _, name, path, _, _ in found:
+    for slot, expert, name, path, _, _ in found:
         try:
             info = fileinfo.read_header(path)
         except fileinfo.FileProblem as e:
@@ -64,6 +65,10 @@ def _resolve(cat, family: str, slots: list[tuple[str, str | None, str, float]]):
         ident = fileinfo.identify(info)
         if ident.role and ident.role != "lora":
             raise LockNError(f"{slot}: {name} is {ident.detail}, not a LoRA. Choose a LoRA file (models/loras).")
+        try:                                    # a LoRA LockN trained says its family and expert in its metadata
+            T.check_lora_use(info.metadata, name, family, fam.display_name, expert)
+        except T.TrainingProblem as e:
+            raise LockNError(f"{slot}: {e}") from None
         guess, guess_name = L.guess_family(info.tensors)
         if guess and guess != family:
             raise LockNError(f"{slot}: {name} looks like a LoRA for {guess_name} (from its key names), and this node "

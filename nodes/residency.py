@@ -246,19 +246,20 @@ class Registry(PromptLifecycle):
         entries stay."""
         self._reserve(nbytes, why, ram_only=True)
 
-    def reserve_compute(self, nbytes: int, why: str):
-        """The same for `nbytes` that a sampling run is about to hold on the compute device (the step cache's
-        residuals): room within the GPU budget (and the RAM budget where the device's memory is system RAM),
-        or LockNError with the figures and nothing evicted."""
-        self._reserve(nbytes, why, gpu_only=True)
+    def reserve_compute(self, nbytes: int, why: str, compute: policy.Compute | None = None):
+        """The same for `nbytes` that a run is about to hold on the compute device (the step cache's residuals,
+        training's adapters and activations): room within the GPU budget (and the RAM budget where the device's
+        memory is system RAM), or LockNError with the figures (and `compute`'s outcome and fixes) and nothing
+        evicted."""
+        self._reserve(nbytes, why, gpu_only=True, compute=compute)
 
-    def _reserve(self, nbytes: int, why: str, ram_only: bool = False, gpu_only: bool = False):
+    def _reserve(self, nbytes: int, why: str, ram_only: bool = False, gpu_only: bool = False, compute=None):
         if nbytes <= 0:
             return
         with self.lock:
             self._ensure_defaults()
             self.refresh()
-            actions = self._room_for(nbytes, why, ram_only=ram_only, gpu_only=gpu_only)
+            actions = self._room_for(nbytes, why, ram_only=ram_only, gpu_only=gpu_only, compute=compute)
             if actions:
                 log.info("LockN residency: making room for %.2f GB (%s)", nbytes / policy.GB, why)
             self._apply(actions)
@@ -318,7 +319,8 @@ class Registry(PromptLifecycle):
         rec = self.records.get(rid)
         return f"{rid}:{rec.drops if rec else 0}"
 
-    def _room_for(self, nbytes: int, name: str, ram_only: bool = False, mapped: int = 0, gpu_only: bool = False) -> list:
+    def _room_for(self, nbytes: int, name: str, ram_only: bool = False, mapped: int = 0, gpu_only: bool = False,
+                  compute=None) -> list:
         """The evictions that make room for `nbytes` (a model to load, `mapped` of them from its file; with
         `ram_only`, memory that stays in RAM), the running prompt's entries kept; LockNError, with nothing
         evicted, when even they do not make enough: stopped here rather than by the kernel's out-of-memory
@@ -329,7 +331,7 @@ class Registry(PromptLifecycle):
                               incoming_mapped=mapped, incoming_gpu_only=gpu_only)
         why = policy.refusal(self._entries(), self.budgets, actions, nbytes, name, protect=protect, shared=shared,
                              available=policy.mem_available(), incoming_ram_only=ram_only, incoming_mapped=mapped,
-                             incoming_gpu_only=gpu_only)
+                             incoming_gpu_only=gpu_only, compute=compute)
         if why:
             log.error("LockN residency: %s", why)
             raise LockNError(why)
