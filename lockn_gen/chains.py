@@ -504,6 +504,9 @@ WORKFLOWS = {
     "chain_quality": chain_quality,
     "chain_fast": chain_fast,
 }
+from . import training_workflows  # noqa: E402  (the LoRA training workflows, built from the pieces above)
+
+WORKFLOWS.update(training_workflows.WORKFLOWS)
 
 
 def prompt(name: str) -> dict:
@@ -699,6 +702,8 @@ def _cache_note(g: Graph) -> str:
 
 def notes(name: str, g: Graph) -> list[tuple[str, str]]:
     """(title, markdown) of the notes beside a workflow's stages."""
+    if name in training_workflows.WORKFLOWS:
+        return training_workflows.notes(name, g)
     return [("Start here", _start_note(name, g)), ("Model files", _files_note(g)),
             ("Time and memory", _time_note(g))]
 

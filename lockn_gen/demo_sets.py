@@ -21,5 +21,9 @@ TINY = {
     "chain_quality": FLUX + WAN + ACE + BRIEF,
     "chain_fast": FLUX + LTX + ACE + BRIEF,
 }
+# the training workflows: a few steps at a small rank on the example datasets
+TRAIN = ["Train LoRA.steps=2", "Train LoRA.rank=4"]
+TINY.update({"train_flux2_lora": TRAIN, "train_wan22_lora": TRAIN,
+             "train_ace15_lora": TRAIN + ["Training audio.seconds=2.0"]})
 # the apps (workflows/NAME.app.json, lockn_gen.chains.APPS) hold their chain's graph: the same settings
 TINY.update({"chain_quality.app": TINY["chain_quality"], "chain_fast.app": TINY["chain_fast"]})

@@ -6,7 +6,7 @@ from . import comfy_seam as seam
 from .brief import BRIEF_NODES
 from .loaders import LOADER_NODES
 from .loras import LORA_NODES
-from .media import MEDIA_NODES, install_example_inputs
+from .media import MEDIA_NODES, install_example_datasets, install_example_inputs
 from .residency_nodes import RESIDENCY_NODES
 from .step_cache import STEP_CACHE_NODES
 from .training import TRAINING_NODES
@@ -17,6 +17,7 @@ class LockNGenExtension(ComfyExtension):
     async def on_load(self) -> None:
         seam.probe()                    # a missing ComfyUI internal is said once, at start-up
         install_example_inputs()        # the I2V workflows' start image, if input/ has none of that name
+        install_example_datasets()      # the training workflows' example folders, file by file
         server = seam.server()
         if server is not None:          # in-process (no server) there are no routes to register
             from . import routes

@@ -11,6 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lockn_gen import start_image
+from ..lockn_gen import training_workflows
 from ..lockn_gen.soundtrack import fit_to_clip
 
 log = logging.getLogger("lockn_gen.media")
@@ -35,6 +36,30 @@ def install_example_inputs() -> str | None:
         return None
     log.info("LockN Gen: the example start image of the I2V workflows is now at %s", dst)
     return dst
+
+
+def install_example_datasets() -> list[str]:
+    """Put the training workflows' example datasets (workflows/input/lockn_train_*) into ComfyUI's input folder,
+    each file only where none of that name is there (a user's own files are never replaced). Returns what it wrote."""
+    import folder_paths
+    written = []
+    for name in training_workflows.EXAMPLE_FOLDERS:
+        src, dst = training_workflows.EXAMPLES / name, os.path.join(folder_paths.get_input_directory(), name)
+        if not src.is_dir():
+            continue
+        try:
+            os.makedirs(dst, exist_ok=True)
+            for f in sorted(src.iterdir()):
+                target = os.path.join(dst, f.name)
+                if f.is_file() and not os.path.exists(target):
+                    shutil.copyfile(f, target + ".lockn-part")
+                    os.replace(target + ".lockn-part", target)
+                    written.append(target)
+        except OSError as e:
+            log.warning("LockN Gen: could not put the example training data into %s (%s)", dst, e)
+    if written:
+        log.info("LockN Gen: the training workflows' example datasets are in %s", folder_paths.get_input_directory())
+    return written
 
 
 class LockNFitAudioToVideo(io.ComfyNode):
