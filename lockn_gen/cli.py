@@ -14,6 +14,7 @@ COMMANDS = {
     "models": ("lockn_gen.hub", "list, check and download (pull) the catalog's model files"),
     "plan": ("lockn_gen.planner", "print what fits on the GPU, what swaps, and the presets to use"),
     "run": ("lockn_gen.client", "submit a workflow to ComfyUI servers, follow it, download outputs"),
+    "train": ("lockn_gen.train_cli", "train a LoRA on a ComfyUI server with the shipped training workflow"),
 }
 
 

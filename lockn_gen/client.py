@@ -62,7 +62,8 @@ class PromptRefused(ClientError):
 @dataclass
 class Progress:
     """One thing that happened to a prompt: kind is "node" (started), "cached", "step" (sampler step
-    value/max), "cache" (a sampler with the step cache ended: skipped value of max steps), "error" or "done"."""
+    value/max), "cache" (a sampler with the step cache ended: skipped value of max steps), "train" (a LoRA
+    training step value/max with its loss; at the end ``path``, the saved LoRA), "error" or "done"."""
     prompt_id: str
     kind: str
     node: str | None = None
@@ -70,6 +71,8 @@ class Progress:
     class_type: str | None = None
     value: int = 0
     max: int = 0
+    loss: float | None = None
+    path: str | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Result:
     interrupted: bool = False
     status: dict = field(default_factory=dict)
     step_cache: list = field(default_factory=list)   # lockn.step_cache events: what each cached sampler skipped
+    training: list = field(default_factory=list)     # lockn.training events: each step's loss, then the saved LoRA
 
     @property
     def ok(self) -> bool:
@@ -205,16 +209,19 @@ class Client:
     def history(self, prompt_id: str) -> dict | None:
         return (self.get_json(f"/history/{urllib.parse.quote(prompt_id)}") or {}).get(prompt_id)
 
-    def upload(self, path: str | Path) -> str:
-        """Upload a local file into the server's input folder (POST /upload/image, which takes any media);
-        returns the name to put in the input (``subfolder/name`` when the server chose a subfolder)."""
+    def upload(self, path: str | Path, subfolder: str | None = None) -> str:
+        """Upload a local file into the server's input folder (POST /upload/image, which takes any media), into
+        `subfolder` of it if given (replacing a file of that name there); returns the name to put in the input
+        (``subfolder/name`` when there is a subfolder)."""
         path = Path(path)
         boundary = uuid.uuid4().hex
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        fields = {"type": "input", **({"subfolder": subfolder, "overwrite": "true"} if subfolder else {})}
         parts = [
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
             f"Content-Type: {ctype}\r\n\r\n".encode() + path.read_bytes() + b"\r\n",
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\ninput\r\n".encode(),
+            *(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+              for k, v in fields.items()),
             f"--{boundary}--\r\n".encode(),
         ]
         status, body = self._request("POST", "/upload/image", b"".join(parts),
@@ -368,6 +375,12 @@ class Client:
                 node = d.get("node")
                 emit(Progress(prompt_id, "step", str(node), *self._node_info(prompt_id, node),
                               value=int(d.get("value") or 0), max=int(d.get("max") or 0)))
+            elif t == "lockn.training":
+                node = d.get("node")
+                res.training.append(d)
+                emit(Progress(prompt_id, "train", str(node), *self._node_info(prompt_id, node),
+                              value=int(d.get("step") or d.get("steps") or 0), max=int(d.get("steps") or 0),
+                              loss=d.get("loss"), path=d.get("path")))
             elif t == "lockn.step_cache":
                 node = d.get("node")
                 res.step_cache.append(d)

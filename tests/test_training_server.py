@@ -284,3 +284,30 @@ def test_an_interrupted_training_leaves_no_file(comfy_server, trained):
     assert asked.is_set() and res.interrupted and time.time() - t0 < 120
     folder = lora_path(srv, "test-interrupted").parent
     assert not [p.name for p in folder.glob("test-interrupted*")]
+
+
+def test_lockn_gen_train_uploads_a_local_folder_and_reports_steps_and_the_lora(comfy_server, trained, tmp_path, capsys):
+    """`lockn-gen train` runs the shipped Flux.2 training workflow (klein 4B, its default base) through the API:
+    a local folder is uploaded into the server's input folder, each step's loss is printed, then the LoRA's name;
+    a bad name or folder is refused before anything is queued."""
+    from lockn_gen import cli
+    srv = comfy_server
+    data = tmp_path / "my-pictures"
+    write_pictures(data, captions=False)
+    trained.append("test-cli")
+    base = ["train", "--family", "flux2", "--server", srv.url]
+    rc = cli.main([*base, "--data", str(data), "--name", "test-cli", "--steps", "3", "--rank", "4",
+                   "--caption", "a lockn style picture"])
+    out, err = capsys.readouterr()
+    assert rc == 0, (out, err)
+    assert [ln.split()[1] for ln in out.splitlines() if ln.startswith("step ")] == ["1/3", "2/3", "3/3"], out
+    assert all(" loss " in ln for ln in out.splitlines() if ln.startswith("step "))
+    assert "LoRA: lockn/test-cli.safetensors" in out and "uploaded 4 files" in err
+    m = meta(lora_path(srv, "test-cli"))
+    assert m["lockn.steps"] == "3" and m["lockn.base_file"] == "flux-2-klein-4b.safetensors"
+    assert (srv.base / "input" / "my-pictures" / "pic3.png").is_file()
+
+    assert cli.main([*base, "--data", "my-pictures", "--name", "../x"]) == 2
+    assert "no folders" in capsys.readouterr().err
+    assert cli.main([*base, "--data", "no-such-folder", "--name", "x"]) == 2
+    assert "no-such-folder" in capsys.readouterr().err
