@@ -11,8 +11,8 @@ the LockN loader holds and saves its result where the LoRA nodes look. Measured 
   read the file again; ComfyUI-GGUF's sets none, so core alone cannot train a GGUF base). LockN hands the
   trainer a structural copy of the resident model whose weights are the resident tensors themselves: no
   read, no second copy of the weights, for every base including GGUF.
-- Video datasets (several clips of frames) need the trainer of ComfyUI after 0.20.1 (0.20.1 indexes a
-  latent batch with 4-D indices: one clip works, several do not).
+- Clips of one size and length train on both versions; clips of several sizes (bucketed) only after 0.20.1
+  (0.20.1's trainer repeats the first latent with 4-D sizes when the shapes differ).
 
 Nothing here imports ComfyUI.
 """
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 GB = 1e9
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv")
 CAPTION_EXTENSION = ".txt"
 CAPTIONS_PER_FILE = "a .txt beside each file"
 CAPTION_FOR_ALL = "one caption for all"
@@ -49,9 +50,9 @@ CANNOT = {
                    "nested latent), which core's trainer does not split into a dataset; it would need core's "
                    "trainer to accept LTX-2's audio-video latents, or LTX's own trainer outside ComfyUI."),
 }
-VIDEO_NEEDS = ("several clips need the trainer of a ComfyUI after 0.20.1 (0.20.1's trainer indexes a batch of video "
-               "latents with 4-D indices and fails on the second clip); one clip per run works on 0.20.1. Update "
-               "ComfyUI (0.33 trains video datasets), or train on one clip.")
+VIDEO_NEEDS = ("clips of several sizes (bucketed) need the trainer of a ComfyUI after 0.20.1: 0.20.1's trainer "
+               "repeats the first latent with 4-D sizes when the shapes differ, and a clip's latent is 5-D. Clips of "
+               "one size and length train on 0.20.1; resize them to one size, or update ComfyUI (0.33 trains them).")
 
 
 class TrainingProblem(ValueError):
@@ -62,15 +63,16 @@ def version_tuple(version: str) -> tuple:
     return tuple(int(x) for x in re.findall(r"\d+", version or "0")[:3])
 
 
-def check_family(family: str, version: str, media_items: int = 1) -> None:
-    """Refuse what core's trainer cannot do on this ComfyUI, with why and what would be needed."""
+def check_family(family: str, version: str, video_shapes: int = 0) -> None:
+    """Refuse what core's trainer cannot do on this ComfyUI, with why and what would be needed. `video_shapes`:
+    how many different shapes the dataset's video latents have (0: no clips)."""
     for (fam, prefix), why in CANNOT.items():
         if fam == family and version.startswith(prefix):
             raise TrainingProblem(why)
     if family not in FAMILIES:
         raise TrainingProblem(f"no LockN training for the family {family!r}; it trains "
                               f"{', '.join(v[0] for v in FAMILIES.values())}")
-    if FAMILIES[family][1] == "video" and media_items > 1 and version_tuple(version) <= (0, 20, 1):
+    if video_shapes > 1 and version_tuple(version) <= (0, 20, 1):
         raise TrainingProblem(f"{FAMILIES[family][0]} on ComfyUI {version}: {VIDEO_NEEDS}")
 
 
@@ -80,22 +82,25 @@ class Dataset:
     folder: str
     files: list[str]                        # full paths, sorted
     captions: list[str]
-    media: str                              # image | audio
+    media: str                              # image | video | audio
 
     def __len__(self):
         return len(self.files)
 
 
 def media_extensions(media: str) -> tuple:
-    return IMAGE_EXTENSIONS if media == "image" else AUDIO_EXTENSIONS
+    return {"image": IMAGE_EXTENSIONS, "video": VIDEO_EXTENSIONS, "visual": IMAGE_EXTENSIONS + VIDEO_EXTENSIONS}.get(
+        media, AUDIO_EXTENSIONS)
 
 
 def scan(folder: str, media: str, caption_mode: str = CAPTIONS_PER_FILE, caption: str = "",
          shown: str | None = None) -> Dataset:
     """The files of `folder` (not its subfolders) with their captions, or TrainingProblem: a missing or empty
-    folder, a file with no caption when each needs one (all of them named), no caption at all."""
+    folder, a file with no caption when each needs one (all of them named), no caption at all. `media` "visual"
+    takes pictures or clips (not both in one folder) and says which it found."""
     shown = shown or folder
     exts = media_extensions(media)
+    what = "picture or clip" if media == "visual" else media
     if not os.path.isdir(folder):
         raise TrainingProblem(f"training data folder {shown!r} not found (looked for {folder}). Make it (under "
                               f"ComfyUI's input folder) and put the {media} files there, each with its caption in a "
@@ -103,8 +108,15 @@ def scan(folder: str, media: str, caption_mode: str = CAPTIONS_PER_FILE, caption
     files = sorted(os.path.join(folder, n) for n in os.listdir(folder)
                    if n.lower().endswith(exts) and os.path.isfile(os.path.join(folder, n)))
     if not files:
-        raise TrainingProblem(f"training data folder {shown!r} ({folder}) has no {media} files ({', '.join(exts)}). "
-                              f"Put the {media}s to learn from there.")
+        raise TrainingProblem(f"training data folder {shown!r} ({folder}) has no {what} files ({', '.join(exts)}). "
+                              f"Put the {what}s to learn from there.")
+    if media == "visual":
+        clips = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
+        if clips and len(clips) < len(files):
+            raise TrainingProblem(f"training data folder {shown!r} mixes {len(files) - len(clips)} pictures and "
+                                  f"{len(clips)} clips ({os.path.basename(clips[0])}); a run trains on one kind: put "
+                                  f"them in two folders")
+        media = "video" if clips else "image"
     if caption_mode not in CAPTION_MODES:
         raise TrainingProblem(f"captions {caption_mode!r}: choose {' or '.join(repr(m) for m in CAPTION_MODES)}")
     if caption_mode == CAPTION_FOR_ALL:

@@ -74,6 +74,37 @@ def _image_sizes(files) -> dict:
     return sizes
 
 
+def _clip_frames(path: str, frames: int):
+    """The first `frames` frames of a clip as RGB arrays (fewer if the clip is shorter)."""
+    import av
+    out = []
+    try:
+        with av.open(path) as c:
+            for fr in c.decode(video=0):
+                out.append(fr.to_ndarray(format="rgb24"))
+                if len(out) >= frames:
+                    break
+    except (av.error.FFmpegError, IndexError) as e:
+        raise LockNError(f"training clip {path} cannot be decoded ({e}); remove it or convert it to MP4 (H.264)") from None
+    return out
+
+
+def _clip_size(path: str, frames: int) -> tuple[int, int]:
+    got = _clip_frames(path, frames)
+    if len(got) < frames:
+        raise LockNError(f"training clip {os.path.basename(path)} has {len(got)} frames, fewer than frames={frames}; "
+                         f"lower frames (4n+1: {max(1, (len(got) - 1) // 4 * 4 + 1)} fits it) or remove the clip")
+    h, w = got[0].shape[:2]
+    return w, h
+
+
+def _load_clip(path: str, frames: int):
+    """A clip as one IMAGE batch [frames, H, W, 3] (what a video VAE encodes as one video)."""
+    import numpy as np
+    import torch
+    return torch.from_numpy(np.stack(_clip_frames(path, frames)).astype(np.float32) / 255.0)
+
+
 def _load_audio(path: str, seconds: float):
     """(waveform [1, channels, samples] float32, sample rate), cut to `seconds` (0: whole)."""
     import av
@@ -102,9 +133,10 @@ class LockNTrainingData(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LockNTrainingData", display_name="Training Data (LockN)", category=CATEGORY,
-            description="The pictures of a folder in ComfyUI's input folder, with their captions, for LoRA training "
-                        "(to core's Make Training Dataset). Checked before anything loads: a missing or empty folder, a "
-                        "picture without its caption, pictures of several sizes without bucketing.",
+            description="The pictures (or, for a video family, the clips) of a folder in ComfyUI's input folder, with "
+                        "their captions, for LoRA training (to core's Make Training Dataset). Checked before anything "
+                        "loads: a missing or empty folder, a file without its caption, sizes that differ without "
+                        "bucketing, a clip shorter than the frames asked for.",
             inputs=[io.Combo.Input("folder", options=_input_folders(),
                                    tooltip="A folder under ComfyUI's input folder with the pictures to learn from."),
                     io.Combo.Input("captions", options=list(T.CAPTION_MODES), default=T.CAPTIONS_PER_FILE,
@@ -115,18 +147,27 @@ class LockNTrainingData(io.ComfyNode):
                                             "(the words that will call the style up)."),
                     io.Boolean.Input("bucket_by_size", default=False,
                                      tooltip="Allow pictures of several sizes: each size trains in its own batches "
-                                             "(core's Resolution Bucket). Off: all pictures must have one size.")],
+                                             "(core's Resolution Bucket). Off: all pictures must have one size."),
+                    io.Int.Input("frames", default=33, min=1, max=241, step=4, advanced=True,
+                                 tooltip="Clips (.mp4 .webm .mov .mkv; video families): the first frames of each clip "
+                                         "(4n+1, as Wan's VAE takes them). Every clip must have at least this many.")],
             outputs=[io.Image.Output("images", display_name="images", is_output_list=True),
                      io.String.Output("texts", display_name="texts", is_output_list=True)])
 
     @classmethod
-    def execute(cls, folder, captions=T.CAPTIONS_PER_FILE, caption="", bucket_by_size=False) -> io.NodeOutput:
+    def execute(cls, folder, captions=T.CAPTIONS_PER_FILE, caption="", bucket_by_size=False, frames=33) -> io.NodeOutput:
         try:
-            ds = T.scan(_folder_path(folder), "image", captions, caption, shown=folder)
-            T.check_sizes(_image_sizes(ds.files), bool(bucket_by_size), folder)
+            ds = T.scan(_folder_path(folder), "visual", captions, caption, shown=folder)
+            if ds.media == "video":
+                sizes = {os.path.basename(f): _clip_size(f, int(frames)) for f in ds.files}
+            else:
+                sizes = _image_sizes(ds.files)
+            T.check_sizes(sizes, bool(bucket_by_size), folder)
         except T.TrainingProblem as e:
             raise LockNError(str(e)) from None
-        log.info("LockN training data: %d pictures from %s", len(ds), ds.folder)
+        log.info("LockN training data: %d %s from %s", len(ds), "clips" if ds.media == "video" else "pictures", ds.folder)
+        if ds.media == "video":
+            return io.NodeOutput([_load_clip(f, int(frames)) for f in ds.files], ds.captions)
         return io.NodeOutput(_load_images(ds.files), ds.captions)
 
 
@@ -270,7 +311,8 @@ class LockNTrainLoRA(io.ComfyNode):
         if not latents:
             raise LockNError("Train LoRA: the dataset is empty; connect Make Training Dataset's latents")
         try:
-            T.check_family(family, version, sum(1 for l in latents if l["samples"].dim() == 5 and l["samples"].shape[2] > 1))
+            T.check_family(family, version, len({tuple(l["samples"].shape) for l in latents
+                                                  if l["samples"].dim() == 5 and l["samples"].shape[2] > 1}))
             rel = T.lora_file_name(name)
         except T.TrainingProblem as e:
             raise LockNError(f"Train LoRA: {e}") from None

@@ -73,8 +73,26 @@ def write_audio(folder, n=2, seconds=2.0, seed=0):
         (folder / f"clip{i}.txt").write_text("lofi, lockn style")
 
 
-def train_graph(family, folder, name, lr, steps, overwrite=False, **extra) -> dict:
-    preset, out, _, _, _, _, _ = CASES[family]
+def write_clips(folder, n=2, frames=9, size=32, seed=0, prefix="clip"):
+    import av
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        with av.open(str(folder / f"{prefix}{i}.mp4"), "w") as c:
+            s = c.add_stream("libx264", rate=16)
+            s.width = s.height = size
+            s.pix_fmt = "yuv420p"
+            for _ in range(frames):
+                img = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+                for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+        (folder / f"{prefix}{i}.txt").write_text("a lockn style clip")
+
+
+def train_graph(family, folder, name, lr, steps, overwrite=False, preset=None, frames=33, **extra) -> dict:
+    preset, out = preset or CASES[family][0], CASES[family][1]
     loader = graphs.lockn_loader(family, preset)
     vae_out, clip_out = (3, 2) if family == "wan22" else (2, 1)
     if family == "ace15":
@@ -85,7 +103,8 @@ def train_graph(family, folder, name, lr, steps, overwrite=False, **extra) -> di
     else:
         g = {"1": loader,
              "2": {"class_type": "LockNTrainingData", "inputs": {"folder": folder, "captions": CAPTION_FILES,
-                                                                 "caption": "", "bucket_by_size": False}},
+                                                                 "caption": "", "bucket_by_size": False,
+                                                                 "frames": frames}},
              "3": {"class_type": "MakeTrainingDataset", "inputs": {"images": ["2", 0], "vae": ["1", vae_out],
                                                                     "clip": ["1", clip_out], "texts": ["2", 1]}}}
         data = (["3", 0], ["3", 1])
@@ -267,6 +286,34 @@ def test_bad_training_input_is_refused_before_training(comfy_server, trained):
         assert w in msg, (w, msg)
     assert not lora_path(srv, "test-big").exists()
     assert srv.get("/system_stats")                          # still serving
+
+
+def test_clips_train_wan22_where_core_can_and_are_refused_where_it_cannot(comfy_server, trained):
+    """Clips of 9 frames (5 taken) for Wan2.2 TI2V 5B. Two of one size train on both versions. Two of different
+    sizes (bucketed) train on 0.33; 0.20.1's trainer cannot (it repeats the first latent with 4-D sizes when the
+    shapes differ, and a clip's latent is 5-D), so Train LoRA refuses before training, saying why and what to do.
+    A clip shorter than the frames asked for is refused by name."""
+    srv = comfy_server
+    write_clips(srv.base / "input" / "train-clips")
+    write_clips(srv.base / "input" / "train-clips-sizes", n=1)
+    write_clips(srv.base / "input" / "train-clips-sizes", n=1, size=48, seed=1, prefix="big")
+    trained += ["test-clips", "test-clips-sizes"]
+    version = srv.get("/system_stats")["system"]["comfyui_version"]
+    srv.run(train_graph("wan22", "train-clips", "test-clips", 3e-3, 3, preset="wan22-ti2v-5b", frames=5))
+    m = meta(lora_path(srv, "test-clips"))
+    assert m["lockn.dataset_size"] == "2" and m["lockn.base_file"] == "wan2.2_ti2v_5B_fp16.safetensors"
+    g = train_graph("wan22", "train-clips-sizes", "test-clips-sizes", 3e-3, 3, preset="wan22-ti2v-5b", frames=5)
+    g["2"]["inputs"]["bucket_by_size"] = True
+    if version == "0.20.1":
+        msg = _refused(srv, g, "LockNTrainLoRA")
+        assert "clips of several sizes (bucketed) need the trainer of a ComfyUI after 0.20.1" in msg, msg
+        assert not lora_path(srv, "test-clips-sizes").exists()
+    else:
+        srv.run(g)
+        assert meta(lora_path(srv, "test-clips-sizes"))["lockn.dataset_size"] == "2"
+    msg = _refused(srv, train_graph("wan22", "train-clips", "test-clips", 3e-3, 3, preset="wan22-ti2v-5b", frames=13),
+                   "LockNTrainingData")
+    assert "clip0.mp4 has 9 frames, fewer than frames=13" in msg and "9 fits it" in msg, msg
 
 
 def test_an_interrupted_training_leaves_no_file(comfy_server, trained):
