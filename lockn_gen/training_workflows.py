@@ -3,8 +3,8 @@
 One per modality, on the base that trains next to the LLMs (bench/RESULTS.md, the README's training table):
 
 - train_flux2_lora: Flux.2 klein 4B (bf16, 7.75 GB) from a folder of pictures;
-- train_wan22_lora: Wan2.2 TI2V 5B from a folder of pictures (each a one-frame clip; the A14B experts train
-  one at a time: choose an I2V preset and connect the expert's MODEL);
+- train_wan22_lora: Wan2.2 TI2V 5B from a folder of pictures (each a one-frame clip) or of clips (their first
+  `frames` frames); the A14B experts train one at a time: choose an I2V preset and connect the expert's MODEL;
 - train_ace15_lora: ACE-Step 1.5 turbo from a folder of audio with tags.
 
 Each has the base's loader on the top level, a "Data" stage (the folder and its captions: Training Data
@@ -46,12 +46,13 @@ def _train(g, m, model_out: int, family: str, latents, conditioning) -> str:
     return t
 
 
-def _pictures_data(g, m, clip_out: int, vae_out: int):
+def _pictures_data(g, m, clip_out: int, vae_out: int, clips: bool = False):
+    """The Data stage of a picture family; `clips`: the folder may hold clips instead (its face shows frames)."""
     with g.stage(DATA, STAGE_NAMES[DATA]):
         d = g.add("LockNTrainingData", "Training pictures", folder=PICTURES, captions=T.CAPTIONS_PER_FILE, caption="",
-                  bucket_by_size=False)
+                  bucket_by_size=False, frames=33)
         ds = g.add("MakeTrainingDataset", None, images=[d, 0], vae=[m, vae_out], clip=[m, clip_out], texts=[d, 1])
-        for key in ("folder", "captions", "caption", "bucket_by_size"):
+        for key in ("folder", "captions", "caption", "bucket_by_size", *(("frames",) if clips else ())):
             g.face(d, key, key)
         g.face(ds, 0, "latents")
         g.face(ds, 1, "conditioning")
@@ -77,7 +78,7 @@ def train_wan22_lora():
     from .chains import Graph
     g = Graph()
     m = _loader(g, "wan22")
-    lat, cond = _pictures_data(g, m, 2, 3)
+    lat, cond = _pictures_data(g, m, 2, 3, clips=True)
     _train(g, m, 0, "wan22", lat, cond)
     return g
 
