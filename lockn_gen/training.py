@@ -50,6 +50,13 @@ CANNOT = {
                    "nested latent), which core's trainer does not split into a dataset; it would need core's "
                    "trainer to accept LTX-2's audio-video latents, or LTX's own trainer outside ComfyUI."),
 }
+# families whose ComfyUI model cannot train without gradient checkpointing (measured: bench/bench_training.py)
+NEEDS_CHECKPOINTING = {
+    "flux2": ("Flux.2 trains only with gradient checkpointing on: ComfyUI's Flux blocks add their residuals in place "
+              "(comfy/ldm/flux/layers.py, `img += ...`), which autograd refuses without checkpointing (\"one of the "
+              "variables needed for gradient computation has been modified by an inplace operation\"), on 0.20.1 and "
+              "0.33 and with core's own Train LoRA node too. Turn gradient_checkpointing on."),
+}
 VIDEO_NEEDS = ("clips of several sizes (bucketed) need the trainer of a ComfyUI after 0.20.1: 0.20.1's trainer "
                "repeats the first latent with 4-D sizes when the shapes differ, and a clip's latent is 5-D. Clips of "
                "one size and length train on 0.20.1; resize them to one size, or update ComfyUI (0.33 trains them).")
@@ -63,9 +70,11 @@ def version_tuple(version: str) -> tuple:
     return tuple(int(x) for x in re.findall(r"\d+", version or "0")[:3])
 
 
-def check_family(family: str, version: str, video_shapes: int = 0) -> None:
+def check_family(family: str, version: str, video_shapes: int = 0, checkpointing: bool = True) -> None:
     """Refuse what core's trainer cannot do on this ComfyUI, with why and what would be needed. `video_shapes`:
     how many different shapes the dataset's video latents have (0: no clips)."""
+    if not checkpointing and family in NEEDS_CHECKPOINTING:
+        raise TrainingProblem(NEEDS_CHECKPOINTING[family])
     for (fam, prefix), why in CANNOT.items():
         if fam == family and version.startswith(prefix):
             raise TrainingProblem(why)
@@ -100,7 +109,8 @@ def scan(folder: str, media: str, caption_mode: str = CAPTIONS_PER_FILE, caption
     takes pictures or clips (not both in one folder) and says which it found."""
     shown = shown or folder
     exts = media_extensions(media)
-    what = "picture or clip" if media == "visual" else media
+    what, plural = {"visual": ("picture or clip", "pictures or clips"), "image": ("picture", "pictures"),
+                    "video": ("clip", "clips")}.get(media, ("audio", "audio files"))
     if not os.path.isdir(folder):
         raise TrainingProblem(f"training data folder {shown!r} not found (looked for {folder}). Make it (under "
                               f"ComfyUI's input folder) and put the {media} files there, each with its caption in a "
@@ -109,7 +119,7 @@ def scan(folder: str, media: str, caption_mode: str = CAPTIONS_PER_FILE, caption
                    if n.lower().endswith(exts) and os.path.isfile(os.path.join(folder, n)))
     if not files:
         raise TrainingProblem(f"training data folder {shown!r} ({folder}) has no {what} files ({', '.join(exts)}). "
-                              f"Put the {what}s to learn from there.")
+                              f"Put the {plural} to learn from there.")
     if media == "visual":
         clips = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
         if clips and len(clips) < len(files):
@@ -251,6 +261,7 @@ class Cost:
     tokens: int
     settings: Settings
     shape: ModelShape = field(repr=False)
+    family: str = ""
 
     @property
     def total(self) -> int:
@@ -270,7 +281,7 @@ class Cost:
 ACTIVATION_FACTOR = 2
 
 
-def estimate(shape: ModelShape, tokens: int, settings: Settings) -> Cost:
+def estimate(shape: ModelShape, tokens: int, settings: Settings, family: str = "") -> Cost:
     params = sum(settings.rank * (o + i) for o, i in shape.linears)
     adapters = params * settings.lora_bytes
     grads = adapters
@@ -281,7 +292,7 @@ def estimate(shape: ModelShape, tokens: int, settings: Settings) -> Cost:
     else:
         act = per_block * shape.blocks
     act *= settings.batch
-    return Cost(params, adapters, grads, opt, int(act), tokens, settings, shape)
+    return Cost(params, adapters, grads, opt, int(act), tokens, settings, shape, family)
 
 
 def tokens_of(family: str, latent_shape: tuple, text_tokens: int = 0) -> int:
@@ -297,10 +308,12 @@ def fixes(cost: Cost) -> list[str]:
     """What would make a run that does not fit smaller, with the figures."""
     s = cost.settings
     out = []
+    family = cost.family
 
     def alt(**change) -> str:
-        return f"{estimate(cost.shape, change.pop('tokens', cost.tokens), Settings(**{**s.__dict__, **change})).total / GB:.2f} GB"
-    if not s.checkpointing:
+        tokens = change.pop("tokens", cost.tokens)
+        return f"{estimate(cost.shape, tokens, Settings(**{**s.__dict__, **change}), family).total / GB:.2f} GB"
+    if not s.checkpointing and family not in NEEDS_CHECKPOINTING:
         out.append(f"turn gradient checkpointing on ({alt(checkpointing=True)})")
     if s.batch > 1:
         out.append(f"batch 1 ({alt(batch=1)})")

@@ -780,17 +780,21 @@ def model_shape(patcher) -> tuple[list, int, int, int]:
     dm = getattr(getattr(patcher, "model", None), "diffusion_model", None)
     if dm is None:
         return [], 0, 0, 0
-    linears = [(int(m.weight.shape[0]), int(m.weight.shape[1])) for m in dm.modules()
-               if hasattr(m, "weight_function") and getattr(m, "weight", None) is not None and m.weight.dim() == 2]
-    blocks = [b for m in dm.children() if isinstance(m, nn.ModuleList) for b in m]
+    def shape2(m):                              # a 2-D weight's (out, in); ComfyUI-GGUF's keep it as tensor_shape
+        w = getattr(m, "weight", None)
+        shape = tuple(getattr(w, "tensor_shape", None) or getattr(w, "shape", ())) if w is not None else ()
+        return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
+    linears = [shape2(m) for m in dm.modules() if hasattr(m, "weight_function") and shape2(m)]
+    blocks, inside = [], set()                  # the items of the outermost ModuleLists, at any depth (ACE-Step
+    for name, m in dm.named_modules():          # 1.5's sit under decoder.layers)
+        if isinstance(m, nn.ModuleList) and not any(name.startswith(p + ".") for p in inside):
+            inside.add(name)
+            blocks += [b for b in m if any(shape2(x) for x in b.modules())]
     widest, hidden = 0, 0
     for b in blocks:
-        outs = [int(m.weight.shape[0]) for m in b.modules() if isinstance(getattr(m, "weight", None), nn.Parameter)
-                and m.weight.dim() == 2]
-        if sum(outs) > widest:
-            widest = sum(outs)
-            first = next((m for m in b.modules() if getattr(m, "weight", None) is not None and m.weight.dim() == 2), None)
-            hidden = int(first.weight.shape[1]) if first is not None else 0
+        shapes = [x for x in (shape2(m) for m in b.modules()) if x]
+        if sum(o for o, _ in shapes) > widest:
+            widest, hidden = sum(o for o, _ in shapes), shapes[0][1]
     return linears, hidden, len(blocks), widest
 
 

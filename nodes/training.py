@@ -312,7 +312,7 @@ class LockNTrainLoRA(io.ComfyNode):
             raise LockNError("Train LoRA: the dataset is empty; connect Make Training Dataset's latents")
         try:
             T.check_family(family, version, len({tuple(l["samples"].shape) for l in latents
-                                                  if l["samples"].dim() == 5 and l["samples"].shape[2] > 1}))
+                                                  if l["samples"].dim() == 5 and l["samples"].shape[2] > 1}), ckpt)
             rel = T.lora_file_name(name)
         except T.TrainingProblem as e:
             raise LockNError(f"Train LoRA: {e}") from None
@@ -335,7 +335,8 @@ class LockNTrainLoRA(io.ComfyNode):
         shape = T.ModelShape(tuple(linears), hidden, blocks, widest)
         settings = T.Settings(rank=rank, batch=batch, optimizer=optimizer, checkpointing=ckpt,
                               lora_bytes=2 if lora_dtype == "bf16" else 4, compute_bytes=2 if training_dtype == "bf16" else 4)
-        cost = T.estimate(shape, T.tokens_of(family, tuple(biggest.shape), seam.text_tokens(conditioning[0])), settings)
+        cost = T.estimate(shape, T.tokens_of(family, tuple(biggest.shape), seam.text_tokens(conditioning[0])), settings,
+                          family)
         REGISTRY.uses_objects([model])
         try:
             REGISTRY.reserve_compute(cost.total, f"LoRA training on {entry.name}: {cost.line()}",

@@ -30,7 +30,7 @@ def test_scan_refuses_a_folder_without_media(tmp_path):
     (tmp_path / "notes.txt").write_text("a caption without a picture")
     (tmp_path / "sub").mkdir()
     touch(tmp_path / "sub" / "hidden.png", "in a subfolder: not taken")
-    with pytest.raises(T.TrainingProblem, match=r"has no image files \(.png"):
+    with pytest.raises(T.TrainingProblem, match=r"has no picture files \(.png"):
         T.scan(str(tmp_path), "image", shown="style")
     touch(tmp_path / "a.png", "a picture")                 # a picture is not audio
     with pytest.raises(T.TrainingProblem, match=r"has no audio files \(.wav"):
@@ -85,6 +85,17 @@ def test_scan_happy_path_is_sorted_with_captions_in_step(tmp_path):
     assert ds.captions == ["first", "second", "third"]
     assert len(ds) == 3 and ds.media == "image" and ds.folder == str(tmp_path)
     assert all(p.startswith(str(tmp_path)) for p in ds.files)
+
+
+def test_visual_scan_takes_pictures_or_clips_but_not_both(tmp_path):
+    touch(tmp_path / "a.mp4", "a clip")
+    touch(tmp_path / "b.webm", "another")
+    ds = T.scan(str(tmp_path), "visual")
+    assert ds.media == "video" and len(ds) == 2
+    touch(tmp_path / "c.png", "a picture")
+    with pytest.raises(T.TrainingProblem, match="mixes 1 pictures and 2 clips"):
+        T.scan(str(tmp_path), "visual", shown="style")
+    assert T.scan(str(tmp_path), "image").media == "image"        # "image" takes the picture and leaves the clips
 
 
 def test_scan_takes_audio_files(tmp_path):
@@ -202,15 +213,16 @@ def test_ltx2_is_refused_with_why_and_what_it_would_need():
         assert "LTX-2" in msg and "audio" in msg and "would need" in msg
 
 
-def test_several_wan_clips_need_a_comfyui_after_0_20_1():
+def test_clips_of_several_sizes_need_a_comfyui_after_0_20_1():
     with pytest.raises(T.TrainingProblem) as e:
-        T.check_family("wan22", "0.20.1", media_items=2)
+        T.check_family("wan22", "0.20.1", video_shapes=2)
     msg = str(e.value)
-    assert "Wan2.2 on ComfyUI 0.20.1" in msg and "several clips" in msg and "Update ComfyUI" in msg
-    T.check_family("wan22", "0.20.1", media_items=1)
-    T.check_family("wan22", "0.33.0", media_items=5)
-    T.check_family("flux2", "0.20.1", media_items=8)          # pictures: not clips
-    T.check_family("ace15", "0.20.1", media_items=3)
+    assert "Wan2.2 on ComfyUI 0.20.1" in msg and "several sizes" in msg and "update ComfyUI" in msg
+    T.check_family("wan22", "0.20.1", video_shapes=1)        # clips of one size and length train on 0.20.1
+    T.check_family("wan22", "0.20.1")                        # pictures: no clips
+    T.check_family("wan22", "0.33.0", video_shapes=5)
+    T.check_family("flux2", "0.20.1")
+    T.check_family("ace15", "0.20.1")
 
 
 def test_an_unknown_family_is_refused_naming_what_trains():
@@ -293,3 +305,14 @@ def test_tokens_of():
     assert T.tokens_of("flux2", (1, 128, 64, 64), text_tokens=512) == 4096 + 512      # joint attention
     assert T.tokens_of("wan22", (1, 48, 9, 30, 52), text_tokens=512) == 9 * 30 * 52 // 4
     assert T.tokens_of("ace15", (1, 64, 750)) == 375
+
+
+def test_flux2_without_checkpointing_is_refused_with_the_reason_and_not_offered_as_a_fix():
+    T.check_family("wan22", "0.33.0", checkpointing=False)                  # the others train without it
+    with pytest.raises(T.TrainingProblem, match="only with gradient checkpointing on") as e:
+        T.check_family("flux2", "0.20.1", checkpointing=False)
+    assert "in place" in str(e.value)
+    shape = T.ModelShape(((64, 64),) * 4, 64, 4, 512)
+    s = T.Settings(rank=16, checkpointing=False)
+    assert not any("checkpointing" in f for f in T.fixes(T.estimate(shape, 256, s, "flux2")))
+    assert any("checkpointing on" in f for f in T.fixes(T.estimate(shape, 256, s, "wan22")))

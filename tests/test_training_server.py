@@ -244,11 +244,15 @@ def test_bad_training_input_is_refused_before_training(comfy_server, trained):
     trained += ["test-exists", "test-big", "test-interrupted"]
     cases = [
         ("train-missing", {}, "LockNTrainingData", ["train-missing"]),
-        ("train-empty", {}, "LockNTrainingData", ["train-empty", "has no image files", ".png"]),
+        ("train-empty", {}, "LockNTrainingData", ["train-empty", "has no picture or clip files", ".png", ".mp4",
+                                                    "Put the pictures or clips to learn from there"]),
         ("train-nocaps", {}, "LockNTrainingData", ["3 of 4 files have no caption", "pic1.png", "pic1.txt",
                                                    "one caption for all"]),
         ("train-sizes", {}, "LockNTrainingData", ["pictures of 2 sizes", "32x32", "48x32", "bucket by size"]),
         ("train-ok", {"lora_name": "../escape"}, "LockNTrainLoRA", ["LoRA name '../escape'", "no folders"]),
+        # ComfyUI's Flux blocks add residuals in place: without checkpointing autograd fails (core's node too)
+        ("train-ok", {"gradient_checkpointing": False}, "LockNTrainLoRA",
+         ["Flux.2 trains only with gradient checkpointing on", "in place", "Turn gradient_checkpointing on"]),
     ]
     for folder, extra, node, words in cases:
         g = train_graph("flux2", folder, "test-bad", 1e-3, 2)
