@@ -22,6 +22,7 @@ from comfy_api.latest import io
 from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import residency as policy
 from ..lockn_gen import training as T
+from ..lockn_gen import training_media as tm
 from ..lockn_gen.preflight import LockNError
 from . import comfy_models as cm
 from . import comfy_seam as seam
@@ -48,84 +49,6 @@ def _folder_path(folder: str) -> str:
     if os.path.commonpath([base, path]) != base:
         raise LockNError(f"training data folder {folder!r} is outside ComfyUI's input folder ({base}); put it there")
     return path
-
-
-def _load_images(files) -> list:
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-    out = []
-    for f in files:
-        with Image.open(f) as im:
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-            out.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)[None])
-    return out
-
-
-def _image_sizes(files) -> dict:
-    from PIL import Image
-    sizes = {}
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                sizes[os.path.basename(f)] = im.size
-        except OSError as e:
-            raise LockNError(f"training picture {f} cannot be read ({e}); remove it or save it again as PNG/JPEG") from None
-    return sizes
-
-
-def _clip_frames(path: str, frames: int):
-    """The first `frames` frames of a clip as RGB arrays (fewer if the clip is shorter)."""
-    import av
-    out = []
-    try:
-        with av.open(path) as c:
-            for fr in c.decode(video=0):
-                out.append(fr.to_ndarray(format="rgb24"))
-                if len(out) >= frames:
-                    break
-    except (av.error.FFmpegError, IndexError) as e:
-        raise LockNError(f"training clip {path} cannot be decoded ({e}); remove it or convert it to MP4 (H.264)") from None
-    return out
-
-
-def _clip_size(path: str, frames: int) -> tuple[int, int]:
-    got = _clip_frames(path, frames)
-    if len(got) < frames:
-        raise LockNError(f"training clip {os.path.basename(path)} has {len(got)} frames, fewer than frames={frames}; "
-                         f"lower frames (4n+1: {max(1, (len(got) - 1) // 4 * 4 + 1)} fits it) or remove the clip")
-    h, w = got[0].shape[:2]
-    return w, h
-
-
-def _load_clip(path: str, frames: int):
-    """A clip as one IMAGE batch [frames, H, W, 3] (what a video VAE encodes as one video)."""
-    import numpy as np
-    import torch
-    return torch.from_numpy(np.stack(_clip_frames(path, frames)).astype(np.float32) / 255.0)
-
-
-def _load_audio(path: str, seconds: float):
-    """(waveform [1, channels, samples] float32, sample rate), cut to `seconds` (0: whole)."""
-    import av
-    import numpy as np
-    import torch
-    try:
-        with av.open(path) as c:
-            stream = c.streams.audio[0]
-            rate = stream.rate
-            layout = "stereo" if (stream.channels or 1) > 1 else "mono"
-            res = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-            chunks = [f.to_ndarray() for fr in c.decode(stream) for f in res.resample(fr)]
-            chunks += [f.to_ndarray() for f in res.resample(None)]
-    except (av.error.FFmpegError, IndexError) as e:
-        raise LockNError(f"training audio {path} cannot be decoded ({e}); remove it or convert it to WAV/FLAC") from None
-    if not chunks:
-        raise LockNError(f"training audio {path} has no audio frames; remove it")
-    wave = torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32))
-    if seconds > 0:
-        wave = wave[:, : int(seconds * rate)]
-    return wave[None], rate
 
 
 class LockNTrainingData(io.ComfyNode):
@@ -159,16 +82,16 @@ class LockNTrainingData(io.ComfyNode):
         try:
             ds = T.scan(_folder_path(folder), "visual", captions, caption, shown=folder)
             if ds.media == "video":
-                sizes = {os.path.basename(f): _clip_size(f, int(frames)) for f in ds.files}
+                sizes = {os.path.basename(f): tm.clip_size(f, int(frames)) for f in ds.files}
             else:
-                sizes = _image_sizes(ds.files)
+                sizes = tm.image_sizes(ds.files)
             T.check_sizes(sizes, bool(bucket_by_size), folder)
         except T.TrainingProblem as e:
             raise LockNError(str(e)) from None
         log.info("LockN training data: %d %s from %s", len(ds), "clips" if ds.media == "video" else "pictures", ds.folder)
         if ds.media == "video":
-            return io.NodeOutput([_load_clip(f, int(frames)) for f in ds.files], ds.captions)
-        return io.NodeOutput(_load_images(ds.files), ds.captions)
+            return io.NodeOutput([tm.load_clip(f, int(frames)) for f in ds.files], ds.captions)
+        return io.NodeOutput(tm.load_images(ds.files), ds.captions)
 
 
 class LockNTrainingAudio(io.ComfyNode):
@@ -208,7 +131,7 @@ class LockNTrainingAudio(io.ComfyNode):
 
 def _encode_audio(path, text, seconds, bpm, vae, clip):
     """(latent, conditioning) of one audio file and its tags, with core's nodes."""
-    wave, rate = _load_audio(path, seconds)
+    wave, rate = tm.load_audio(path, seconds)
     latent = seam.run_core_node("VAEEncodeAudio", "ACE-Step training data", audio={"waveform": wave, "sample_rate": rate},
                                 vae=vae)[0]
     cond = seam.run_core_node(
