@@ -249,6 +249,9 @@ class ModelShape:
     hidden: int                             # the blocks' width
     blocks: int                             # transformer blocks
     block_outputs: int                      # sum of the linears' output widths in the widest block
+    weights: int = 0                        # elements of all adapted weights (sum of out x in)
+    unit_weights: int = 0                   # elements of the adapted weights alive at once with checkpointing: the
+                                            # largest checkpointed unit's, plus those outside every unit
 
 
 @dataclass(frozen=True)
@@ -262,23 +265,31 @@ class Cost:
     settings: Settings
     shape: ModelShape = field(repr=False)
     family: str = ""
+    weights: int = 0                        # bytes: adapted weights (W + BA) kept for backward, and their gradients
 
     @property
     def total(self) -> int:
-        return self.adapters + self.gradients + self.optimizer + self.activations
+        return self.adapters + self.gradients + self.optimizer + self.activations + self.weights
 
     def line(self) -> str:
         s = self.settings
         return (f"{self.total / GB:.2f} GB (LoRA rank {s.rank}: {self.adapter_params / 1e6:.1f} M parameters, "
                 f"{self.adapters / GB:.2f} GB; gradients {self.gradients / GB:.2f} GB; {s.optimizer} state "
                 f"{self.optimizer / GB:.2f} GB; activations of batch {s.batch} x {self.tokens} tokens "
-                f"{'with' if s.checkpointing else 'without'} gradient checkpointing {self.activations / GB:.2f} GB)")
+                f"{'with' if s.checkpointing else 'without'} gradient checkpointing {self.activations / GB:.2f} GB; "
+                f"adapted weights kept for backward {self.weights / GB:.2f} GB)")
 
 
 # Per token, a transformer block keeps for backward each linear's output and about as much again (norms,
 # activations, residuals, attention's softmax statistics): ACTIVATION_FACTOR x the block's linear outputs.
 # Gradient checkpointing keeps one input per block (hidden wide) and recomputes one block at a time.
 ACTIVATION_FACTOR = 2
+# Core's LoRA adapts a weight by making W + BA in the compute dtype at each forward (comfy/weight_adapter/lora.py),
+# and autograd keeps it for the input's gradient; backward makes its gradient as large. Without checkpointing (or
+# with core's default depth, which checkpoints the whole model as one unit) every adapted weight is alive at once;
+# with the blocks checkpointed one at a time, one unit's. Measured on ACE-Step 1.5 at full size (2.4 B, bf16, CPU,
+# bench/RESULTS.md): +9.0 GB without checkpointing or at core's depth 1, about +2 GB with the blocks checkpointed.
+WEIGHT_COPIES = 2
 
 
 def estimate(shape: ModelShape, tokens: int, settings: Settings, family: str = "") -> Cost:
@@ -292,7 +303,8 @@ def estimate(shape: ModelShape, tokens: int, settings: Settings, family: str = "
     else:
         act = per_block * shape.blocks
     act *= settings.batch
-    return Cost(params, adapters, grads, opt, int(act), tokens, settings, shape, family)
+    kept = (shape.unit_weights if settings.checkpointing else shape.weights) * WEIGHT_COPIES * settings.compute_bytes
+    return Cost(params, adapters, grads, opt, int(act), tokens, settings, shape, family, int(kept))
 
 
 def tokens_of(family: str, latent_shape: tuple, text_tokens: int = 0) -> int:

@@ -255,7 +255,9 @@ class LockNTrainLoRA(io.ComfyNode):
             latents, conditioning = seam.bucket_by_size(latents, conds)
 
         linears, hidden, blocks, widest = seam.model_shape(model)
-        shape = T.ModelShape(tuple(linears), hidden, blocks, widest)
+        depth = seam.checkpoint_depth(model)          # the blocks one at a time (core's default 1: the whole model)
+        weights, unit_weights = seam.checkpoint_weights(model, depth)
+        shape = T.ModelShape(tuple(linears), hidden, blocks, widest, weights, unit_weights)
         settings = T.Settings(rank=rank, batch=batch, optimizer=optimizer, checkpointing=ckpt,
                               lora_bytes=2 if lora_dtype == "bf16" else 4, compute_bytes=2 if training_dtype == "bf16" else 4)
         cost = T.estimate(shape, T.tokens_of(family, tuple(biggest.shape), seam.text_tokens(conditioning[0])), settings,
@@ -282,7 +284,7 @@ class LockNTrainLoRA(io.ComfyNode):
                 model, latents, conditioning, on_loss=on_loss, batch_size=batch, steps=steps,
                 grad_accumulation_steps=1, learning_rate=lr, rank=rank, optimizer=optimizer, loss_function="MSE",
                 seed=seed, training_dtype=training_dtype, lora_dtype=lora_dtype, quantized_backward=False,
-                algorithm="LoRA", gradient_checkpointing=ckpt, checkpoint_depth=1, offloading=False,
+                algorithm="LoRA", gradient_checkpointing=ckpt, checkpoint_depth=depth, offloading=False,
                 existing_lora="[None]", bucket_mode=bucket, bypass_mode=False)
         except seam.Missing as e:
             raise LockNError(f"Train LoRA: {e}") from None

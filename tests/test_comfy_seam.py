@@ -190,3 +190,29 @@ def test_override_combos_come_from_comfyuis_cached_file_lists(comfy_inproc, monk
     combos = {i.id: i.options for i in cls.define_schema().inputs if i.id in ("diffusion_model", "vae")}
     assert {"flux2-dev-Q4_K_M.gguf", "flux2_dev_fp8mixed.safetensors"} <= set(combos["diffusion_model"])
     assert "flux2-vae.safetensors" in combos["vae"] and combos["vae"][0] == "(preset)"
+
+
+@pytest.mark.comfy
+@pytest.mark.parametrize("node,preset,depth,block", [
+    ("LockNFlux2Loader", "flux2-klein-4b", 2, "DoubleStreamBlock"),
+    ("LockNWan22Loader", "wan22-ti2v-5b", 2, "WanAttentionBlock"),
+    ("LockNAceStep15Loader", "ace15-turbo", 3, "AceStepDiTLayer"),
+])
+def test_training_checkpoints_the_blocks_one_at_a_time(comfy_inproc, node, preset, depth, block):
+    """Core's trainer checkpoints the modules at checkpoint_depth, and its default 1 is the whole model (no memory
+    saved: ACE-Step 1.5 at full size +9.2 GB, as without checkpointing). The seam gives it the depth of the
+    model's blocks, which core's own rule then finds one by one; the weights alive at once are one unit's."""
+    seam = _module("nodes.comfy_seam")
+    trainer = [m for n, m in sys.modules.items() if n.endswith("nodes_train") and hasattr(m, "find_modules_at_depth")]
+    assert trainer, "comfy_extras/nodes_train.py is not loaded"
+    cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS[node]
+    model = cls.execute(**_loader_kwargs(cls, preset)).args[0]
+    dm = model.model.diffusion_model
+    assert trainer[0].find_modules_at_depth(dm, depth=1) == [dm]          # core's default: one unit
+    got = seam.checkpoint_depth(model)
+    assert got == depth
+    units = trainer[0].find_modules_at_depth(dm, depth=got)
+    blocks = [m for m in dm.modules() if type(m).__name__ == block]
+    assert blocks and all(any(u is b for u in units) for b in blocks)
+    total, alive = seam.checkpoint_weights(model, got)
+    assert 0 < alive < total
