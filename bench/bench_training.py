@@ -24,6 +24,7 @@ The trained LoRA files are deleted afterwards (only those this run wrote). Rando
 
     COMFYUI_PATH=~/comfy33/ComfyUI ~/comfy33/ComfyUI/.venv/bin/python -m bench.bench_training [--steps 20]
         [--bases flux2-klein-4b,...] [--out bench/results/DATE_training_VERSION.json]
+        [--models DIR --ckpt on --threads 2]       (full-size random-weight files written by lockn_testing.fullsize)
     ~/comfy33/ComfyUI/.venv/bin/python -m bench.bench_training --gpu-plan     (prints the real-shape plan, writes nothing)
 """
 from __future__ import annotations
@@ -52,6 +53,8 @@ BASES = {
 BASE_ROLES = ("diffusion_model", "high_noise")
 CAPTIONS = "a .txt beside each file"
 RANK = 16
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+DTYPE = "fp32"          # training and adapter dtype; bf16 (the node's default) for full-size files (--models)
 
 
 def _status(key: str) -> int:
@@ -115,7 +118,7 @@ def graphs_for(base: str, folder: str, lora_name: str, steps: int, ckpt: bool) -
     train = {**g, "4": {"class_type": "LockNTrainLoRA", "inputs": {
         "model": ["1", out], "latents": lat, "conditioning": cond, "lora_name": lora_name, "steps": steps, "rank": RANK,
         "learning_rate": lr, "batch_size": 1, "gradient_checkpointing": ckpt, "overwrite": False, "seed": 0,
-        "optimizer": "AdamW", "training_dtype": "fp32", "lora_dtype": "fp32"}}}
+        "optimizer": "AdamW", "training_dtype": DTYPE, "lora_dtype": DTYPE}}}
     return load, train
 
 
@@ -134,8 +137,8 @@ def complete(graph: dict) -> dict:
     return graph
 
 
-def bench_one(base: str, steps: int, ckpt: bool) -> dict:
-    """In this process: boot ComfyUI on the tiny set, load `base` and its dataset, train `steps` steps, report."""
+def bench_one(base: str, steps: int, ckpt: bool, models: str | None = None) -> dict:
+    """In this process: boot ComfyUI on the tiny set (or the models folder `models`), load `base` and its dataset, train `steps` steps, report."""
     import logging
 
     from lockn_gen import catalog
@@ -145,8 +148,19 @@ def bench_one(base: str, steps: int, ckpt: bool) -> dict:
     base_files = {f for role, f in catalog.builtin().presets[preset].components.items() if role in BASE_ROLES}
     scratch = tempfile.mkdtemp(prefix="lockn-bench-train-")
     out: dict = {"base": base, "family": family, "preset": preset, "base_files": sorted(base_files), "steps": steps,
-                 "rank": RANK, "learning_rate": lr, "gradient_checkpointing": ckpt, "dtypes": "fp32/fp32"}
-    c = InProcessComfy(str(tiny.ensure(quiet=True)), scratch)
+                 "rank": RANK, "learning_rate": lr, "gradient_checkpointing": ckpt}
+    out["models"] = "tiny" if not models else f"full size ({models})"
+    if models:
+        # full size on a CPU box: ComfyUI keeps weights in fp32 on CPU, which doubles a bf16 file in RAM (ACE-Step 1.5's
+        # DiT and both text encoders: ~20 GB); hold them as the files store them, as a GPU would
+        from lockn_testing.comfy_boot import boot
+        flags = ("--cpu", "--bf16-unet", "--bf16-text-enc")
+        boot(models_root=models, argv=flags, scratch=scratch)
+        out["comfyui_flags"] = list(flags)
+        global DTYPE
+        DTYPE = "bf16"
+    out["dtypes"] = f"{DTYPE}/{DTYPE}"
+    c = InProcessComfy(models or str(tiny.ensure(quiet=True)), scratch)
     import comfy.utils
     import folder_paths
     import torch
@@ -248,7 +262,8 @@ def bench_one(base: str, steps: int, ckpt: bool) -> dict:
             cost = next((c for c in costs if c.line() == out["estimate_line"]), costs[0])
             out["estimate_bytes"] = {"total": cost.total, "adapters": cost.adapters, "gradients": cost.gradients,
                                      "optimizer": cost.optimizer, "activations": cost.activations,
-                                     "adapter_params": cost.adapter_params, "tokens": cost.tokens}
+                                     "weights": getattr(cost, "weights", 0), "adapter_params": cost.adapter_params,
+                                     "tokens": cost.tokens}
         done = next((r for r in records if r.getMessage().startswith("LockN training saved ")), None)
         if done is not None and len(done.args) >= 4:
             out["trainer_seconds"] = round(float(done.args[3]), 3)
@@ -275,6 +290,14 @@ def bench_one(base: str, steps: int, ckpt: bool) -> dict:
 
 
 # ---- the real-shape plan (no GPU here): lockn_gen.training.estimate on shapes from public configs -------------
+def _with_weights(shape, block, top):
+    """The shape with its adapted weights' elements: all, and those alive at once with the blocks checkpointed one at
+    a time (the largest block's, plus the linears outside the blocks), as the node's seam counts them."""
+    import dataclasses
+    elems = lambda ls: sum(o * i for o, i in ls)       # noqa: E731
+    return dataclasses.replace(shape, weights=elems(shape.linears), unit_weights=elems(block) + elems(top))
+
+
 def _flux2_shape(hidden, double, single, context_in, guidance, mlp_ratio=3, channels=128):
     """Flux.2 as ComfyUI builds it: double blocks with an image and a text stream (qkv, proj, SwiGLU MLP), single
     blocks (fused qkv+MLP in, proj+MLP out), modulation shared across blocks (outside them), no biases."""
@@ -285,8 +308,9 @@ def _flux2_shape(hidden, double, single, context_in, guidance, mlp_ratio=3, chan
     top = [(h, channels), (h, context_in), (h, 256), (h, h), (6 * h, h), (6 * h, h), (3 * h, h), (2 * h, h), (channels, h)]
     if guidance:
         top += [(h, 256), (h, h)]
-    return T.ModelShape(tuple(dbl * double + sgl * single + top), h, double + single,
-                        max(sum(o for o, _ in dbl), sum(o for o, _ in sgl)))
+    return _with_weights(T.ModelShape(tuple(dbl * double + sgl * single + top), h, double + single,
+                                      max(sum(o for o, _ in dbl), sum(o for o, _ in sgl))),
+                         max(dbl, sgl, key=lambda b: sum(o * i for o, i in b)), top)
 
 
 def _wan22_5b_shape(hidden=3072, blocks=30, ffn=14336, text=4096, out_channels=48):
@@ -296,7 +320,7 @@ def _wan22_5b_shape(hidden=3072, blocks=30, ffn=14336, text=4096, out_channels=4
     h = hidden
     blk = [(h, h)] * 8 + [(ffn, h), (h, ffn)]
     top = [(h, text), (h, h), (h, 256), (h, h), (6 * h, h), (out_channels * 4, h)]
-    return T.ModelShape(tuple(blk * blocks + top), h, blocks, sum(o for o, _ in blk))
+    return _with_weights(T.ModelShape(tuple(blk * blocks + top), h, blocks, sum(o for o, _ in blk)), blk, top)
 
 
 def _ace15_shape(hidden=2048, layers=24, inter=6144, heads=16, kv_heads=8, head_dim=128):
@@ -307,7 +331,7 @@ def _ace15_shape(hidden=2048, layers=24, inter=6144, heads=16, kv_heads=8, head_
     attn = [(q, h), (kv, h), (kv, h), (h, q)]
     blk = attn * 2 + [(inter, h), (inter, h), (h, inter)]
     top = [(h, 256), (h, h), (6 * h, h)] * 2
-    return T.ModelShape(tuple(blk * layers + top), h, layers, sum(o for o, _ in blk))
+    return _with_weights(T.ModelShape(tuple(blk * layers + top), h, layers, sum(o for o, _ in blk)), blk, top)
 
 
 TEXT_TOKENS = 512
@@ -362,22 +386,32 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-plan", action="store_true", help="print the real-shape GPU runs' plan and estimates; write nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)      # the child process: one base, JSON on the last line
     ap.add_argument("--no-ckpt", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--models", help="a ComfyUI models folder to use instead of the tiny set (the full-size random-weight files of"
+                    " lockn_testing.fullsize: python -m lockn_testing.fullsize --preset ace15-turbo --out DIR)")
+    ap.add_argument("--ckpt", choices=("both", "on", "off"), default="both", help="gradient checkpointing settings to run")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's malloc settings alone (times without the fixed mmap threshold; RSS then overstates)")
     args = ap.parse_args(argv)
     if args.gpu_plan:
         return gpu_plan()
     if args.one:
-        print(json.dumps(bench_one(args.one, args.steps, not args.no_ckpt)))
+        print(json.dumps(bench_one(args.one, args.steps, not args.no_ckpt, args.models)))
         return 0
     from bench import machine
     from lockn_testing.harness import comfyui_path
     rows = []
     for name in args.bases.split(","):
-        for ckpt in (True, False):
+        for ckpt in {"both": (True, False), "on": (True,), "off": (False,)}[args.ckpt]:
             cmd = [sys.executable, "-m", "bench.bench_training", "--one", name, "--steps", str(args.steps)]
+            cmd += ["--models", os.path.abspath(args.models)] if args.models else []
             threads = str(args.threads)
-            env = {**os.environ, "LOCKN_TEST_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+            env = {**os.environ, "LOCKN_TEST_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+                   # glibc keeps freed blocks under its (dynamic, up to 32 MB) mmap threshold in the heap, so RSS would
+                   # stay at the highest point a freed tensor reached and vary run to run by GBs; with a fixed 64 KB
+                   # threshold every tensor is its own mapping, returned when freed: the peak RSS is the peak in use
+                   **({} if args.default_malloc else MALLOC_ENV)}
             res = subprocess.run(cmd + ([] if ckpt else ["--no-ckpt"]), cwd=REPO, capture_output=True, text=True,
-                                 timeout=900, env=env)
+                                 timeout=900 if not args.models else 3600, env=env)
             try:
                 row = json.loads(res.stdout.strip().splitlines()[-1])
             except (IndexError, ValueError):
@@ -394,6 +428,8 @@ def main(argv=None) -> int:
                      if row.get("trains") else f"FAILS {row.get('error', '')[:300]}"), flush=True)
     version = (comfyui_path() / "comfyui_version.py").read_text().split('"')[1]
     result = {"comfyui": version, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "steps": args.steps,
+              "malloc": "glibc defaults" if args.default_malloc else MALLOC_ENV,
+              "models": "tiny" if not args.models else "full size, random weights",
               "threads": args.threads, "rows": rows}
     out = Path(args.out or REPO / "bench" / "results" / f"{time.strftime('%Y-%m-%d')}_training_{version}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
