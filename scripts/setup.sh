@@ -6,6 +6,9 @@
 #   COMFYUI_PATH   the ComfyUI folder (default ~/comfy/ComfyUI, comfy-cli's default workspace)
 #   LOCKN_COMFYUI_VERSION   which version to install when COMFYUI_PATH has none: 0.20.1 (default) or 0.33.0
 #   LOCKN_SETUP_TEST=1   also install the test tools (pytest, playwright, Debian chromium)
+#   LOCKN_SETUP_SDCPP=1  also build and install stable-diffusion.cpp's Python binding (optional second image engine;
+#                        CPU unless CMAKE_ARGS says otherwise, e.g. CMAKE_ARGS="-DSD_CUDA=ON"); the wheel is kept in
+#                        ~/.cache/lockn-gen/wheels, so a second set-up on the same machine does not rebuild it
 #
 # It never changes the user's ComfyUI beyond: creating $COMFYUI_PATH/.venv if missing, installing
 # missing packages (or transformers<5.15, which the Flux.2 tokenizer of ComfyUI 0.20.1 needs) into it, and
@@ -113,6 +116,37 @@ if [ "${LOCKN_SETUP_TEST:-0}" = 1 ]; then
     else
       die "the editor tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium"
     fi
+  fi
+fi
+# ---- 5. stable-diffusion.cpp (optional) ------------------------------------------------------------------
+# PyPI has only its source (it vendors stable-diffusion.cpp and ggml and builds them with CMake, for this CPU:
+# -march=native), so the wheel is built once per machine, Python and CMAKE_ARGS and kept.
+SDCPP_VERSION=0.4.7
+if [ "${LOCKN_SETUP_SDCPP:-0}" = 1 ]; then
+  if "$PY" -c "import importlib.metadata as m, stable_diffusion_cpp; assert m.version('stable-diffusion-cpp-python') == '$SDCPP_VERSION'" 2>/dev/null; then
+    say "stable-diffusion.cpp binding $SDCPP_VERSION present"
+  else
+    key=$( { echo "$SDCPP_VERSION|${CMAKE_ARGS:-}"; "$PY" -c 'import sys; print(sys.version)'; uname -m; grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || sysctl -n machdep.cpu.features 2>/dev/null || true; } | sha256sum | cut -c1-16)
+    cache=${LOCKN_WHEEL_CACHE:-$HOME/.cache/lockn-gen/wheels}/sdcpp-$SDCPP_VERSION-$key
+    whl=$(ls "$cache"/stable_diffusion_cpp_python-*.whl 2>/dev/null | head -1 || true)
+    if [ -z "$whl" ]; then
+      command -v cmake >/dev/null && { command -v c++ >/dev/null || command -v g++ >/dev/null; } \
+        || die "building stable-diffusion.cpp needs CMake and a C++ compiler: sudo apt-get install cmake g++ (or xcode-select --install)"
+      say "building stable-diffusion.cpp's binding $SDCPP_VERSION for this machine (CMAKE_ARGS='${CMAKE_ARGS:-}': $([ -n "${CMAKE_ARGS:-}" ] && echo as given || echo CPU)); a few minutes, once"
+      tmp=$(mktemp -d)
+      CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
+        "$PY" -m pip wheel --disable-pip-version-check -q --no-deps --no-binary stable-diffusion-cpp-python -w "$tmp" \
+        "stable-diffusion-cpp-python==$SDCPP_VERSION" >&2 \
+        || { rm -rf "$tmp"; die "pip could not build stable-diffusion-cpp-python $SDCPP_VERSION (see the messages above; CMAKE_ARGS='${CMAKE_ARGS:-}')"; }
+      built=$(ls "$tmp"/stable_diffusion_cpp_python-*.whl)
+      mkdir -p "$cache"
+      cp "$built" "$cache/.$(basename "$built").partial" && mv "$cache/.$(basename "$built").partial" "$cache/$(basename "$built")"
+      rm -rf "$tmp"
+      whl=$cache/$(basename "$built")
+    fi
+    say "installing stable-diffusion.cpp's binding from $whl"
+    "${PIP[@]}" --no-deps "$whl" || die "pip could not install $whl"
+    "$PY" -c "import stable_diffusion_cpp" || die "stable_diffusion_cpp does not import after installing $whl"
   fi
 fi
 echo "$PY"
