@@ -46,7 +46,8 @@ def test_pictures_progress_and_a_kept_context(tiny_files):
         assert eng.rss() > 50 * 2**20                                # the context's memory: the worker's RSS
         [b] = eng.generate("a red fox in the snow", 80, 64, steps=3, seed=5)
         assert eng.proc.pid == pid and eng.load_seconds == loaded   # the same context: nothing loaded again
-        assert (a == b).all()                                        # same seed, same picture
+        # same seed, same picture (up to a step of rounding: no reload in between, but never rely on bits)
+        assert abs(a.astype(int) - b.astype(int)).max() <= 2
     finally:
         eng.close()
     assert eng.rss() == 0 and not eng.alive()
