@@ -839,8 +839,21 @@ def checkpoint_depth(patcher) -> int:
     return 1
 
 
+def _trainer_globals() -> dict:
+    """The globals of core's Train LoRA module as ComfyUI loaded it (comfy_extras load under their own names)."""
+    cls = node_class("TrainLoraNode")
+    execute = getattr(cls, "execute", None)
+    return getattr(getattr(execute, "__func__", execute), "__globals__", {}) if execute is not None else {}
+
+
 def _checkpoint_units(dm, depth: int) -> list:
-    """The modules core's trainer checkpoints at `depth` (its find_modules_at_depth rule)."""
+    """The modules core's trainer checkpoints at `depth`: its own find_modules_at_depth, or (when a ComfyUI lacks it)
+    the same rule written out here, said in the log."""
+    find = _trainer_globals().get("find_modules_at_depth")
+    if callable(find):
+        return find(dm, depth=depth)
+    _degraded("comfy_extras/nodes_train.py's find_modules_at_depth", "the training estimate counts checkpoint units "
+              "by LockN's copy of core's rule")
     import torch.nn as nn
     out = []
 
@@ -879,8 +892,7 @@ def train_lora(model, latents: list, conditioning: list, on_loss=None, **setting
         _degraded("the TrainLoraNode node (comfy_extras/nodes_train.py)", "LockN training refuses to run")
         raise Missing(f"ComfyUI {comfyui_version()} has no Train LoRA node (TrainLoraNode), which LockN training runs: "
                       f"update ComfyUI")
-    # the trainer's module as ComfyUI loaded it (comfy_extras load under their own module names)
-    trainer_globals = getattr(getattr(cls.execute, "__func__", cls.execute), "__globals__", {})
+    trainer_globals = _trainer_globals()
     make_loss = trainer_globals.get("_create_loss_function")
     with torch.inference_mode(False):
         # 0.20.1's trainer trains on a plain clone, 0.33's on what cached_patcher_init builds: both get the copy
