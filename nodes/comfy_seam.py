@@ -773,6 +773,13 @@ def _autograd_copy(x):
     return x
 
 
+def _weight_shape(m):
+    """A module's 2-D weight as (out, in), or None; ComfyUI-GGUF's weights keep their logical shape as tensor_shape."""
+    w = getattr(m, "weight", None)
+    shape = tuple(getattr(w, "tensor_shape", None) or getattr(w, "shape", ())) if w is not None else ()
+    return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
+
+
 def model_shape(patcher) -> tuple[list, int, int, int]:
     """What the memory estimate needs from a base: [(out, in)] of the 2-D weights core's trainer adapts (modules
     with ComfyUI's weight_function), the blocks' width, the number of blocks and the widest block's linear outputs."""
@@ -780,10 +787,7 @@ def model_shape(patcher) -> tuple[list, int, int, int]:
     dm = getattr(getattr(patcher, "model", None), "diffusion_model", None)
     if dm is None:
         return [], 0, 0, 0
-    def shape2(m):                              # a 2-D weight's (out, in); ComfyUI-GGUF's keep it as tensor_shape
-        w = getattr(m, "weight", None)
-        shape = tuple(getattr(w, "tensor_shape", None) or getattr(w, "shape", ())) if w is not None else ()
-        return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
+    shape2 = _weight_shape
     linears = [shape2(m) for m in dm.modules() if hasattr(m, "weight_function") and shape2(m)]
     blocks, inside = [], set()                  # the items of the outermost ModuleLists, at any depth (ACE-Step
     for name, m in dm.named_modules():          # 1.5's sit under decoder.layers)
@@ -805,10 +809,9 @@ def checkpoint_weights(patcher, depth: int) -> tuple[int, int]:
     if dm is None:
         return 0, 0
 
-    def elements(m):
-        w = getattr(m, "weight", None)
-        shape = tuple(getattr(w, "tensor_shape", None) or getattr(w, "shape", ())) if w is not None else ()
-        return int(shape[0]) * int(shape[1]) if hasattr(m, "weight_function") and len(shape) == 2 else 0
+    def elements(m):                            # an adapted weight's elements (core adapts weight_function modules)
+        shape = _weight_shape(m) if hasattr(m, "weight_function") else None
+        return shape[0] * shape[1] if shape else 0
     total = sum(elements(m) for m in dm.modules())
     units = _checkpoint_units(dm, depth)
     inside = {id(x) for u in units for x in u.modules()}
