@@ -15,6 +15,9 @@ from pathlib import Path, PurePosixPath
 BUILTIN_PATH = Path(__file__).with_name("catalog.toml")
 HF_ENDPOINT_DEFAULT = "https://huggingface.co"
 FORMATS = ("safetensors", "gguf")
+# What runs a preset: ComfyUI's own models (with ComfyUI-GGUF), or stable-diffusion.cpp (the LockN sd.cpp image node,
+# issue 27), which takes the Flux.2 diffusion model and VAE files ComfyUI uses but its text encoders as llama.cpp GGUFs.
+ENGINES = ("comfy", "sdcpp")
 # ComfyUI model folders a catalog file may name.
 FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "vae",
            "latent_upscale_models", "loras", "upscale_models")
@@ -102,6 +105,7 @@ class Preset:
     optional: dict = field(default_factory=dict)   # role -> file name (used when present)
     defaults: dict = field(default_factory=dict)
     quality: int = 0
+    engine: str = "comfy"     # comfy | sdcpp (ENGINES)
     source: str = "builtin"
 
     def settings(self, catalog: "Catalog") -> dict:
@@ -135,8 +139,10 @@ class Catalog:
             known = ", ".join(sorted(self.presets))
             raise KeyError(f"unknown preset {preset_id!r}; known presets: {known}") from None
 
-    def presets_for(self, family: str) -> list[Preset]:
-        return sorted((p for p in self.presets.values() if p.family == family), key=lambda p: p.id)
+    def presets_for(self, family: str, engine: str = "comfy") -> list[Preset]:
+        """The family's presets for one engine (ComfyUI's loaders by default)."""
+        return sorted((p for p in self.presets.values() if p.family == family and p.engine == engine),
+                      key=lambda p: p.id)
 
     def file(self, name: str) -> FileEntry | None:
         return self.files.get(name) or self.files.get(PurePosixPath(name.replace("\\", "/")).name)
@@ -246,11 +252,16 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
         where = f"{source}: preset {pid!r}"
         if "family" not in p or "components" not in p:
             raise CatalogError(f"{where} needs 'family' and 'components'")
-        _check_types(where, p, strings=("family", "label"), ints=("quality",),
+        _check_types(where, p, strings=("family", "label", "engine"), ints=("quality",),
                      tables=("components", "optional", "defaults"))
+        engine = p.get("engine", "comfy")
+        if engine not in ENGINES:
+            raise CatalogError(f"{where}: engine {engine!r} is not one of {', '.join(ENGINES)} (leave it out for ComfyUI's "
+                               f"own loaders)")
         presets[pid] = Preset(id=pid, family=p["family"], label=p.get("label", pid),
                               components=dict(p["components"]), optional=dict(p.get("optional", {})),
-                              defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), source=source)
+                              defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), engine=engine,
+                              source=source)
     for lid, p in (doc.get("loras") or {}).items():
         where = f"{source}: LoRA preset {lid!r}"
         if "family" not in p or not isinstance(p.get("files"), dict) or not p["files"]:

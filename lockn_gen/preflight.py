@@ -72,15 +72,25 @@ def folder_for(catalog: Catalog, role: str, name: str, family: str) -> str:
             "upscaler": "latent_upscale_models"}.get(role, "diffusion_models")
 
 
+ENGINE_NAMES = {"comfy": "ComfyUI's own loaders", "sdcpp": "stable-diffusion.cpp"}
+ENGINE_NODES = {"comfy": "Flux.2 Loader (LockN)", "sdcpp": "Flux.2 Image, stable-diffusion.cpp (LockN)"}
+
+
 def resolve(catalog: Catalog, family: str, preset_id: str, overrides: dict[str, str] | None,
             find: Callable[[str, str], str | None], searched: Callable[[str], list[str]],
-            include_optional: bool = False) -> Resolution:
-    """Components of `preset_id` with `overrides` (role -> file name, PRESET_CHOICE or "" = keep)."""
+            include_optional: bool = False, engine: str = "comfy") -> Resolution:
+    """Components of `preset_id` with `overrides` (role -> file name, PRESET_CHOICE or "" = keep), for the
+    engine that will run them (ComfyUI's loaders, or stable-diffusion.cpp)."""
     preset = catalog.preset(preset_id)
     if preset.family != family:
         raise LockNError(f"preset {preset_id!r} is a {catalog.families[preset.family].display_name} preset, "
                          f"not {catalog.families[family].display_name}; choose one of: "
-                         f"{', '.join(p.id for p in catalog.presets_for(family))}")
+                         f"{', '.join(p.id for p in catalog.presets_for(family, engine))}")
+    if preset.engine != engine:
+        node = ENGINE_NODES.get(preset.engine, preset.engine)
+        raise LockNError(f"preset {preset_id!r} is for {ENGINE_NAMES.get(preset.engine, preset.engine)} (use it in the "
+                         f"{node} node); this node runs {ENGINE_NAMES.get(engine, engine)}: choose one of "
+                         f"{', '.join(p.id for p in catalog.presets_for(family, engine))}")
     roles = dict(preset.components)
     optional = dict(preset.optional) if include_optional else {}
     over = {r: v for r, v in (overrides or {}).items() if v and v != PRESET_CHOICE}

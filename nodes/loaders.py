@@ -57,10 +57,10 @@ def _catalog(user_path, env, mtime):
     return catalog_mod.load([user_path])
 
 
-def resolve_preset(family: str, preset: str, overrides: dict):
+def resolve_preset(family: str, preset: str, overrides: dict, engine: str = "comfy"):
     cat = get_catalog()
     try:
-        return cat, resolve(cat, family, preset, overrides, cm.find_file, cm.folder_dirs)
+        return cat, resolve(cat, family, preset, overrides, cm.find_file, cm.folder_dirs, engine=engine)
     except KeyError as e:
         raise LockNError(str(e.args[0])) from None
 
@@ -78,17 +78,18 @@ def _models_dir_hint(res) -> str | None:
     return next((r for r in (models_root(c.folder) for c in res.missing) if r), None)
 
 
-def preflight(family: str, preset: str, overrides: dict):
+def preflight(family: str, preset: str, overrides: dict, engine: str = "comfy"):
     """Resolve and check every file before loading any: all missing files in one error, then the
-    header of each present file (truncation, corruption, wrong family or role)."""
-    cat, res = resolve_preset(family, preset, overrides)
+    header of each present file (truncation, corruption, wrong family or role). stable-diffusion.cpp
+    (`engine` "sdcpp") reads GGUF files itself: ComfyUI-GGUF is not asked for."""
+    cat, res = resolve_preset(family, preset, overrides, engine)
     if res.missing:
         root = _models_dir_hint(res)
         msg = missing_message(res, cat.families[family].display_name,
                               lambda names: download_command(names, models_dir=root))
         odd = _not_a_file(res)
         raise LockNError(f"{odd}\n{msg}" if odd else msg)
-    if any(c.format == "gguf" for c in res.components if c.path) and not seam.gguf_available():
+    if engine == "comfy" and any(c.format == "gguf" for c in res.components if c.path) and not seam.gguf_available():
         raise LockNError(cm.GGUF_INSTALL)
     for c in res.components:
         if c.path:
