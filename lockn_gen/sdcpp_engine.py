@@ -20,10 +20,22 @@ from dataclasses import dataclass
 
 from .preflight import LockNError
 
-INSTALL = ("stable-diffusion.cpp's Python binding is not installed in this ComfyUI's Python ({python}). Install it "
+INSTALL = ("stable-diffusion.cpp's Python binding is not installed in {python} (the Python that runs it: ComfyUI's own, "
+           "or LOCKN_SDCPP_PYTHON). Install it "
            "with the pack's set-up: LOCKN_SETUP_SDCPP=1 bash scripts/setup.sh (CPU; it builds once, about 2 minutes); "
            "for a GPU build add CMAKE_ARGS=\"-DSD_CUDA=ON\" (CUDA toolkit needed), \"-DSD_VULKAN=ON\" or "
            "\"-DSD_METAL=ON\".")
+
+
+# sd.cpp's samplers offered in the node (its SAMPLE_METHOD_MAP names; the official Flux.2 templates use euler)
+SAMPLERS = ("euler", "euler_a", "heun", "dpm2", "dpm++2m", "ipndm", "res_multistep", "lcm")
+
+
+def settings(preset_settings: dict, steps: int = 0, guidance: float = 0.0) -> dict:
+    """The run's steps and guidance: the node's, or the preset's (the family's template settings with the preset's
+    overrides: klein 4 steps, dev 20 and guidance 4.0) where the node says 0."""
+    return {"steps": int(steps) if steps and steps > 0 else int(preset_settings.get("steps", 20)),
+            "guidance": float(guidance) if guidance and guidance > 0 else float(preset_settings.get("guidance", 3.5))}
 
 
 class Interrupted(Exception):
@@ -38,6 +50,12 @@ class Files:
 
     def names(self) -> str:
         return ", ".join(os.path.basename(p) for p in (self.diffusion_model, self.llm, self.vae))
+
+
+def worker_python() -> str:
+    """The Python that runs the worker: ComfyUI's own, or LOCKN_SDCPP_PYTHON (a venv with another build of the
+    binding, a CUDA one say, without touching ComfyUI's)."""
+    return os.environ.get("LOCKN_SDCPP_PYTHON") or sys.executable
 
 
 def installed(python: str = sys.executable) -> bool:
@@ -56,12 +74,13 @@ def check_size(width: int, height: int) -> None:
 
 
 class Engine:
-    def __init__(self, files: Files, threads: int = 0, python: str = sys.executable):
-        self.files, self.threads, self.python = files, threads, python
+    def __init__(self, files: Files, threads: int = 0, python: str | None = None):
+        self.files, self.threads, self.python = files, threads, python or worker_python()
         self.proc: subprocess.Popen | None = None
         self._events = None
         self._log = None
         self.load_seconds = 0.0
+        self.device = ""                                # where the build computes ("cpu", "cuda0", ...), once loaded
         self.said: list[str] = []                       # sd.cpp's error lines from the worker, newest last
 
     # ---- the worker ------------------------------------------------------------------------------------
@@ -95,6 +114,7 @@ class Engine:
                              f"check that these are the files the preset names (a different model family or a "
                              f"damaged file fails so)")
         self.load_seconds = float(ev.get("seconds", 0.0))
+        self.device = str(ev.get("device") or "unknown")
         return self.load_seconds
 
     def rss(self) -> int:
@@ -109,6 +129,16 @@ class Engine:
         except OSError:
             pass
         return 0
+
+    # ---- what the residency registry reads (nodes/residency.py: an object ComfyUI does not manage) ----------
+    def lockn_resident(self) -> dict:
+        """{"bytes": the worker's RSS, "device": where it computes, "alive": whether the context is still there}.
+        A worker killed by an interrupt, or dead, holds nothing."""
+        alive = self.alive()
+        return {"bytes": self.rss() if alive else 0, "device": self.device if alive else "", "alive": alive}
+
+    def lockn_release(self) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.proc is not None:

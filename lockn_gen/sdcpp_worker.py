@@ -7,7 +7,7 @@ outside and a file it cannot load ends in a crash of the process that calls it (
 engine (lockn_gen/sdcpp_engine.py) kills this process to interrupt, and names the files when it dies.
 
     {"op": "load", "files": {"diffusion_model": P, "llm": P, "vae": P}, "threads": N}
-        -> {"event": "loaded", "seconds": S} | {"event": "error", "message": M}
+        -> {"event": "loaded", "seconds": S, "device": "cpu" | "cuda0" | ...} | {"event": "error", "message": M}
     {"op": "generate", "prompt": T, "width": W, "height": H, "steps": N, "guidance": G, "cfg": C, "seed": S,
      "sampler": "euler", "batch": B, "out": DIR}
         -> {"event": "step", "step": i, "steps": n} ... {"event": "images", "paths": [...], "seconds": S}
@@ -21,6 +21,23 @@ import json
 import os
 import sys
 import time
+
+
+def _device(sdcpp) -> str:
+    """Where the build computes: the name of its first GPU or accelerator backend (ggml's device registry), else "cpu"."""
+    try:
+        lib = sdcpp.stable_diffusion_cpp._lib
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.restype, lib.ggml_backend_dev_get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        lib.ggml_backend_dev_name.restype, lib.ggml_backend_dev_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+        lib.ggml_backend_dev_type.restype, lib.ggml_backend_dev_type.argtypes = ctypes.c_int, [ctypes.c_void_p]
+        for i in range(lib.ggml_backend_dev_count()):
+            dev = lib.ggml_backend_dev_get(i)
+            if lib.ggml_backend_dev_type(dev) != 0:          # 0: GGML_BACKEND_DEVICE_TYPE_CPU
+                return lib.ggml_backend_dev_name(dev).decode().lower()
+    except (AttributeError, OSError):
+        return "unknown"
+    return "cpu"
 
 
 def main(fd: int) -> int:
@@ -64,7 +81,7 @@ def main(fd: int) -> int:
                 sd = None
                 send(event="error", message="; ".join(failed[-3:]))
                 continue
-            send(event="loaded", seconds=round(time.perf_counter() - t0, 3))
+            send(event="loaded", seconds=round(time.perf_counter() - t0, 3), device=_device(sdcpp))
         elif cmd["op"] == "generate":
             if sd is None:
                 send(event="error", message="nothing loaded")

@@ -23,6 +23,21 @@ WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，
                 "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部")
 
 
+SDCPP_TE = "qwen_3_4b_sdcpp_layout.safetensors"     # the tiny klein text encoder sd.cpp reads (tiny/sdcpp.py)
+
+
+def sdcpp_t2i(prompt="a red fox in the snow", width=80, height=64, steps=2, seed=7, batch=1, preset="flux2-klein-4b-sdcpp",
+              prefix="sdcpp", threads=1, **overrides) -> dict:
+    """The LockN stable-diffusion.cpp node into Save Image; the text encoder is the tiny one at sd.cpp's head layout
+    unless `overrides` say otherwise."""
+    files = {"diffusion_model": P, "text_encoder": SDCPP_TE, "vae": P, **overrides}
+    return {"1": {"class_type": "LockNFlux2SdCpp",
+                  "inputs": {"preset": preset, "prompt": prompt, "width": width, "height": height, "steps": steps,
+                             "guidance": 0.0, "seed": seed, "sampler": "euler", "batch_size": batch, "threads": threads,
+                             **files}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
+
+
 def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=1027111520328378, prefix="flux2",
               preset="flux2-dev-q4_k_m", overrides=None):
     if loader == "lockn":

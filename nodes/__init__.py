@@ -8,6 +8,7 @@ from .loaders import LOADER_NODES
 from .loras import LORA_NODES
 from .media import MEDIA_NODES, install_example_datasets, install_example_inputs
 from .residency_nodes import RESIDENCY_NODES
+from .sdcpp import SDCPP_NODES
 from .step_cache import STEP_CACHE_NODES
 from .training import TRAINING_NODES
 from .upscale import UPSCALE_NODES
@@ -25,7 +26,7 @@ class LockNGenExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES, *UPSCALE_NODES,
-                *STEP_CACHE_NODES, *TRAINING_NODES]
+                *STEP_CACHE_NODES, *TRAINING_NODES, *SDCPP_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -86,6 +86,49 @@ def _mm():
     return mm
 
 
+# ---- progress -------------------------------------------------------------------------------------------------
+class _ApiProgress:
+    """comfy_api's set_progress, where comfy.utils.ProgressBar is missing (the editor's bar only: no "progress"
+    websocket message for the LockN client)."""
+
+    def __init__(self, total):
+        from comfy_api.latest import ComfyAPISync
+        self.total, self.api = total, ComfyAPISync()
+
+    def update_absolute(self, value, total=None):
+        self.api.execution.set_progress(min(value, total or self.total), total or self.total)
+
+
+def progress_bar(total: int):
+    """ComfyUI's own progress bar for the running node (what its samplers use: the editor's bar and the "progress"
+    websocket message the LockN client shows)."""
+    try:
+        from comfy.utils import ProgressBar
+    except ImportError as e:
+        _degraded("comfy.utils.ProgressBar", "LockN's long nodes show progress in the editor only", e)
+        return _ApiProgress(total)
+    return ProgressBar(total)
+
+
+# ---- the user's Cancel ---------------------------------------------------------------------------------------
+def interrupted() -> bool:
+    """Whether the user cancelled the running prompt (ComfyUI's interrupt flag, which its samplers poll)."""
+    try:
+        return bool(_mm().processing_interrupted())
+    except (ImportError, AttributeError) as e:
+        _degraded("comfy.model_management.processing_interrupted",
+                  "Cancel does not stop a stable-diffusion.cpp run between steps (it ends when the run does)", e)
+        return False
+
+
+def raise_interrupted() -> None:
+    """End the node the way ComfyUI's own nodes end on Cancel (its InterruptProcessingException: the prompt is
+    reported interrupted, not failed)."""
+    mm = _mm()
+    mm.throw_exception_if_processing_interrupted()
+    raise mm.InterruptProcessingException()
+
+
 # ---- loaded models and their tiers --------------------------------------------------------------------
 @dataclass
 class Loaded:

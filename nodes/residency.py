@@ -36,6 +36,14 @@ log = logging.getLogger("lockn_gen.residency")
 EVENT = "lockn.residency"
 
 
+def _external(obj):
+    """An object the registry holds that ComfyUI does not manage, or None: the stable-diffusion.cpp engine
+    (lockn_gen/sdcpp_engine.py), whose context lives in a worker process. It says what it holds
+    (`lockn_resident()`: bytes, device, alive) and lets go of it (`lockn_release()`); it cannot move to RAM and
+    back, so an offload drops it."""
+    return obj if hasattr(obj, "lockn_resident") and hasattr(obj, "lockn_release") else None
+
+
 def _patchers(obj) -> list:
     """The ModelPatchers inside a loaded object (MODEL, CLIP, VAE or a tuple of them)."""
     if obj is None:
@@ -127,6 +135,9 @@ class Registry(PromptLifecycle):
                                                # refresh, when an entry needs them
         for rec in self.records.values():
             e = rec.entry
+            if _external(rec.obj) is not None:
+                self._refresh_external(rec, sizes)
+                continue
             ps = _patchers(rec.obj)
             weights = _weights(rec.obj)
             devices = [on_device[w] for w in weights if w in on_device]
@@ -164,6 +175,24 @@ class Registry(PromptLifecycle):
             elif rescan:
                 e.host_pinned = seam.pinned_bytes(ps)
 
+    def _refresh_external(self, rec, sizes):
+        """An engine's entry: its bytes and device as it states them (the worker's RSS; stated sizes where the
+        tests simulate a discrete GPU). Its tier is "gpu" while it computes on a GPU, or on the CPU where that is
+        ComfyUI's compute device too (no discrete GPU), else "ram"; a worker that is gone (an interrupt killed
+        it) makes the entry dropped, as a dropped model: the next use loads again."""
+        e = rec.entry
+        state = rec.obj.lockn_resident()
+        if not state.get("alive"):
+            rec.obj = None
+            rec.drops += 1
+            e.tier, e.device, e.held = "dropped", "", False
+            return
+        injected = [sizes[os.path.basename(p)] for p in rec.paths if os.path.basename(p) in sizes]
+        e.bytes = sum(injected) if injected else int(state.get("bytes") or 0)
+        e.device = str(state.get("device") or "")
+        e.tier = "gpu" if e.device not in ("cpu", "") or self._shared() else "ram"
+        e.mapped, e.host_pinned, e.held, e.loras = 0, 0, False, []
+
     def _mapped(self, rec, ps, tensors, weights, loaded, maps) -> int:
         """The reclaimable part of the entry's bytes: its CPU tensors that lie in a mapping of its own files,
         less the mapping's dirty pages. Measured again only when its object, tier, device or loaded bytes
@@ -196,6 +225,12 @@ class Registry(PromptLifecycle):
         if rec.writable and "dirty" not in maps:
             maps["dirty"] = policy.dirty_bytes(policy.maps_of(mappings, maps["ids"]))
         return min(e.bytes, policy.mapped_bytes(rec.ranges, mine, maps["dirty"] if rec.writable else None))
+
+    def refresh_now(self):
+        """Read the tiers again and tell the sidebar (an engine's worker went away in the middle of a node)."""
+        with self.lock:
+            self.refresh()
+            self._changed()
 
     # ---- the load seam ---------------------------------------------------------------------------
     def load(self, spec, loader):
@@ -435,12 +470,23 @@ class Registry(PromptLifecycle):
             log.info("LockN residency: %s %s (%s)", a.kind, rec.entry.name, a.reason)
 
     def _offload(self, rec):
-        """GPU -> RAM for one entry (and ComfyUI's clones of it), every other loaded model kept."""
+        """GPU -> RAM for one entry (and ComfyUI's clones of it), every other loaded model kept. An engine's
+        context cannot wait in RAM: it is dropped."""
+        if _external(rec.obj) is not None:
+            self._drop(rec, "an engine's context cannot move to RAM")
+            return
         mine = _weights(rec.obj)
         seam.offload([lm for lm in seam.loaded_models() if id(seam.inner_model(lm.patcher)) in mine])
 
     def _drop(self, rec, reason=""):
         if rec.obj is None:
+            return
+        ext = _external(rec.obj)
+        if ext is not None:                    # its memory is another process's: gone when that process is
+            ext.lockn_release()
+            rec.held, rec.release_asked, rec.obj = [], False, None
+            rec.drops += 1
+            rec.entry.tier = "dropped"
             return
         self._offload(rec)
         # The weights (each ModelPatcher's module, shared with its clones) stay in memory while anything
@@ -539,6 +585,8 @@ class Registry(PromptLifecycle):
         with self.lock:
             for r in self.records.values():
                 if r.obj is not None:
+                    if _external(r.obj) is not None:
+                        r.obj.lockn_release()      # ComfyUI frees only its own: an engine's worker goes here
                     r.obj = None
                     r.drops += 1
             self.refresh()

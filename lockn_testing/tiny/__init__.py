@@ -74,6 +74,11 @@ def generate(out: str, families=FAMILIES, seed: int = SEED) -> dict:
         files = mod.build(out, seed=seed)
         written.update(files)
         print(f"{fam}: {len(files)} files in {time.time() - t:.1f}s", flush=True)
+    if "flux2" in families:                   # the klein text encoder at stable-diffusion.cpp's fixed head layout
+        from lockn_testing.tiny import sdcpp
+        path = os.path.join(out, "text_encoders", sdcpp.KLEIN_TE_SDCPP)
+        written[sdcpp.KLEIN_TE_SDCPP] = sdcpp.write_klein_te(path, seed=seed + 50)
+        print("sdcpp: 1 file", flush=True)
     if set(FAMILIES) <= set(families):        # LoRAs are sized from the tiny base files just written
         from lockn_testing.tiny import loras
         files = loras.build(out, seed=seed)
