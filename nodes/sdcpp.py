@@ -19,7 +19,7 @@ from ..lockn_gen import sdcpp_engine as sde
 from ..lockn_gen.preflight import PRESET_CHOICE, LockNError
 from . import comfy_models as cm
 from . import comfy_seam as seam
-from .loaders import preflight, schema_catalog
+from .loaders import preflight, resolve_preset, schema_catalog
 from .residency import REGISTRY, load
 
 log = logging.getLogger("lockn_gen.sdcpp")
@@ -104,6 +104,18 @@ class LockNFlux2SdCpp(io.ComfyNode):
                   for role, (folder, tip) in ROLES.items()],
             ],
             outputs=[io.Image.Output(display_name="IMAGE")])
+
+    @classmethod
+    def fingerprint_inputs(cls, preset, **kwargs):
+        """The files' identity beside the inputs ComfyUI compares: a file replaced on disk under the same name makes
+        the picture again. (Evicting the context does not: the cached picture is still the picture.)"""
+        try:
+            _, res = resolve_preset(FAMILY, preset, {r: kwargs.get(r, PRESET_CHOICE) for r in ROLES}, "sdcpp")
+            if res.missing:
+                return "missing:" + ",".join(c.name for c in res.missing)
+            return repr(spec_for(res).identity())
+        except Exception as e:          # noqa: BLE001  (errors surface when the node runs)
+            return f"error:{e}"
 
     @classmethod
     def execute(cls, preset, prompt, width, height, steps, guidance, seed, sampler, batch_size, threads=0,

@@ -115,6 +115,36 @@ def test_cancel_stops_between_steps_and_the_next_run_loads_again(comfy_server):
     assert _entries(srv)[0]["loads_from_disk"] == loads + 1
 
 
+def test_pin_evict_and_eviction_for_a_comfyui_model_within_the_budget(comfy_server, tiny_models):
+    """The context is an entry like the others: pinned and evicted through the residency routes (the sidebar's),
+    and dropped by the policy to make room within the RAM budget for a model ComfyUI loads; the worker goes with it."""
+    srv = comfy_server
+    _free(srv)
+    srv.run(graphs.sdcpp_t2i(width=64, height=64, steps=1, seed=51, prefix="sdcpp/pin"), timeout=300)
+    [e] = _entries(srv)
+    assert srv.post("/lockn/residency/pin", {"id": e["id"], "pinned": True})[0] == 200
+    assert _entries(srv)[0]["pinned"]
+    srv.post("/lockn/residency/evict", {"family": "flux2"})                  # the family, pinned ones left: kept
+    assert _entries(srv)[0]["tier"] != "dropped" and _workers(srv)
+    srv.post("/lockn/residency/evict", {"id": e["id"]})                      # by its id: pinned or not
+    assert _entries(srv)[0]["tier"] == "dropped" and not _workers(srv)
+    srv.post("/lockn/residency/pin", {"id": e["id"], "pinned": False})
+
+    srv.run(graphs.sdcpp_t2i(width=64, height=64, steps=1, seed=52, prefix="sdcpp/budget"), timeout=300)
+    [e] = _entries(srv)
+    klein = sum((tiny_models / folder / name).stat().st_size for folder, name in (
+        ("diffusion_models", "flux-2-klein-4b.safetensors"), ("text_encoders", "qwen_3_4b.safetensors"),
+        ("vae", "flux2-vae.safetensors")))
+    _budgets(srv, (e["bytes"] + klein // 2) / 1e9)          # room for the context, not for it and ComfyUI's klein
+    try:
+        assert _entries(srv)[0]["tier"] != "dropped"          # within the budget: kept
+        srv.run(graphs.flux2_t2i(loader="lockn", preset="flux2-klein-4b", width=32, height=32, steps=1,
+                                 prefix="sdcpp/comfy-klein"), timeout=300)
+        assert _entries(srv)[0]["tier"] == "dropped" and not _workers(srv)
+    finally:
+        _budgets(srv, 0.0)
+
+
 def _refused(srv, graph, *needles):
     with pytest.raises(PromptError) as e:
         srv.run(graph, timeout=300)
