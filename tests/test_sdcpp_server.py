@@ -6,8 +6,11 @@ files: the diffusion model and VAE the ComfyUI path loads, and the tiny Qwen3 at
   registry entry (bytes = the worker's resident memory, one load for two runs); `/free` ends the worker and drops the
   entry, and the next run loads again.
 - Cancel stops the run between steps: the worker is gone, the entry dropped, and the next run works.
+- Pin and evict through the residency routes, and the policy dropping the context to make room within the RAM
+  budget for a model ComfyUI loads: the worker goes with the entry.
 - Bad input is a clear error and the server keeps serving: a size sd.cpp refuses, a text encoder it cannot load
-  (named, with sd.cpp's own line), a truncated GGUF (refused before anything is loaded), a run past the budgets.
+  (named, with sd.cpp's own line), a model of another family and a truncated GGUF (both refused from their headers
+  before anything is loaded), a run past the budgets.
 - Without the binding (in-process: LOCKN_SDCPP_PYTHON pointing at a Python that lacks it) the node says how to install.
 """
 from __future__ import annotations
@@ -170,6 +173,9 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(comfy_server):
                    "qwen_3_4b.safetensors", "k_proj", "ComfyUI keeps running")
     assert "Traceback" not in msg.split("failed:", 1)[1][:200]
     assert not [e for e in _entries(srv) if "qwen_3_4b.safetensors" in e["files"] and e["tier"] != "dropped"]
+    # a model of a family sd.cpp's Flux.2 presets do not take: recognised from its header, before anything is loaded
+    _refused(srv, graphs.sdcpp_t2i(diffusion_model="Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf"),
+             "Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", "Flux.2")
     # a GGUF cut short (an interrupted download): refused from its header, before anything is loaded
     _refused(srv, graphs.sdcpp_t2i(diffusion_model="flux2-dev-Q8_0-interrupted.gguf"), "flux2-dev-Q8_0-interrupted.gguf")
     # a run past the budgets: refused before the load, with the figures
