@@ -165,13 +165,21 @@ class Engine:
         with tempfile.TemporaryDirectory(prefix="lockn-sdcpp-") as out:
             self._send(op="generate", prompt=prompt, width=width, height=height, steps=steps, seed=seed,
                        guidance=guidance, cfg=cfg, sampler=sampler, batch=batch, out=out)
-            while True:
-                ev = self._next(should_stop, on_step, what="generating")
-                if ev["event"] == "images":
-                    return [np.load(p) for p in ev["paths"]]
-                if ev["event"] == "error":
-                    raise LockNError(f"stable-diffusion.cpp could not generate with {self.files.names()}: "
-                                     f"{ev.get('message')}")
+            try:
+                while True:
+                    ev = self._next(should_stop, on_step, what="generating")
+                    if ev["event"] == "images":
+                        return [np.load(p) for p in ev["paths"]]
+                    if ev["event"] == "error":
+                        raise LockNError(f"stable-diffusion.cpp could not generate with {self.files.names()}: "
+                                         f"{ev.get('message')}")
+            except (LockNError, Interrupted):
+                raise                           # the worker is gone, or idle after its error
+            except BaseException:
+                # the caller gave up mid-run (ComfyUI's progress hook raises its interrupt inside on_step): a run
+                # left behind would go on computing and its events would answer the next command
+                self.close()
+                raise
 
     # ---- plumbing ------------------------------------------------------------------------------------------
     def _send(self, **cmd) -> None:

@@ -58,3 +58,26 @@ def test_bad_sizes_missing_files_and_a_missing_binding_are_refused_with_the_fix(
     if plain and subprocess.run([plain, "-c", "import stable_diffusion_cpp"], capture_output=True).returncode != 0:
         with pytest.raises(LockNError, match="LOCKN_SETUP_SDCPP=1 bash scripts/setup.sh"):
             Engine(files, python=plain).start()
+
+
+class _Cancel(BaseException):
+    """As ComfyUI's InterruptProcessingException: raised by its progress hook inside on_step."""
+
+
+def test_a_caller_that_gives_up_inside_on_step_takes_the_run_with_it(tiny_files):
+    files, _ = tiny_files
+    eng = Engine(files, threads=1)
+
+    def on_step(i, n):
+        if n == 50 and i >= 1:
+            raise _Cancel()
+    try:
+        eng.start()
+        pid = eng.proc.pid
+        with pytest.raises(_Cancel):
+            eng.generate("a fox", 64, 64, steps=50, seed=1, on_step=on_step)
+        assert not eng.alive()
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        eng.close()
