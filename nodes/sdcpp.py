@@ -136,8 +136,8 @@ class LockNFlux2SdCpp(io.ComfyNode):
         except sde.Interrupted:
             REGISTRY.refresh_now()              # the worker is gone: its entry reads dropped at once
             seam.raise_interrupted()
-        except LockNError:
-            REGISTRY.refresh_now()              # a worker that died holds nothing any more
+        except BaseException:                   # a dead worker, or ComfyUI's interrupt raised by its progress hook
+            REGISTRY.refresh_now()              # (the engine killed the run): the sidebar hears it at once
             raise
         return io.NodeOutput(torch.from_numpy(np.stack(pictures)).float() / 255.0)
 
