@@ -576,6 +576,7 @@ class _Job:
     client: Client | None = None
     prompt_id: str | None = None
     done: bool = False
+    source: str = ""                  # which workflow it is a copy of (copies need the same files)
 
 
 def prepare(sources: Iterable, sets: Iterable[str] | dict = (), object_info: dict | None = None,
@@ -600,7 +601,7 @@ def prepare(sources: Iterable, sets: Iterable[str] | dict = (), object_info: dic
         for k in range(max(1, jobs)):
             prompt = wfmod.vary_seeds(wf, object_info, 0 if same_seed else k)
             label = name if jobs <= 1 else f"{name}#{k + 1}"
-            out.append(_Job(label, prompt, uploads))
+            out.append(_Job(label, prompt, uploads, source=f"{len(out) - k}:{name}"))
     if errors:
         raise WorkflowError(errors)
     return out
@@ -610,26 +611,6 @@ def _problems(prompt: dict, object_info: dict, uploads: list) -> list[str]:
     """validate(), less the complaints about inputs that a --set upload will fill."""
     fills = [f"{wfmod.node_label(u.node_id, prompt[u.node_id])}: input '{u.input}'" for u in uploads]
     return [p for p in wfmod.validate(prompt, object_info) if not any(p.startswith(f) for f in fills)]
-
-
-def dispatch(jobs: list[_Job], clients: list[Client]) -> list[tuple[_Job, JobResult]]:
-    """Submit every job to the server with the shortest queue (its running + pending prompts, plus the
-    jobs sent there by this call). Returns the jobs that the servers refused, with their results."""
-    load = {id(c): c.queue_size() for c in clients}
-    refused = []
-    for job in jobs:
-        client = min(clients, key=lambda c: load[id(c)])     # ties: the first listed
-        for up in job.uploads:
-            job.prompt[up.node_id]["inputs"][up.input] = client.upload(up.path)
-        try:
-            job.prompt_id = client.submit(job.prompt)
-        except PromptRefused as e:
-            job.done = True
-            refused.append((job, JobResult(job.label, client.url, error="; ".join(e.errors))))
-            continue
-        job.client = client
-        load[id(client)] += 1
-    return refused
 
 
 class _Bars:
@@ -689,92 +670,60 @@ class _Bars:
         return on_progress
 
 
-def _follow_job(client: Client, job: _Job, report, timeout, stop, out_dir) -> JobResult:
-    jr = JobResult(job.label, client.url, job.prompt_id)
-    try:
-        res = jr.result = client.follow(job.prompt_id, report, timeout, stop)
-        if res.error:
-            jr.error = format_execution_error(res.error, job.prompt)
-        elif res.interrupted:
-            jr.error = "interrupted"
-        else:
-            jr.files = client.download_outputs(res, out_dir)
-    except TimeoutError as e:
-        jr.error = f"{e}; {client.cancel(job.prompt_id)}"
-    except ClientError as e:
-        jr.error = str(e)
-    except Exception as e:  # noqa: BLE001 - a bug must not make the job vanish from the results (exit 0)
-        jr.error = f"unexpected {type(e).__name__} while following the job: {e}"
-    job.done = True
-    return jr
-
-
 def run_workflow(sources, sets: Iterable[str] | dict = (), servers: Iterable[str] = (DEFAULT_SERVER,),
                  out_dir: str | Path = "out", jobs: int = 1, timeout: float | None = None,
                  on_progress: Callable[[str, Progress], None] | None = None, progress: str = "off",
-                 same_seed: bool = False, log: Callable[[str], None] | None = None) -> list[JobResult]:
+                 same_seed: bool = False, log: Callable[[str], None] | None = None,
+                 master: str | None = None) -> list[JobResult]:
     """Run one or more workflows (paths or dicts; UI or API format), ``jobs`` copies of each (seeds of
-    copies k>0 moved by k unless ``same_seed``), spread over ``servers``; download the outputs into
-    ``out_dir``. Raises WorkflowError (nothing queued) when a workflow or a --set is wrong, ClientError
-    when no server answers, KeyboardInterrupt after cancelling this batch's prompts on Ctrl-C."""
+    copies k>0 moved by k unless ``same_seed``); download the outputs into ``out_dir``. Each job goes where
+    its models cost least to bring in (lockn_gen.pool): over the workers of a ComfyUI-Distributed ``master``
+    and the master itself, or over ``servers`` (lockn_gen.distributed). Raises WorkflowError (nothing
+    queued) when a workflow or a --set is wrong, ClientError when no server answers, KeyboardInterrupt after
+    cancelling this batch's prompts on Ctrl-C."""
+    from . import distributed
     log = log or (lambda s: None)
     sources = [sources] if isinstance(sources, (str, Path, dict)) else list(sources)
-    clients, unreachable = [], []
-    for url in dict.fromkeys(servers or [DEFAULT_SERVER]):
-        c = Client(url)
-        try:
-            c.object_info()
-            clients.append(c)
-        except ClientError as e:
-            unreachable.append(str(e))
-    if not clients:
-        raise ClientError("; ".join(unreachable) or "no server given")
-    for msg in unreachable:
-        log(f"warning: {msg}; not using it")
-    object_info = clients[0].object_info()
-    batch = prepare(sources, sets, object_info, jobs, same_seed)
-    for c in clients[1:]:                           # every server must be able to run the prompts
-        problems = [f"{c.url}: {p}" for job in batch for p in _problems(job.prompt, c.object_info(), job.uploads)]
-        if problems:
-            raise WorkflowError(sorted(set(problems)))
-    bars = _Bars(progress)
-    results: dict[int, JobResult] = {}
-    stop = threading.Event()
+    fleet = distributed.Fleet(servers or [DEFAULT_SERVER], master=master, log=log)
     try:
-        refused = dispatch(batch, clients)
-        if refused and len(refused) == len(batch):
-            raise WorkflowError([f"{r.label}: {r.error}" for _, r in refused])
-        for job, r in refused:
-            results[id(job)] = r
-        for job in batch:
-            if job.prompt_id:
-                log(f"queued {job.label} on {job.client.url} (prompt {job.prompt_id})")
-
-        def follow_all(client: Client):             # one thread per server: its jobs in queue order
-            for job in [j for j in batch if j.client is client]:
-                callbacks = [cb for cb in (bars.for_job(job), on_progress and (
-                    lambda p, label=job.label: on_progress(label, p))) if cb]
-                report = (lambda p: [cb(p) for cb in callbacks]) if callbacks else None
-                results[id(job)] = _follow_job(client, job, report, timeout, stop, out_dir)
-
-        threads = [threading.Thread(target=follow_all, args=(c,), daemon=True) for c in clients
-                   if any(j.client is c for j in batch)]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(timeout=0.2)
-    except KeyboardInterrupt:
-        stop.set()
-        for client in clients:
-            mine = {j.prompt_id: j for j in batch if j.client is client and j.prompt_id and not j.done}
-            for pid, what in client.cancel_many(list(mine)).items():
-                log(f"{mine[pid].label}: {what} on {client.url}")
-        raise
+        up = fleet.up()
+        for m in fleet.pool.members:
+            if m.down:
+                log(f"warning: {m.label} {m.down}; not using it")
+        if not up:
+            raise ClientError("no server can take jobs: " + "; ".join(f"{m.label} {m.down}" for m in fleet.pool.members))
+        object_info = fleet.clients[up[0].id].object_info()
+        batch = prepare(sources, sets, object_info, jobs, same_seed)
+        for m in up[1:]:                              # every server must be able to run the prompts
+            oi = fleet.clients[m.id].object_info()
+            problems = [f"{m.url}: {p}" for job in batch for p in _problems(job.prompt, oi, job.uploads)]
+            if problems:
+                raise WorkflowError(sorted(set(problems)))
+        if fleet.master is not None:
+            moi = fleet.master.object_info()
+            if distributed.COLLECTOR not in moi:
+                raise ClientError(f"the master {fleet.master.url} does not know {distributed.COLLECTOR}: "
+                                  f"ComfyUI-Distributed is not loaded there ({distributed.INSTALL})")
+            for job in batch:                         # every output can come back through the collector
+                distributed.with_collectors(job.prompt, moi)
+            object_info = moi
+        bars = _Bars(progress)
+        stop = threading.Event()
+        queued: list = []
+        try:
+            results = distributed.run_batch(fleet, batch, object_info, out_dir, timeout, bars, on_progress,
+                                            stop, log, queued)
+        except KeyboardInterrupt:
+            stop.set()
+            for labels, what, url in fleet.cancel_all(queued):
+                log(f"{labels}: {what} on {url}")
+            raise
+        if batch and len(results) == len(batch) and all(getattr(r, "refused", False)
+                                                         for r in results.values()):
+            raise WorkflowError([f"{r.label}: {r.error}" for r in results.values()])
+        return [results[id(j)] for j in batch if id(j) in results]
     finally:
-        for c in clients:
-            c.close()
-    return [results[id(j)] for j in batch if id(j) in results]
+        fleet.close()
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -785,7 +734,11 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="change an input before queueing; TITLE is a node title, node id, class name or "
                         "subgraph title (repeatable), e.g. --set \"KSampler.steps=20\"")
     p.add_argument("--server", dest="servers", action="append", default=[], metavar="URL",
-                   help=f"ComfyUI server (repeatable: jobs go to the shortest queue); default {DEFAULT_SERVER}")
+                   help=f"ComfyUI server (repeatable: each job goes where its models cost least to bring in: on "
+                        f"the GPU, in RAM, on disk, plus the queue's wait); default {DEFAULT_SERVER}")
+    p.add_argument("--master", metavar="URL",
+                   help="a ComfyUI-Distributed master: jobs go to its enabled workers (or the master) where their "
+                        "models cost least to bring in, and come back through its collector")
     p.add_argument("--out", default="out", metavar="DIR", help="where to download the outputs (default ./out)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up on (and cancel) a job that takes longer than S seconds")
@@ -849,8 +802,11 @@ def main(args: argparse.Namespace) -> int:
             for job in prepare(args.workflows, args.sets, object_info, args.jobs, args.same_seed):
                 print(json.dumps(job.prompt, indent=2, ensure_ascii=False))
             return EXIT_OK
+        if args.master and args.servers:
+            say("error: give either --master URL (a ComfyUI-Distributed master and its workers) or --server URL ...")
+            return EXIT_INVALID
         results = run_workflow(args.workflows, args.sets, servers, args.out, args.jobs, args.timeout,
-                               progress=progress, same_seed=args.same_seed, log=say)
+                               progress=progress, same_seed=args.same_seed, log=say, master=args.master)
     except WorkflowError as e:
         say("error: nothing was queued:")
         for m in e.errors:

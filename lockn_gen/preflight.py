@@ -6,6 +6,7 @@ the preflight route, so a missing model is reported as one message listing every
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -34,8 +35,12 @@ class Component:
 
     def to_dict(self) -> dict:
         e = self.entry
+        try:
+            on_disk = os.path.getsize(self.path) if self.path else None
+        except OSError:
+            on_disk = None
         return {"role": self.role, "name": self.name, "folder": self.folder, "present": self.path is not None,
-                "path": self.path, "overridden": self.overridden, "optional": self.optional,
+                "path": self.path, "bytes_on_disk": on_disk, "overridden": self.overridden, "optional": self.optional,
                 "size": e.size if e else None, "repo": e.repo if e else None, "url": e.url() if e else None,
                 "sha256": (e.sha256 or None) if e else None, "quant": e.quant if e else None}
 

@@ -118,6 +118,13 @@ def _loader_inputs(node: dict, schema_inputs: list[str]) -> dict:
     return dict(zip(schema_inputs, values)) if isinstance(values, list) else dict(values)
 
 
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
 def workflow_preflight(workflow: dict) -> dict:
     """What the loader nodes of a workflow (API or UI format) are missing."""
     if "nodes" in workflow and isinstance(workflow["nodes"], list):
@@ -143,10 +150,15 @@ def workflow_preflight(workflow: dict) -> dict:
                 name = node["inputs"].get(inp)
                 if isinstance(name, str):
                     check_relative_name(name)
-                    if cm.find_file(folder, name) is None:
+                    path = cm.find_file(folder, name)
+                    if path is None:
                         missing.append(name)
                         results.append({"node": nid, "class_type": ctype, "missing": [name], "folder": folder,
                                         "searched": cm.folder_dirs(folder)})
+                    else:                          # what the job reads (lockn_gen.pool weighs it per server)
+                        results.append({"node": nid, "class_type": ctype, "missing": [], "components": [
+                            {"role": inp, "name": name, "folder": folder, "present": True, "path": path,
+                             "bytes_on_disk": _size(path)}]})
     cat = get_catalog()
     known = [m for m in dict.fromkeys(missing) if cat.file(m) is not None and cat.file(m).repo]
     return {"ok": not missing, "missing": list(dict.fromkeys(missing)), "nodes": results,

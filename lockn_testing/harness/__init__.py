@@ -14,6 +14,13 @@ def gguf_node_dir() -> Path:
     return comfyui_path() / "custom_nodes" / "ComfyUI-GGUF"
 
 
+def distributed_node_dir() -> Path:
+    """ComfyUI-Distributed (robertvoy/ComfyUI-Distributed @ a91f9fb0) as the set-up brings it: in the
+    ComfyUI's custom_nodes, or LOCKN_DISTRIBUTED_PATH."""
+    return Path(os.path.expanduser(os.environ.get("LOCKN_DISTRIBUTED_PATH")
+                                   or comfyui_path() / "custom_nodes" / "ComfyUI-Distributed")).resolve()
+
+
 def test_threads() -> int | None:
     """CPU threads for the torch of a test's ComfyUI (LOCKN_TEST_THREADS; scripts/test.sh and tests/conftest.py
     set 1), None when unset (the benches keep torch's default).
