@@ -49,9 +49,10 @@ FIND_S = 20.0                        # how long the worker's copy of a prompt ma
 class WorkerLost(ClientError):
     """The worker that ran a job failed or vanished; the job may go elsewhere."""
 
-    def __init__(self, message: str, worker: str):
+    def __init__(self, message: str, worker: str, gone: bool = True):
         super().__init__(message)
         self.worker = worker
+        self.gone = gone                   # it does not answer (else: it answered with a failure)
 
 
 # ---- the collector: a job's outputs written on the master ----------------------------------------------
@@ -140,8 +141,8 @@ def durations(history: dict) -> list[float]:
     out = []
     for entry in (history or {}).values():
         stamps = {name: (data or {}).get("timestamp") for name, data in (entry.get("status") or {}).get("messages") or []}
-        end = stamps.get("execution_success") or stamps.get("execution_error")
-        if stamps.get("execution_start") and end:
+        end = stamps.get("execution_success", stamps.get("execution_error"))
+        if stamps.get("execution_start") is not None and end is not None:
             out.append(max(0.0, (end - stamps["execution_start"]) / 1000))
     return out
 
@@ -323,13 +324,20 @@ class Fleet:
                 try:
                     wres = w.follow(wpid, report, timeout, stop)
                 except ServerGone as e:
-                    raise WorkerLost(f"worker {m.label} vanished while running the job: {e}", mid) from None
+                    why = str(e).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {w.url} ", "it ")
+                    raise WorkerLost(f"worker {m.label} vanished while running the job ({why})", mid) from None
                 if wres.error:
                     raise WorkerLost(f"worker {m.label} failed the job: "
-                                     f"{format_execution_error(wres.error, placed.prompt)}", mid)
+                                     f"{format_execution_error(wres.error, placed.prompt)}", mid, gone=False)
                 if wres.interrupted:
-                    raise WorkerLost(f"worker {m.label} was interrupted while running the job", mid)
-            res = placed.client.follow(placed.prompt_id, None if placed.worker_pids else report, timeout, stop)
+                    raise WorkerLost(f"worker {m.label} was interrupted while running the job", mid, gone=False)
+            try:
+                res = placed.client.follow(placed.prompt_id, None if placed.worker_pids else report, timeout, stop)
+            except ServerGone as e:
+                if placed.worker_pids or placed.client is self.master:
+                    raise                              # the master itself: nowhere else to gather
+                why = str(e).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {placed.client.url} ", "it ")
+                raise WorkerLost(f"server {server} vanished while running the job ({why})", placed.members[0].id) from None
             for r in results:
                 r.result = res
             if res.error:
@@ -486,7 +494,8 @@ def run_batch(fleet: Fleet, batch: list, object_info: dict, out_dir, timeout, ba
             return fleet.follow(p, reporter(p.jobs[0]), timeout, stop, out_dir)
         except WorkerLost as e:
             fleet.cancel_worker_part(p)
-            fleet.mark_down(e.worker, str(e))
+            if e.gone:
+                fleet.mark_down(e.worker, "vanished during this batch")
             if p.tried or stop.is_set():
                 return [JobResult(j.label, p.members[0].label, p.prompt_id,
                                   error=f"{e}; it was already sent once more, so it stops here" if p.tried else str(e))

@@ -70,6 +70,7 @@ class Cost:
     ram: list = field(default_factory=list)
     disk: list = field(default_factory=list)
     excluded: str | None = None                  # why this member cannot take the job
+    queue: int = 0                               # its queue when the cost was taken
 
     @property
     def total(self) -> float:
@@ -89,8 +90,8 @@ class Cost:
             if names:
                 parts.append(f"{len(names)} {what}")
         files = ", ".join(parts) or "no model files"
-        return (f"{self.member.label}: {files}; load ~{self.load_s:.1f} s + queue {self.member.queue} x "
-                f"{self.member.job_s:.0f} s = {self.total:.1f} s")
+        return (f"{self.member.label}: {files}; load ~{self.load_s:.1f} s + queue {self.queue} x "
+                f"{self.member.job_s:.1f} s = {self.total:.1f} s")
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Pool:
             else:
                 c.disk.append(name)
                 c.load_s += size / self.disk_bps
+        c.queue = m.queue
         c.wait_s = m.queue * m.job_s
         return c
 
@@ -147,7 +149,7 @@ class Pool:
             if c.member.id in exclude and not c.excluded:
                 c.excluded = "failed this job already"
         order = {m.id: i for i, m in enumerate(self.members)}
-        costs.sort(key=lambda c: (c.excluded is not None, c.total, c.member.queue, order[c.member.id]))
+        costs.sort(key=lambda c: (c.excluded is not None, c.total, c.queue, order[c.member.id]))
         best = costs[0] if costs and costs[0].excluded is None else None
         return Choice(best.member if best else None, costs)
 

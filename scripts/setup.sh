@@ -9,10 +9,13 @@
 #   LOCKN_SETUP_SDCPP=1  also build and install stable-diffusion.cpp's Python binding (optional second image engine;
 #                        CPU unless CMAKE_ARGS says otherwise, e.g. CMAKE_ARGS="-DSD_CUDA=ON"); the wheel is kept in
 #                        ~/.cache/lockn-gen/wheels, so a second set-up on the same machine does not rebuild it
+#   LOCKN_SETUP_DISTRIBUTED=1  also bring ComfyUI-Distributed (robertvoy, v1.4.4 a91f9fb0: several machines, `lockn-gen
+#                        run --master`) into custom_nodes when it is missing (git clone; LOCKN_DISTRIBUTED_REPO overrides
+#                        where from, e.g. a local mirror); pure Python, no extra packages
 #
 # It never changes the user's ComfyUI beyond: creating $COMFYUI_PATH/.venv if missing, installing
 # missing packages (or transformers<5.15, which the Flux.2 tokenizer of ComfyUI 0.20.1 needs) into it, and
-# adding ComfyUI-GGUF to custom_nodes when it is missing.
+# adding ComfyUI-GGUF (and, when asked, ComfyUI-Distributed) to custom_nodes when it is missing.
 set -euo pipefail
 
 COMFYUI_PATH=${COMFYUI_PATH:-$HOME/comfy/ComfyUI}
@@ -147,6 +150,24 @@ if [ "${LOCKN_SETUP_SDCPP:-0}" = 1 ]; then
     say "installing stable-diffusion.cpp's binding from $whl"
     "${PIP[@]}" --no-deps "$whl" || die "pip could not install $whl"
     "$PY" -c "import stable_diffusion_cpp" || die "stable_diffusion_cpp does not import after installing $whl"
+  fi
+fi
+# ---- 6. ComfyUI-Distributed (optional) -------------------------------------------------------------------
+DIST_REPO=${LOCKN_DISTRIBUTED_REPO:-https://github.com/robertvoy/ComfyUI-Distributed}
+DIST_COMMIT=a91f9fb081eb5fc27db429a7c3f35d2ef7ce4a50                 # v1.4.4, 2026-04-08
+if [ "${LOCKN_SETUP_DISTRIBUTED:-0}" = 1 ]; then
+  DIST_DIR=$COMFYUI_PATH/custom_nodes/ComfyUI-Distributed
+  if [ -f "$DIST_DIR/distributed.py" ]; then
+    say "ComfyUI-Distributed present ($DIST_DIR)"
+  else
+    say "ComfyUI-Distributed missing in $COMFYUI_PATH/custom_nodes; installing robertvoy/ComfyUI-Distributed ${DIST_COMMIT:0:12}"
+    if ! { git clone -q "$DIST_REPO" "$DIST_DIR" && git -C "$DIST_DIR" checkout -q "$DIST_COMMIT"; } 2>/dev/null; then
+      rm -rf "$DIST_DIR" 2>/dev/null || true
+      die "ComfyUI-Distributed is missing and could not be installed from $DIST_REPO (no network?).
+  Looked for: $DIST_DIR/distributed.py
+  Provide it: git clone https://github.com/robertvoy/ComfyUI-Distributed $DIST_DIR && git -C $DIST_DIR checkout $DIST_COMMIT
+  (or LOCKN_DISTRIBUTED_REPO=<a local clone> and run this again)."
+    fi
   fi
 fi
 echo "$PY"

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lockn_gen import cli
 from lockn_gen.client import run_workflow
 from lockn_testing import graphs
 from lockn_testing.harness import distributed_node_dir
@@ -191,7 +192,15 @@ def test_a_worker_killed_mid_job_sends_it_once_more_and_the_master_keeps_serving
              any(n.get("class_type") == "SaveImage" and n["inputs"]["filename_prefix"] == "dist/killed"
                  for n in h["prompt"][2].values())]
     assert first and all(hist[p]["status"]["status_str"] != "success" or not hist[p]["outputs"] for p in first)
-    assert master.get("/system_stats")                           # and the master serves the next job
-    (r2,) = run_workflow(api_file(tmp_path, flux(seed=3, prefix="dist/after"), "after.json"), master=master.url,
-                         out_dir=tmp_path / "out2")
-    assert r2.ok and r2.server.startswith("B ("), (r2.error, r2.server)
+    # a job that fails on the worker, with no other worker left: the message names the worker and why it stops
+    bad = flux(seed=4, prefix="dist/bad")
+    bad["A1"] = graphs.lockn_loader("ace15", "ace15-turbo")
+    bad["8"]["inputs"]["vae"] = ["A1", 2]                     # ACE-Step's audio VAE on a picture: fails at run time
+    (r3,) = run_workflow(api_file(tmp_path, bad, "bad.json"), master=master.url, out_dir=tmp_path / "out3")
+    assert not r3.ok and r3.error.startswith("worker B (") and "failed the job" in r3.error, r3.error
+    assert "VAEDecode" in r3.error and "no other server can take it" in r3.error and "worker A" not in r3.error[:40]
+    assert not (tmp_path / "out3").exists()
+    assert master.get("/system_stats")                           # and the master serves the next job (the CLI)
+    code = cli.main(["run", str(api_file(tmp_path, flux(seed=3, prefix="dist/after"), "after.json")),
+                     "--master", master.url, "--out", str(tmp_path / "out2"), "--no-progress"])
+    assert code == 0 and len(list((tmp_path / "out2").rglob("*.png"))) == 1
