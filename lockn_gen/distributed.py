@@ -26,8 +26,10 @@ and node class names are used.
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import pool
@@ -97,6 +99,7 @@ def with_collectors(prompt: dict, object_info: dict) -> dict:
             cv["images"] = [cid, 0]
             if isinstance(cv.get("audio"), list):
                 cv["audio"] = [cid, 1]
+            problems += _inline_constants(out, vid, ("images", "audio"))
         else:
             problems.append(f"node {nid} ({cls}) is an output ComfyUI-Distributed's collector cannot carry "
                             "(it gathers images and sound: SaveImage, SaveAudio*, SaveVideo of a CreateVideo); "
@@ -107,6 +110,26 @@ def with_collectors(prompt: dict, object_info: dict) -> dict:
         raise WorkflowError(["the workflow saves nothing the collector can carry (no SaveImage, SaveAudio* or "
                              "SaveVideo): there would be nothing to bring back from a worker"])
     return out
+
+
+def _inline_constants(prompt: dict, nid: str, collected: tuple) -> list[str]:
+    """The master runs only what follows a collector (ComfyUI-Distributed drops every other link into it):
+    a node there whose input comes from a constant (a Primitive* node's value, e.g. the workflow's fps) gets the
+    value itself; any other link is a problem to report."""
+    problems = []
+    node = prompt[nid]
+    for name, v in list(node["inputs"].items()):
+        if name in collected or not isinstance(v, list):
+            continue
+        src = prompt.get(str(v[0])) or {}
+        value = (src.get("inputs") or {}).get("value")
+        if str(src.get("class_type", "")).startswith("Primitive") and value is not None and not isinstance(value, list):
+            node["inputs"][name] = value
+        else:
+            problems.append(f"node {nid} ({node.get('class_type')}) takes '{name}' from node {v[0]} "
+                            f"({src.get('class_type')}), which runs on the worker: ComfyUI-Distributed's master "
+                            f"cannot see it; give '{name}' a value, or run this workflow with --server URL")
+    return problems
 
 
 def seed_inputs(base: dict, moved: dict) -> list[tuple[str, str]]:
@@ -174,6 +197,23 @@ def worker_url(w: dict) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def rates() -> dict:
+    """The pool's transfer rates: LOCKN_POOL_DISK_GBPS and LOCKN_POOL_RAM_GBPS (GB/s, your machine's own
+    figures) when set, else lockn_gen.pool's defaults."""
+    out = {}
+    for key, env in (("disk_bps", "LOCKN_POOL_DISK_GBPS"), ("ram_bps", "LOCKN_POOL_RAM_GBPS")):
+        raw = os.environ.get(env)
+        if raw:
+            try:
+                value = float(raw)
+                if value <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ClientError(f"{env}={raw!r}: give a transfer rate in GB/s greater than 0, e.g. {env}=2.5") from None
+            out[key] = value * pool.GB
+    return out
+
+
 @dataclass
 class Placed:
     """Jobs queued together: one job, or a round of copies over several workers (one collector prompt)."""
@@ -183,6 +223,8 @@ class Placed:
     prompt: dict | None = None         # what was queued there
     prompt_id: str | None = None
     worker_pids: dict = field(default_factory=dict)     # member id -> its prompt id on that worker
+    on_workers: bool = False           # queued through the master onto its workers
+    lost: str | None = None            # queueing it failed on its worker: it goes the retry's way
     tried: tuple = ()
 
 
@@ -213,7 +255,8 @@ class Fleet:
                 c = Client(url)
                 self.clients[c.url] = c
                 self.names[c.url] = c.url
-        self.pool = pool.Pool([self._read(mid) for mid in self.clients])
+        with ThreadPoolExecutor(max_workers=8) as ex:
+            self.pool = pool.Pool(list(ex.map(self._read, self.clients)), **rates())
 
     def _config(self) -> dict:
         status, cfg = self.master._request("GET", "/distributed/config", timeout=30)
@@ -235,13 +278,17 @@ class Fleet:
         return [m for m in self.pool.members if not m.down]
 
     def needs(self, prompt: dict) -> pool.Needs:
-        reports = {}
-        for m in self.up():
-            status, rep = self.clients[m.id]._request("POST", "/lockn/preflight", {"prompt": prompt}, timeout=60)
+        """What the job needs on each member: every member's POST /lockn/preflight, asked at once."""
+        def ask(m):
+            try:
+                status, rep = self.clients[m.id]._request("POST", "/lockn/preflight", {"prompt": prompt}, timeout=60)
+            except ClientError as e:
+                status, rep = None, str(e)
             if status != 200 or not isinstance(rep, dict):
                 rep = {"missing": [f"(its preflight answered {status}: {str(rep)[:200]})"], "nodes": []}
-            reports[m.id] = rep
-        return pool.needs_from_preflight(reports)
+            return m.id, rep
+        with ThreadPoolExecutor(max_workers=8) as ex:
+            return pool.needs_from_preflight(dict(ex.map(ask, self.up())))
 
     # ---- queueing -------------------------------------------------------------------------------------
     def queue(self, placed: Placed, object_info: dict) -> None:
@@ -280,10 +327,15 @@ class Fleet:
             raise WorkerLost(f"ComfyUI-Distributed sent the job to {answer.get('worker_count')} of "
                              f"{len(members)} worker(s) ({', '.join(m.label for m in members)}): a worker did not "
                              f"answer its probe", members[0].id)
-        sent = self.master.history(pid) or {}
+        placed.on_workers = True             # their copies are found when the job is followed (queueing stays quick)
+
+    def find_worker_copies(self, placed: Placed) -> None:
+        """Each worker's prompt id for a job queued through the master, by the collector's job id that the master
+        gave its own copy."""
+        sent = self.master.history(placed.prompt_id) or {}
         master_prompt = (sent.get("prompt") or [None, None, None])[2] if sent else None
-        job_ids = collector_job_ids(master_prompt or self._queued_prompt(self.master, pid))
-        for m in members:
+        job_ids = collector_job_ids(master_prompt or self._queued_prompt(self.master, placed.prompt_id))
+        for m in placed.members:
             placed.worker_pids[m.id] = self._find(self.clients[m.id], job_ids, m)
 
     @staticmethod
@@ -297,15 +349,19 @@ class Fleet:
     def _find(self, c: Client, job_ids: set, m: pool.Member) -> str:
         """The id of the worker's copy of a collector prompt (its collector carries the master's job id)."""
         deadline = time.monotonic() + FIND_S
+        tries = 0
         while time.monotonic() < deadline:
-            try:
+            tries += 1
+            try:                       # queued or running; else finished: the latest history, then all of it
                 q = c.get_json("/queue") or {}
                 items = [(str(i[1]), i[2]) for i in (q.get("queue_running") or []) + (q.get("queue_pending") or [])
                          if len(i) > 2]
-                hist = c.get_json("/history?max_items=64") or {}
-                items += [(pid, (e.get("prompt") or [None] * 3)[2] or {}) for pid, e in hist.items()]
+                if not any(collector_job_ids(p) & job_ids for _, p in items):
+                    hist = c.get_json("/history?max_items=64" if tries % 5 != 2 else "/history") or {}
+                    items += [(pid, (e.get("prompt") or [None] * 3)[2] or {}) for pid, e in hist.items()]
             except ClientError as e:
-                raise WorkerLost(f"worker {m.label} stopped answering right after the job was sent to it ({e})", m.id) from None
+                raise WorkerLost(f"worker {m.label} stopped answering when its copy of the job was looked for ({e})",
+                                 m.id) from None
             for pid, p in items:
                 if collector_job_ids(p) & job_ids:
                     return pid
@@ -317,6 +373,8 @@ class Fleet:
         """Follow a placed job to its end; outputs downloaded only when every part of it finished."""
         server = ", ".join(m.label for m in placed.members)
         results = [JobResult(j.label, server, placed.prompt_id) for j in placed.jobs]
+        if placed.on_workers and not placed.worker_pids:
+            self.find_worker_copies(placed)
         try:
             for mid, wpid in placed.worker_pids.items():       # the work happens there: follow it first
                 w = self.clients[mid]
@@ -332,9 +390,9 @@ class Fleet:
                 if wres.interrupted:
                     raise WorkerLost(f"worker {m.label} was interrupted while running the job", mid, gone=False)
             try:
-                res = placed.client.follow(placed.prompt_id, None if placed.worker_pids else report, timeout, stop)
+                res = placed.client.follow(placed.prompt_id, None if placed.on_workers else report, timeout, stop)
             except ServerGone as e:
-                if placed.worker_pids or placed.client is self.master:
+                if placed.on_workers or placed.client is self.master:
                     raise                              # the master itself: nowhere else to gather
                 why = str(e).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {placed.client.url} ", "it ")
                 raise WorkerLost(f"server {server} vanished while running the job ({why})", placed.members[0].id) from None
@@ -453,9 +511,11 @@ def run_batch(fleet: Fleet, batch: list, object_info: dict, out_dir, timeout, ba
     results: dict = {}
     queued = queued if queued is not None else []
     needs_of: dict = {}
+    first = {}
     for job in batch:                                  # copies of one workflow need the same files
-        if job.source not in needs_of:
-            needs_of[job.source] = fleet.needs(job.prompt)
+        first.setdefault(job.source, job.prompt)
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        needs_of.update(zip(first, ex.map(fleet.needs, first.values())))
     needs = [needs_of[j.source] for j in batch]
     plan = fleet.pool.plan(needs)
     for job, ch in zip(batch, plan):
@@ -479,7 +539,7 @@ def run_batch(fleet: Fleet, batch: list, object_info: dict, out_dir, timeout, ba
                 results[id(j)].refused = True
         except (WorkerLost, ClientError) as e:
             queued.append(p)
-            p.worker_pids = {"__lost__": str(e)}       # followed by the retry path below
+            p.lost = str(e)                            # followed by the retry path below
 
     def reporter(job):
         callbacks = [cb for cb in (bars.for_job(job), on_progress and (
@@ -487,10 +547,9 @@ def run_batch(fleet: Fleet, batch: list, object_info: dict, out_dir, timeout, ba
         return (lambda pr: [cb(pr) for cb in callbacks]) if callbacks else None
 
     def attempt(p: Placed) -> list[JobResult]:
-        lost = p.worker_pids.pop("__lost__", None)
         try:
-            if lost is not None:
-                raise WorkerLost(lost, p.members[0].id)
+            if p.lost is not None:
+                raise WorkerLost(p.lost, p.members[0].id)
             return fleet.follow(p, reporter(p.jobs[0]), timeout, stop, out_dir)
         except WorkerLost as e:
             fleet.cancel_worker_part(p)

@@ -129,13 +129,18 @@ def test_collectors_go_in_front_of_every_output():
     pixel = music[cid]["inputs"]["images"][0]
     assert music[pixel]["class_type"] == "EmptyImage"            # the collector needs an image to send the sound
     video = {"1": {"class_type": "VAEDecode", "inputs": {}}, "2": {"class_type": "VAEDecodeAudio", "inputs": {}},
-             "3": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "audio": ["2", 0], "fps": 16}},
+             "3": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "audio": ["2", 0], "fps": ["6", 0]}},
+             "6": {"class_type": "PrimitiveFloat", "inputs": {"value": 16.0}},
              "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0]}},
              "5": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
     v = D.with_collectors(video, OI)
     (cid,) = [k for k, n in v.items() if n["class_type"] == D.COLLECTOR]
     assert v["3"]["inputs"]["images"] == [cid, 0] and v["3"]["inputs"]["audio"] == [cid, 1]
     assert v["5"] == video["5"] and video["3"]["inputs"]["images"] == ["1", 0]      # previews left, input unchanged
+    assert v["3"]["inputs"]["fps"] == 16.0          # the master runs CreateVideo: the constant goes in as a value
+    video["6"] = {"class_type": "LockNFitFps", "inputs": {"images": ["1", 0]}}
+    with pytest.raises(WorkflowError, match=r"node 3 \(CreateVideo\) takes 'fps' from node 6 \(LockNFitFps\)"):
+        D.with_collectors(video, OI)
     with pytest.raises(WorkflowError, match=r"node 9 \(SaveLatent\).*--server"):
         D.with_collectors({"9": {"class_type": "SaveLatent", "inputs": {"samples": ["1", 0]}}}, OI)
     with pytest.raises(WorkflowError, match="saves nothing the collector can carry"):
