@@ -18,7 +18,8 @@ once. Per strategy, from an empty residency on both workers (POST /free):
               tiny files'), so that a load weighs against the tiny jobs' times what reading the real files would
               at the default rates: the other end of the trade between a load and a queue's wait.
 
-Recorded: model loads from disk (the workers' residency entries, loads_from_disk), bytes read from model
+Before the strategies, every job runs once on each worker (not measured), so that none of them pays a model
+family's first run on a worker (imports, first kernels). Recorded: model loads from disk (the workers' residency entries, loads_from_disk), bytes read from model
 files (each load x the sizes of its files), prompts per worker, wall seconds from the first submission to the
 last output, failures.
 
@@ -152,14 +153,14 @@ def real_over_tiny(jobs, models: Path) -> float:
     return real / small if small else 1.0
 
 
-def run_single(servers, jobs, out: Path) -> list[dict]:
+def run_single(servers, jobs, out: Path, on: str = "A") -> list[dict]:
     files = []
     for label, prompt in jobs:
         p = out / f"{label.replace(' ', '_')}.json"
         p.write_text(json.dumps(prompt))
         files.append(str(p))
-    results = C.run_workflow(files, servers=[servers["A"].url], out_dir=out / "files")
-    return [{"job": r.label, "ok": r.ok, "on": "A", "error": r.error} for r in results]
+    results = C.run_workflow(files, servers=[servers[on].url], out_dir=out / "files")
+    return [{"job": r.label, "ok": r.ok, "on": on, "error": r.error} for r in results]
 
 
 def run_least_busy(servers, jobs, out: Path) -> list[dict]:
@@ -213,12 +214,17 @@ def main(argv=None) -> int:
         jobs = queue_of_jobs(servers["A"], args.rounds)
         report["queue"] = [label for label, _ in jobs]
         SCALE["ratio"] = report["real_over_tiny"] = round(real_over_tiny(jobs, models), 1)
+        for name in ("A", "B"):                         # warm-up, not measured: every job once on each worker,
+            (work / f"warm{name}").mkdir()              # so no strategy pays a family's first run there
+            warm = run_single(servers, jobs, work / f"warm{name}", on=name)
+            assert all(r["ok"] for r in warm), warm
         for strategy in args.strategies.split(","):
             reset(servers, args.ram_gb)
             before = {n: loads(servers[n]) for n in ("A", "B")}
+            seen = {n: set(servers[n].get("/history?max_items=1000")) for n in ("A", "B", "master")}
             out = work / strategy
             out.mkdir()
-            t0 = time.monotonic()
+            t0, t_epoch = time.monotonic(), time.time()
             rows = {"residency": run_residency, "least-busy": run_least_busy, "single": run_single,
                     "residency-real-weights": run_residency_real}[strategy](
                 servers, jobs, out)
@@ -235,7 +241,21 @@ def main(argv=None) -> int:
             for (n, f), d in per_file.items():
                 if d > 0:
                     reads[f] = reads.get(f, 0) + d
-            run = {"wall_s": round(wall, 1), "model_loads": model_loads, "file_reads": sum(reads.values()),
+            spans = {}
+            for n in ("A", "B", "master"):              # when each server computed: its new prompts' first start
+                hist = servers[n].get("/history?max_items=1000")          # to last end, from the bench's start
+                stamps = [dict((k, (v or {}).get("timestamp")) for k, v in h["status"]["messages"])
+                          for pid, h in hist.items() if pid not in seen[n]]
+                starts = [st["execution_start"] for st in stamps if st.get("execution_start")]
+                ends = [st.get("execution_success") or st.get("execution_error") for st in stamps]
+                ends = [e for e in ends if e]
+                if starts and ends:
+                    spans[n] = {"first_start_s": round(min(starts) / 1000 - t_epoch, 1),
+                                "last_end_s": round(max(ends) / 1000 - t_epoch, 1),
+                                "busy_s": round(sum(((st.get("execution_success") or st.get("execution_error") or 0)
+                                                     - st.get("execution_start", 0)) / 1000 for st in stamps
+                                                    if st.get("execution_start")), 1)}
+            run = {"wall_s": round(wall, 1), "servers": spans, "model_loads": model_loads, "file_reads": sum(reads.values()),
                    "bytes_read": sum(k * size_of.get(f, 0) for f, k in reads.items()),
                    "files_read_more_than_once": {f: k for f, k in reads.items() if k > 1},
                    "jobs_per_worker": {n: sum(1 for r in rows if r.get("on") == n) for n in ("A", "B")},
@@ -243,6 +263,7 @@ def main(argv=None) -> int:
             report["runs"][strategy] = run
             print(f"{strategy}: {run['model_loads']} model loads, {run['file_reads']} file reads, {run['bytes_read'] / 1e6:.0f} MB read, {wall:.1f} s, "
                   f"A/B {run['jobs_per_worker']}, {len(run['failed'])} failed", flush=True)
+            print(f"  computing on each server (s from the start): {spans}", flush=True)
             for r in run["failed"]:
                 print(f"  FAILED {r['job']}: {str(r.get('error'))[:400]}", flush=True)
     finally:

@@ -310,7 +310,7 @@ class Client:
     def _follow(self, prompt_id: str, emit, timeout, stop) -> Result:
         res = Result(prompt_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_poll = time.monotonic()
+        last_poll = time.monotonic() - 60              # ask once at once: a prompt that finished before we look
         down_since: float | None = None               # when the server stopped answering
         ws_dropped = False                            # the websocket broke: the server may have died/restarted
         pending = self._early.pop(prompt_id, [])

@@ -378,6 +378,10 @@ class Fleet:
         try:
             for mid, wpid in placed.worker_pids.items():       # the work happens there: follow it first
                 w = self.clients[mid]
+                try:                           # its messages (ComfyUI sends a prompt without a client id to every
+                    w.connect()                # socket) spare polling a busy worker twice a second
+                except ClientError:
+                    pass
                 m = next(x for x in placed.members if x.id == mid)
                 try:
                     wres = w.follow(wpid, report, timeout, stop)
