@@ -8,9 +8,10 @@ where the job's models cost least to bring in. A job for a worker goes through P
 `enabled_worker_ids` = [that worker] and the master as a delegate: the job's outputs are routed through
 ComfyUI-Distributed's DistributedCollector (added here in front of each output node), so the worker runs the
 models and the master gathers the frames and sound and writes the files; a job for the master itself is
-queued there as a plain prompt. Copies of one workflow (`--jobs N`) placed on different workers at the same
-time go as one collector prompt over those workers (a "round"), seeds spread by DistributedSeed as
-ComfyUI-Distributed does, and the master returns every image.
+queued there as a plain prompt. Copies of one picture workflow (`--jobs N`) placed on different workers at the
+same time go as one collector prompt over those workers (a "round"), seeds spread by DistributedSeed as
+ComfyUI-Distributed does, and the master returns every image (a video or sound job goes alone: the collector
+would join the workers' frames into one clip).
 
 ComfyUI-Distributed's collector, when a worker dies or fails, waits its heartbeat timeout and then returns what
 it has (a delegate master: nothing), and the master's prompt ends as a success. So the fleet follows the
@@ -188,6 +189,11 @@ def read_member(client: Client, mid: str, name: str = "") -> pool.Member:
     return pool.member_from_reports(mid, client.url, rep, queue, durations(hist), name=name)
 
 
+def _why(gone: ServerGone, c: Client) -> str:
+    """ServerGone's account of what happened, less its advice to run the command again (the job goes on)."""
+    return str(gone).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {c.url} ", "it ")
+
+
 def worker_url(w: dict) -> str:
     host = str(w.get("host") or "127.0.0.1").strip()
     if host.startswith(("http://", "https://")):
@@ -303,11 +309,8 @@ class Fleet:
             placed.client, placed.prompt, placed.prompt_id = c, prompt, c.submit(prompt)
             return
         prompt = copy.deepcopy(placed.prompt or job.prompt)
-        for up in job.uploads:                                  # the master syncs inputs to remote workers;
-            name = self.master.upload(up.path)                  # a local worker reads its own input folder
-            for m in members:
-                self.clients[m.id].upload(up.path)
-            prompt[up.node_id]["inputs"][up.input] = name
+        for up in job.uploads:              # into the master's input folder: ComfyUI-Distributed copies what a
+            prompt[up.node_id]["inputs"][up.input] = self.master.upload(up.path)   # remote worker lacks
         prompt = with_collectors(prompt, object_info)
         self.master.connect()
         status, answer = self.master.post_json("/distributed/queue", {
@@ -373,9 +376,9 @@ class Fleet:
         """Follow a placed job to its end; outputs downloaded only when every part of it finished."""
         server = ", ".join(m.label for m in placed.members)
         results = [JobResult(j.label, server, placed.prompt_id) for j in placed.jobs]
-        if placed.on_workers and not placed.worker_pids:
-            self.find_worker_copies(placed)
         try:
+            if placed.on_workers and not placed.worker_pids:
+                self.find_worker_copies(placed)
             for mid, wpid in placed.worker_pids.items():       # the work happens there: follow it first
                 w = self.clients[mid]
                 try:                           # its messages (ComfyUI sends a prompt without a client id to every
@@ -386,8 +389,7 @@ class Fleet:
                 try:
                     wres = w.follow(wpid, report, timeout, stop)
                 except ServerGone as e:
-                    why = str(e).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {w.url} ", "it ")
-                    raise WorkerLost(f"worker {m.label} vanished while running the job ({why})", mid) from None
+                    raise WorkerLost(f"worker {m.label} vanished while running the job ({_why(e, w)})", mid) from None
                 if wres.error:
                     raise WorkerLost(f"worker {m.label} failed the job: "
                                      f"{format_execution_error(wres.error, placed.prompt)}", mid, gone=False)
@@ -398,8 +400,8 @@ class Fleet:
             except ServerGone as e:
                 if placed.on_workers or placed.client is self.master:
                     raise                              # the master itself: nowhere else to gather
-                why = str(e).split(". It crashed", 1)[0].replace(f"the ComfyUI server at {placed.client.url} ", "it ")
-                raise WorkerLost(f"server {server} vanished while running the job ({why})", placed.members[0].id) from None
+                raise WorkerLost(f"server {server} vanished while running the job ({_why(e, placed.client)})",
+                                 placed.members[0].id) from None
             for r in results:
                 r.result = res
             if res.error:
@@ -478,9 +480,17 @@ def describe_plan(label: str, choice: pool.Choice) -> str:
 
 
 # ---- a batch ------------------------------------------------------------------------------------------
+def pictures_only(prompt: dict) -> bool:
+    """Whether the prompt saves pictures only: the collector stacks the workers' images into one batch, which
+    is each copy's pictures for a SaveImage, but one longer clip for a CreateVideo and one longer sound."""
+    classes = {n.get("class_type") for n in prompt.values() if isinstance(n, dict)}
+    return bool(classes & set(IMAGE_SINKS)) and not classes & ({"SaveVideo", "CreateVideo"} | set(AUDIO_SINKS))
+
+
 def _rounds(fleet: Fleet, batch: list, plan: list) -> list[Placed]:
-    """Placed jobs in queue order: copies of one workflow planned onto different workers one after another
-    go as one collector round (when their seeds are copy k, k+1, ... of one prompt), the rest one by one."""
+    """Placed jobs in queue order: copies of one picture workflow planned onto different workers one after
+    another go as one collector round (when their seeds are copy k, k+1, ... of one prompt), the rest (and every
+    video or sound job) one by one."""
     out: list[Placed] = []
     i = 0
     while i < len(batch):
@@ -492,7 +502,7 @@ def _rounds(fleet: Fleet, batch: list, plan: list) -> list[Placed]:
                    and fleet.is_worker(plan[j].member) and plan[j].member.id not in {plan[g].member.id for g in group}):
                 group.append(j)
                 j += 1
-        if len(group) > 1:
+        if len(group) > 1 and pictures_only(job.prompt):
             base = batch[group[0]].prompt
             seeds = seed_inputs(base, batch[group[1]].prompt)
             ok = all(batch[g].prompt[nid]["inputs"][name] == base[nid]["inputs"][name] + k

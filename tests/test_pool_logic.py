@@ -159,6 +159,13 @@ def test_copies_of_a_round_get_the_seeds_of_a_plain_batch():
     assert D.with_distributed_seeds(graphs.flux2_t2i(loader="lockn", seed=2 ** 60), seeds, 0) is None  # above it
 
 
+def test_only_picture_workflows_go_as_rounds():
+    # the collector stacks the workers' outputs: pictures stay pictures, frames would become one longer clip
+    assert D.pictures_only(graphs.flux2_t2i(loader="lockn"))
+    assert not D.pictures_only(graphs.ace15_t2m(loader="lockn"))
+    assert not D.pictures_only(graphs.wan22_i2v(loader="lockn"))
+
+
 def test_worker_urls():
     assert D.worker_url({"host": "127.0.0.1", "port": 8190}) == "http://127.0.0.1:8190"
     assert D.worker_url({"host": "https://x.proxy.runpod.net/", "port": 443}) == "https://x.proxy.runpod.net"
