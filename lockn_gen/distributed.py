@@ -398,8 +398,8 @@ class Fleet:
             try:
                 res = placed.client.follow(placed.prompt_id, None if placed.on_workers else report, timeout, stop)
             except ServerGone as e:
-                if placed.on_workers or placed.client is self.master:
-                    raise                              # the master itself: nowhere else to gather
+                if placed.on_workers or placed.client is self.master or len(self.up()) < 2:
+                    raise                              # the master itself, or the only server: nowhere else
                 raise WorkerLost(f"server {server} vanished while running the job ({_why(e, placed.client)})",
                                  placed.members[0].id) from None
             for r in results:
