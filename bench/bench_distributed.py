@@ -36,7 +36,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -46,8 +45,8 @@ from lockn_gen import client as C
 from lockn_gen import demo_sets
 from lockn_gen import distributed as D
 from lockn_testing import graphs
-from lockn_testing.harness import comfyui_path, distributed_node_dir
-from lockn_testing.harness.server import ComfyServer
+from lockn_testing.harness import comfyui_path
+from lockn_testing.harness.server import distributed_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = [("image", "flux2_text_to_image"), ("quality video", "wan22_image_to_video"), ("music", "ace15_text_to_music"),
@@ -56,32 +55,18 @@ CHAINS = [("quality chain", "chain_quality"), ("fast chain", "chain_fast")]
 
 
 def start_servers(models: Path) -> dict:
-    src = distributed_node_dir()
-    if not (src / "__init__.py").is_file():
-        sys.exit(f"no ComfyUI-Distributed at {src}: LOCKN_SETUP_DISTRIBUTED=1 bash scripts/setup.sh brings it")
-    servers = {}
-    for name, pack in (("master", False), ("A", True), ("B", True)):
-        srv = ComfyServer(models, with_pack=pack, with_gguf=pack)
-        own = srv.base / "ext" / "ComfyUI-Distributed"
-        shutil.copytree(src, own, ignore=shutil.ignore_patterns("gpu_config.json", "__pycache__", "tests", "docs"))
-        srv.custom_nodes["ComfyUI-Distributed"] = own
-        servers[name] = srv
-    threads = [threading.Thread(target=s.start) for s in servers.values()]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    try:
+        servers = distributed_loopback(models)
+    except RuntimeError as e:
+        sys.exit(str(e))
     for name in ("A", "B"):
-        srv = servers[name]
         for f in (REPO / "workflows" / "input").iterdir():
             if f.is_file():
-                shutil.copy(f, srv.base / "input" / f.name)
-        status, body = servers["master"].request("POST", "/distributed/config/update_worker", {
-            "worker_id": name, "name": name, "host": "127.0.0.1", "port": srv.port, "cuda_device": 0,
-            "enabled": True, "type": "remote"})
-        assert status == 200, body
+                shutil.copy(f, servers[name].base / "input" / f.name)
     return servers
 
 
-def queue_of_jobs(a: ComfyServer, rounds: int) -> list[tuple[str, dict]]:
+def queue_of_jobs(a, rounds: int) -> list[tuple[str, dict]]:
     oi = C.Client(a.url).object_info()
     out = []
     kinds = KINDS * rounds + CHAINS

@@ -33,38 +33,12 @@ pytestmark = pytest.mark.comfy
 
 @pytest.fixture(scope="module")
 def pool3(tiny_models):
-    from lockn_testing.harness.server import ComfyServer
-    src = distributed_node_dir()
-    if not (src / "__init__.py").is_file():
-        pytest.skip(f"no ComfyUI-Distributed at {src}: scripts/setup.sh brings it (LOCKN_SETUP_DISTRIBUTED=1, which "
-                    "scripts/test.sh sets), or point LOCKN_DISTRIBUTED_PATH at a checkout of a91f9fb0")
-    servers = {}
-    for name, pack in (("master", False), ("A", True), ("B", True)):
-        srv = ComfyServer(tiny_models, with_pack=pack, with_gguf=pack)
-        own = srv.base / "ext" / "ComfyUI-Distributed"           # its config file is per copy
-        shutil.copytree(src, own, ignore=shutil.ignore_patterns("gpu_config.json", "__pycache__", "tests", "docs"))
-        srv.custom_nodes["ComfyUI-Distributed"] = own
-        servers[name] = srv
-    errors = []
-
-    def start(s):
-        try:
-            s.start()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in servers.values()]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    from lockn_testing.harness.server import distributed_loopback
+    if not (distributed_node_dir() / "__init__.py").is_file():
+        pytest.skip(f"no ComfyUI-Distributed at {distributed_node_dir()}: scripts/setup.sh brings it "
+                    "(LOCKN_SETUP_DISTRIBUTED=1, which scripts/test.sh sets), or set LOCKN_DISTRIBUTED_PATH")
+    servers = distributed_loopback(tiny_models)
     try:
-        if errors:
-            raise errors[0]
-        for name in ("A", "B"):
-            w = servers[name]
-            status, body = servers["master"].request("POST", "/distributed/config/update_worker", {
-                "worker_id": name, "name": name, "host": "127.0.0.1", "port": w.port, "cuda_device": 0,
-                "enabled": True, "type": "remote"})
-            assert status == 200, body
         yield servers
     finally:
         for s in servers.values():

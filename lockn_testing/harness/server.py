@@ -293,3 +293,51 @@ if __name__ == "__main__":   # manual use: python -m lockn_testing.harness.serve
     with ComfyServer(sys.argv[1]) as s:
         print(s.url, s.base)
         input("press enter to stop")
+
+
+def distributed_loopback(models_root, workers=("A", "B"), master_pack: bool = False) -> dict:
+    """A ComfyUI-Distributed master and its workers on 127.0.0.1, started at once: {"master": ..., name: ...}.
+    Each server has its own base directory and its own copy of ComfyUI-Distributed (its gpu_config.json lives in
+    its folder); the workers have the pack, ComfyUI-GGUF and the models, the master (unless `master_pack`) only
+    ComfyUI-Distributed; the workers are added to the master's config through its own route. RuntimeError
+    (with the install line) when ComfyUI-Distributed is missing; on a failed start the started ones are stopped."""
+    import shutil
+    import threading
+    from lockn_testing.harness import distributed_node_dir
+    src = distributed_node_dir()
+    if not (src / "__init__.py").is_file():
+        raise RuntimeError(f"no ComfyUI-Distributed at {src}: scripts/setup.sh brings it (LOCKN_SETUP_DISTRIBUTED=1, "
+                           "which scripts/test.sh sets), or point LOCKN_DISTRIBUTED_PATH at a checkout of a91f9fb0")
+    servers = {}
+    for name, pack in (("master", master_pack), *((w, True) for w in workers)):
+        srv = ComfyServer(models_root, with_pack=pack, with_gguf=pack)
+        own = srv.base / "ext" / "ComfyUI-Distributed"
+        shutil.copytree(src, own, ignore=shutil.ignore_patterns("gpu_config.json", "__pycache__", "tests", "docs"))
+        srv.custom_nodes["ComfyUI-Distributed"] = own
+        servers[name] = srv
+    errors = []
+
+    def start(s):
+        try:
+            s.start()
+        except Exception as e:  # noqa: BLE001 - raised below, after the others are stopped
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in servers.values()]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    try:
+        if errors:
+            raise errors[0]
+        for name in workers:
+            status, body = servers["master"].request("POST", "/distributed/config/update_worker", {
+                "worker_id": name, "name": name, "host": "127.0.0.1", "port": servers[name].port, "cuda_device": 0,
+                "enabled": True, "type": "remote"})
+            if status != 200:
+                raise RuntimeError(f"the master refused worker {name}: {status} {body}")
+    except BaseException:
+        for s in servers.values():
+            s.stop()
+            shutil.rmtree(s.base, ignore_errors=True)
+        raise
+    return servers
