@@ -85,7 +85,7 @@ def sizes(models: Path) -> dict:
     return {p.name: p.stat().st_size for p in models.rglob("*") if p.is_file()}
 
 
-def reset(servers, ram_gb: float):
+def reset(servers):
     for name in ("A", "B"):
         s = servers[name]
         s.post("/free", {"unload_models": True, "free_memory": True})
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
             warm = run_single(servers, jobs, work / f"warm{name}", on=name)
             assert all(r["ok"] for r in warm), warm
         for strategy in args.strategies.split(","):
-            reset(servers, args.ram_gb)
+            reset(servers)
             before = {n: loads(servers[n]) for n in ("A", "B")}
             seen = {n: set(servers[n].get("/history?max_items=1000")) for n in ("A", "B", "master")}
             out = work / strategy

@@ -76,12 +76,6 @@ class Cost:
     def total(self) -> float:
         return self.load_s + self.wait_s
 
-    @property
-    def disk_bytes(self) -> int:
-        return sum(self._sizes.get(n, 0) for n in self.disk)
-
-    _sizes: dict = field(default_factory=dict, repr=False)
-
     def describe(self) -> str:
         if self.excluded:
             return f"{self.member.label}: not used ({self.excluded})"
@@ -121,7 +115,7 @@ class Pool:
                 m.job_s = sum(known) / len(known)
 
     def cost(self, m: Member, needs: Needs) -> Cost:
-        c = Cost(m, _sizes=dict(needs.files))
+        c = Cost(m)
         if m.down:
             c.excluded = m.down
             return c

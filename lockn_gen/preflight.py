@@ -19,6 +19,14 @@ class LockNError(Exception):
     """An error whose message is meant for the user as is (names the file, the value and the fix)."""
 
 
+def size_on_disk(path: str | None) -> int | None:
+    """A file's size, None when there is no file (what the pool weighs a read by)."""
+    try:
+        return os.path.getsize(path) if path else None
+    except OSError:
+        return None
+
+
 @dataclass
 class Component:
     role: str
@@ -35,12 +43,8 @@ class Component:
 
     def to_dict(self) -> dict:
         e = self.entry
-        try:
-            on_disk = os.path.getsize(self.path) if self.path else None
-        except OSError:
-            on_disk = None
         return {"role": self.role, "name": self.name, "folder": self.folder, "present": self.path is not None,
-                "path": self.path, "bytes_on_disk": on_disk, "overridden": self.overridden, "optional": self.optional,
+                "path": self.path, "bytes_on_disk": size_on_disk(self.path), "overridden": self.overridden, "optional": self.optional,
                 "size": e.size if e else None, "repo": e.repo if e else None, "url": e.url() if e else None,
                 "sha256": (e.sha256 or None) if e else None, "quant": e.quant if e else None}
 

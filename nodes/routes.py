@@ -25,7 +25,7 @@ from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import workflow as workflow_mod
 from ..lockn_gen.catalog import check_relative_name
 from ..lockn_gen.hub import download_command
-from ..lockn_gen.preflight import LockNError
+from ..lockn_gen.preflight import LockNError, size_on_disk
 from . import comfy_models as cm
 from . import comfy_seam as seam
 from .loaders import LOADER_NODES, get_catalog, resolve_preset
@@ -118,13 +118,6 @@ def _loader_inputs(node: dict, schema_inputs: list[str]) -> dict:
     return dict(zip(schema_inputs, values)) if isinstance(values, list) else dict(values)
 
 
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
 def workflow_preflight(workflow: dict) -> dict:
     """What the loader nodes of a workflow (API or UI format) are missing."""
     if "nodes" in workflow and isinstance(workflow["nodes"], list):
@@ -158,7 +151,7 @@ def workflow_preflight(workflow: dict) -> dict:
                     else:                          # what the job reads (lockn_gen.pool weighs it per server)
                         results.append({"node": nid, "class_type": ctype, "missing": [], "components": [
                             {"role": inp, "name": name, "folder": folder, "present": True, "path": path,
-                             "bytes_on_disk": _size(path)}]})
+                             "bytes_on_disk": size_on_disk(path)}]})
     cat = get_catalog()
     known = [m for m in dict.fromkeys(missing) if cat.file(m) is not None and cat.file(m).repo]
     return {"ok": not missing, "missing": list(dict.fromkeys(missing)), "nodes": results,
