@@ -20,7 +20,7 @@ FORMATS = ("safetensors", "gguf")
 ENGINES = ("comfy", "sdcpp")
 # ComfyUI model folders a catalog file may name.
 FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "vae",
-           "latent_upscale_models", "loras", "upscale_models")
+           "latent_upscale_models", "loras", "upscale_models", "clip_vision")
 
 
 class CatalogError(ValueError):
@@ -94,6 +94,13 @@ class Family:
     node: str = ""            # the loader node's id
     inputs: tuple[str, ...] = ()   # the loader node's per-role override inputs, in order
     clip_type: str = ""       # ComfyUI's CLIPLoader type for its text encoder
+    # The families added after the first four (issue 24) describe their loader in data, read by one generic loader:
+    text_encoders: tuple[str, ...] = ()   # roles loaded together as the CLIP, in the (Dual/Triple)CLIPLoader's order
+    outputs: tuple[str, ...] = ()         # the loader node's outputs: model, clip, vae, clip_vision, sr_model
+    checkpoint_clip: bool = False         # its checkpoint file carries the text encoders (CheckpointLoaderSimple's CLIP)
+    status: str = ""                      # what works on which ComfyUI version, for the README's table
+    description: str = ""                 # the loader node's description (the editor's node info)
+    default_preset: str = ""              # the loader node's preset when it is added
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,10 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
             families[fid] = Family(id=fid, display_name=f["display_name"], mode=f["mode"],
                                    roles=tuple(f["roles"]), defaults=dict(f.get("defaults", {})),
                                    template=f.get("template", ""), node=f.get("node", ""),
-                                   inputs=tuple(f.get("inputs", ())), clip_type=f.get("clip_type", ""))
+                                   inputs=tuple(f.get("inputs", ())), clip_type=f.get("clip_type", ""),
+                                   text_encoders=tuple(f.get("text_encoders", ())), outputs=tuple(f.get("outputs", ())),
+                                   checkpoint_clip=bool(f.get("checkpoint_clip", False)), status=f.get("status", ""),
+                                   description=f.get("description", ""), default_preset=f.get("default_preset", ""))
         except KeyError as e:
             raise CatalogError(f"{source}: family {fid!r} lacks {e.args[0]!r}") from None
     for name, f in (doc.get("files") or {}).items():

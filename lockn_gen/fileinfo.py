@@ -202,15 +202,18 @@ def read_header(path: str) -> FileInfo:
 # ---- what is it? ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Identity:
-    family: str          # flux2 | flux1 | wan22 | wan21 | ltx2 | ltxv | ace15 | "" (unknown)
+    family: str          # a catalog family (flux2, flux1, wan22, wan21, ltx2, ltxv, ace15, hunyuan15, ...) | "" (unknown)
     role: str            # diffusion_model | checkpoint | text_encoder | lm | vae | audio_vae | text_projection | upscaler | lora | ""
     detail: str          # a readable description
+    also: tuple = ()     # other families that use this kind of file as it is (a shared text encoder or VAE)
 
     def __str__(self):
         return self.detail
 
 
 UNKNOWN = Identity("", "", "a file LockN Gen does not recognise")
+# families whose text encoders include a T5 (t5xxl, t5-base, umt5, byT5): one kind of file to the header check
+T5_FAMILIES = ("wan21", "flux1", "sd35", "ltxv", "stable_audio", "hunyuan15")
 _PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.")
 
 
@@ -237,11 +240,17 @@ def identify(info: FileInfo) -> Identity:
             return Identity("ltx2", "checkpoint", "an LTX-2 checkpoint (audio+video model with its VAEs)")
         return Identity("ltx2", "diffusion_model", "an LTX-2 audio+video diffusion model")
     if arch == "ltxv" or "adaln_single.linear.weight" in k or "scale_shift_table" in k and "patchify_proj.weight" in k:
+        if any(x.startswith("vae.") for x in keys):
+            return Identity("ltxv", "checkpoint", "an LTX-Video checkpoint (not LTX-2: no audio stream)")
         return Identity("ltxv", "diffusion_model", "an LTX-Video diffusion model (not LTX-2: no audio stream)")
     if any(x.startswith("audio_vae.") for x in keys):
         return Identity("ltx2", "audio_vae", "an LTX-2 audio VAE")
     if any(x.startswith("text_embedding_projection.") for x in keys) and len(k) < 16:
         return Identity("ltx2", "text_projection", "an LTX-2 text projection (embeddings connector)")
+    if any(x.startswith(("txt_in.individual_token_refiner.", "txt_in.t_embedder.")) for x in k) or arch == "hyvid":
+        if any(x.startswith(("byt5_in.", "cond_type_embedding")) for x in k):
+            return Identity("hunyuan15", "diffusion_model", "a HunyuanVideo 1.5 diffusion model")
+        return Identity("skyreels", "diffusion_model", "a HunyuanVideo (1.0 / SkyReels V1) diffusion model")
     if "double_blocks.0.img_attn.qkv.weight" in k:
         if "double_stream_modulation_img.lin.weight" in k:
             return Identity("flux2", "diffusion_model", "a Flux.2 diffusion model")
@@ -251,17 +260,22 @@ def identify(info: FileInfo) -> Identity:
         cin = in_dim.shape[1] if in_dim and len(in_dim.shape) > 1 else None
         if info.format == "gguf" and in_dim:
             cin = in_dim.shape[-4] if len(in_dim.shape) == 5 else cin
+        if any(x.startswith("img_emb.") for x in k):
+            return Identity("wan21", "diffusion_model", "a Wan2.1 image-to-video diffusion model (with CLIP vision input)")
         kind = {36: "image-to-video (A14B expert)", 16: "text-to-video", 48: "TI2V 5B"}.get(cin, "video")
-        return Identity("wan22", "diffusion_model", f"a Wan {kind} diffusion model")
+        return Identity("wan22", "diffusion_model", f"a Wan {kind} diffusion model", also=("wan21",) if cin == 16 else ())
     if "decoder.layers.0.self_attn.q_proj.weight" in k and "decoder.condition_embedder.weight" in k or arch == "ace":
         return Identity("ace15", "diffusion_model", "an ACE-Step 1.5 diffusion model")
     # VAEs
     if "decoder.head.0.gamma" in keys or "decoder.head.0.gamma" in k:
-        return Identity("wan22", "vae", "a Wan VAE")
+        return Identity("wan22", "vae", "a Wan VAE", also=("wan21",))
     if "bn.running_mean" in keys and "decoder.conv_in.weight" in keys:
         return Identity("flux2", "vae", "a Flux.2 VAE")
+    conv_in = info.tensors.get("decoder.conv_in.weight")
+    if conv_in is not None and len(conv_in.shape) == 5:       # 3-D convolutions: a video VAE (HunyuanVideo's, ...)
+        return Identity("", "vae", "a video VAE")
     if "decoder.conv_in.weight" in keys and "decoder.up.0.block.0.conv1.weight" in keys:
-        return Identity("flux1", "vae", "an image VAE of the SD/Flux.1 kind (Flux.2 needs flux2-vae)")
+        return Identity("flux1", "vae", "an image VAE of the SD/Flux.1 kind (Flux.2 needs flux2-vae)", also=("sd35", "sdxl"))
     if any(x.startswith("decoder.layers.") and ("weight_v" in x or "parametrizations" in x) for x in keys):
         return Identity("ace15", "vae", "an ACE-Step audio VAE (Oobleck)")
     if "decoder.conv_in.conv.weight" in keys and "decoder.last_scale_shift_table" in keys:
@@ -270,7 +284,7 @@ def identify(info: FileInfo) -> Identity:
         return Identity("ltx2", "upscaler", "an LTX latent upscaler")
     # text encoders
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys or arch in ("t5", "t5encoder"):
-        return Identity("wan22", "text_encoder", "a umt5/T5 text encoder")
+        return Identity("wan22", "text_encoder", "a umt5/T5 text encoder", also=T5_FAMILIES)
     if "model.layers.0.post_feedforward_layernorm.weight" in keys or arch == "gemma3":
         return Identity("ltx2", "text_encoder", "a Gemma 3 text encoder")
     if "model.layers.0.self_attn.q_norm.weight" in keys or arch == "qwen3":
@@ -299,7 +313,7 @@ def check_identity(info: FileInfo, family: str, role: str, family_name: str | No
     want_role = _ROLE_EQUIV.get(role, role)
     if not ident.family and not ident.role:
         return ident                                     # unknown files are let through
-    fam_ok = not ident.family or ident.family == family
+    fam_ok = not ident.family or ident.family == family or family in ident.also
     role_ok = not ident.role or ident.role == want_role or (want_role == "text_encoder" and ident.role == "lm")
     if fam_ok and role_ok:
         return ident

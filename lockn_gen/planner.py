@@ -64,16 +64,36 @@ class FamilyEstimate:
     anchor: str          # the public figure step_s comes from (shared/MODELS.md)
 
 
+# quality_rank: the plan's order within a mode, as its prior (the plan we build from: video quality "Wan2.2 >
+# HunyuanVideo-1.5 > SkyReels > LTX-2 > CogVideoX > LTX", speed the other way; Wan2.1, which it does not rank,
+# goes under HunyuanVideo 1.5 as Wan2.2's predecessor; image: Flux.2, then Flux.1, SD3.5, SDXL; music: ACE-Step 1.5,
+# then Stable Audio Open, its alternative). Speed comes from step_s, not from the rank.
 FAMILY_ESTIMATES = {
-    "flux2": FamilyEstimate(1.0, 3.0, 2.5, 0.46, 32.0, 3.0, 1,
+    "flux2": FamilyEstimate(1.0, 3.0, 2.5, 0.46, 32.0, 3.0, 4,
                             "Flux.2-dev BF16 1024x1024, 50 steps: 23.4 s on an H100 80 GB"),
-    "wan22": FamilyEstimate(1.0, 5.0, 6.0, 10.0, 14.0, 15.0, 2,
+    "flux1": FamilyEstimate(0.5, 2.0, 1.5, 0.17, 12.0, 2.0, 3,
+                            "none of its own: Flux.2's public 0.46 s/step scaled by parameters (12B of 32B)"),
+    "sd35": FamilyEstimate(0.8, 2.0, 1.5, 0.12, 8.1, 2.0, 2,
+                           "none of its own: Flux.2's public 0.46 s/step scaled by parameters (8.1B of 32B)"),
+    "sdxl": FamilyEstimate(0.3, 1.5, 1.5, 0.04, 2.6, 1.0, 1,
+                           "none of its own: Flux.2's public 0.46 s/step scaled by parameters (2.6B of 32B)"),
+    "wan22": FamilyEstimate(1.0, 5.0, 6.0, 10.0, 14.0, 15.0, 7,
                             "Wan2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe"),
-    "ltx2": FamilyEstimate(1.5, 4.0, 4.0, 1.63, 19.0, 6.0, 1,
+    "hunyuan15": FamilyEstimate(1.5, 8.0, 8.0, 12.0, 8.3, 20.0, 6,
+                                "none of its own: Wan2.2's public figure scaled by parameters and tokens "
+                                "(8.3B at 1280x720x121 against 14B at 480p x 81)"),
+    "wan21": FamilyEstimate(1.0, 4.0, 4.0, 3.0, 14.0, 10.0, 5,
+                            "Wan2.1/2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe, scaled to 512x512x33"),
+    "ltx2": FamilyEstimate(1.5, 4.0, 4.0, 1.63, 19.0, 6.0, 3,
                            "LTX-2 I2V one stage 768x512x121, 40 steps: 65.1 s on an H100 NVL"),
-    "ace15": FamilyEstimate(1.5, 1.0, 2.0, 0.2, 2.0, 30.0, 1,
+    "ltxv": FamilyEstimate(0.5, 2.0, 2.0, 0.14, 2.0, 2.0, 1,
+                           "none of its own: LTX-2's public 1.63 s/step scaled by parameters and frames "
+                           "(2B at 768x512x97 against 19B at 768x512x121)"),
+    "ace15": FamilyEstimate(1.5, 1.0, 2.0, 0.2, 2.0, 30.0, 2,
                             "ACE-Step 1.5 turbo 8 steps: <2 s per song on an A100 (official); "
                             "~100 s per song reported in ComfyUI with the LM on (fixed_s)"),
+    "stable_audio": FamilyEstimate(0.3, 1.0, 1.0, 0.03, 1.1, 2.0, 1,
+                                   "none of its own: ACE-Step 1.5's DiT figure scaled by parameters (1.1B of 2B)"),
 }
 DEFAULT_ESTIMATE = FamilyEstimate(1.0, 4.0, 4.0, 1.0, 10.0, 5.0, 0, "none (family not in the table)")
 
@@ -85,7 +105,8 @@ QUANTS = [("q8_0", 8.5, 0.5), ("q6_k", 6.56, 0.5), ("q5_k", 5.69, 0.5), ("q4_k",
           ("bf16", 16.0, 1.0), ("fp16", 16.0, 1.0), ("fp32", 32.0, 1.0)]
 FORMAT_DEFAULTS = {"gguf": (8.0, 0.5), "safetensors": (16.0, 1.0)}
 
-STAGE_OF_ROLE = {"text_encoder": "text", "lm": "text", "text_projection": "text",
+STAGE_OF_ROLE = {"text_encoder": "text", "lm": "text", "text_projection": "text", "clip_l": "text", "clip_g": "text",
+                 "t5xxl": "text", "byt5": "text", "clip_vision": "text",
                  "diffusion_model": "denoise", "checkpoint": "denoise", "upscaler": "denoise",
                  "high_noise": "denoise_high", "low_noise": "denoise_low",
                  "vae": "decode", "audio_vae": "decode"}
@@ -317,12 +338,16 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
             else:
                 reason = (f"highest quality that fits: rank {best.quality}, largest stage "
                           f"{_gb(best.largest_stage_bytes)} GB of {budget:.1f} GB ({best.fit})")
-            better = [c for c in cands if rank(c) > rank(best)]
+            better = sorted((c for c in cands if rank(c) > rank(best)), key=rank, reverse=True)
+            # the best preset of each better family, and the better presets of the chosen one (up to 3), best first
+            better = [c for i, c in enumerate(better) if c.family == best.family or c.family not in
+                      {b.family for b in better[:i]}]
+            better = [c for c in better if c.family != best.family] + [c for c in better if c.family == best.family][:3]
             if better:
                 reason += "; too big: " + ", ".join(
                     f"{c.id} needs {_gb(c.largest_stage_bytes)} GB" + (
                         f" (streaming x{slowdown(c):.2f})" if c.fit == "streamed" else "")
-                    for c in sorted(better, key=rank, reverse=True)[:3])
+                    for c in better)
         elif target == "speed":
             best = fast[0]
             reason = f"fastest estimate: {best.est_run_s:.0f} s/run ({best.fit}"

@@ -4,8 +4,8 @@ Loading goes through ComfyUI's own loader nodes and ComfyUI-GGUF's, called throu
 contract (`nodes.NODE_CLASS_MAPPINGS[...]`), so the pack follows whatever those loaders do in the
 installed versions. ComfyUI functions relied on: folder_paths.get_folder_paths / get_filename_list /
 get_full_path, nodes.NODE_CLASS_MAPPINGS (UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader,
-CheckpointLoaderSimple, LTXVAudioVAELoader, LTXAVTextEncoderLoader, and ComfyUI-GGUF's UnetLoaderGGUF,
-CLIPLoaderGGUF, DualCLIPLoaderGGUF), looked up through nodes/comfy_seam.py.
+CheckpointLoaderSimple, LTXVAudioVAELoader, LTXAVTextEncoderLoader, TripleCLIPLoader, CLIPVisionLoader, and
+ComfyUI-GGUF's UnetLoaderGGUF, CLIPLoaderGGUF, DualCLIPLoaderGGUF), looked up through nodes/comfy_seam.py.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def relative_name(folder: str, path: str) -> str:
 @dataclass(frozen=True)
 class LoadSpec:
     """One component to load: the unit the residency registry keeps (see nodes/residency.py)."""
-    kind: str            # diffusion_model | checkpoint | text_encoder | vae | audio_vae
+    kind: str            # diffusion_model | checkpoint | text_encoder | vae | audio_vae | clip_vision
     family: str
     role: str
     files: tuple         # ((folder, full path), ...)
@@ -132,7 +132,8 @@ def _first(out):
 
 def load_from_disk(spec: LoadSpec):
     """Read one component through ComfyUI's loaders. Returns the loaded object (MODEL patcher, CLIP,
-    VAE, or (MODEL, VAE) for a checkpoint)."""
+    VAE, CLIP_VISION, or (MODEL, VAE) for a checkpoint: (MODEL, CLIP, VAE) when its option `clip` asks for
+    the text encoders it carries)."""
     names = [relative_name(folder, path) for folder, path in spec.files]
     is_gguf = [p.lower().endswith(".gguf") for p in spec.paths]
     if any(is_gguf):
@@ -145,8 +146,15 @@ def load_from_disk(spec: LoadSpec):
                 return _first(seam.node_class("UnetLoaderGGUF")().load_unet(unet_name=names[0]))[0]
         return _first(seam.node_class("UNETLoader")().load_unet(names[0], spec.option("weight_dtype", "default")))[0]
     if spec.kind == "checkpoint":
-        model, _clip, vae = _first(seam.node_class("CheckpointLoaderSimple")().load_checkpoint(names[0]))[:3]
+        model, clip, vae = _first(seam.node_class("CheckpointLoaderSimple")().load_checkpoint(names[0]))[:3]
+        if spec.option("clip"):
+            if clip is None:
+                raise LockNError(f"{names[0]} holds no text encoders, and this preset gives none of its own: add "
+                                 f"the family's text encoder files to the preset (or pick the file that includes them)")
+            return (model, clip, vae)
         return (model, vae)
+    if spec.kind == "clip_vision":
+        return _first(seam.node_class("CLIPVisionLoader")().load_clip(names[0]))[0]
     if spec.kind == "vae":
         return _first(seam.node_class("VAELoader")().load_vae(names[0]))[0]
     if spec.kind == "audio_vae":
@@ -160,6 +168,12 @@ def load_from_disk(spec: LoadSpec):
             if is_gguf[0]:
                 return _first(seam.node_class("CLIPLoaderGGUF")().load_clip(clip_name=names[0], type=ctype))[0]
             return _first(seam.node_class("CLIPLoader")().load_clip(names[0], ctype, device))[0]
+        if len(names) == 3:             # SD3 / SD3.5: clip_l, clip_g, t5xxl (the loader has no type: sd3)
+            if any(is_gguf):
+                return _first(seam.node_class("TripleCLIPLoaderGGUF")().load_clip(
+                    clip_name1=names[0], clip_name2=names[1], clip_name3=names[2]))[0]
+            return _first(seam.node_class("TripleCLIPLoader").execute(clip_name1=names[0], clip_name2=names[1],
+                                                                      clip_name3=names[2]))[0]
         if any(is_gguf):
             return _first(seam.node_class("DualCLIPLoaderGGUF")().load_clip(clip_name1=names[0], clip_name2=names[1], type=ctype))[0]
         return _first(seam.node_class("DualCLIPLoader")().load_clip(names[0], names[1], ctype, device))[0]

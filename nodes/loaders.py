@@ -128,7 +128,9 @@ def _check_file(path, family, role, mtime, size):
     except fileinfo.FileProblem as e:
         raise _BrokenFile(str(e)) from None
     try:
-        fileinfo.check_identity(info, family, role, catalog_mod.builtin().families[family].display_name)
+        fam = catalog_mod.builtin().families[family]
+        role = "text_encoder" if role in fam.text_encoders else "diffusion_model" if role == "sr_model" else role
+        fileinfo.check_identity(info, family, role, fam.display_name)
     except fileinfo.FileProblem as e:
         raise LockNError(str(e)) from None
     return True
@@ -145,6 +147,9 @@ def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm
     c = {x.role: x for x in res.components if x.path}
     dm_opts = lambda comp: {"weight_dtype": weight_dtype} if comp.format == "safetensors" else {}
     specs = {}
+    fam = catalog_mod.builtin().families[family]
+    if fam.outputs:
+        return _generic_specs(fam, c, dm_opts)
     if family in ("flux2", "ace15"):
         specs["model"] = _spec("diffusion_model", family, "diffusion_model", [c["diffusion_model"]], **dm_opts(c["diffusion_model"]))
         tes = [c["text_encoder"]] + ([c["lm"]] if "lm" in c else [])
@@ -188,6 +193,39 @@ def build_specs(family: str, res, weight_dtype: str = "default") -> dict[str, cm
     return specs
 
 
+def _generic_specs(fam, c: dict, dm_opts) -> dict:
+    """The families described in data (catalog `outputs`, `text_encoders`, `checkpoint_clip`), loaded as their
+    official templates load them: a diffusion model (UNETLoader / UnetLoaderGGUF) or a checkpoint
+    (CheckpointLoaderSimple: its model and VAE, and its text encoders where the family's checkpoint carries
+    them and the preset gives none), the text encoders in one CLIPLoader / DualCLIPLoader / TripleCLIPLoader
+    call of the family's type, a VAE (VAELoader), a CLIP vision model (CLIPVisionLoader) and, where the family
+    has one, a second diffusion model (sr_model: a super-resolution pass)."""
+    f, specs = fam.id, {}
+    tes = [c[r] for r in fam.text_encoders if r in c]
+    if "diffusion_model" in c:
+        specs["model"] = _spec("diffusion_model", f, "diffusion_model", [c["diffusion_model"]], **dm_opts(c["diffusion_model"]))
+    elif "checkpoint" in c:
+        specs["checkpoint"] = _spec("checkpoint", f, "checkpoint", [c["checkpoint"]],
+                                    **({"clip": True} if fam.checkpoint_clip and not tes and "clip" in fam.outputs else {}))
+    else:
+        raise LockNError(f"a {fam.display_name} preset needs a diffusion model or a checkpoint")
+    if tes:
+        specs["clip"] = _spec("text_encoder", f, "text_encoder", tes, clip_type=fam.clip_type, device="default")
+    elif "clip" in fam.outputs and not (fam.checkpoint_clip and "checkpoint" in c):
+        raise LockNError(f"{fam.display_name} needs its text encoder files ({', '.join(fam.text_encoders)})")
+    if "vae" in c:
+        specs["vae"] = _spec("vae", f, "vae", [c["vae"]])
+    elif "vae" in fam.outputs and "checkpoint" not in c:
+        raise LockNError(f"{fam.display_name} needs its VAE file (the 'vae' input)")
+    if "clip_vision" in c:
+        specs["clip_vision"] = _spec("clip_vision", f, "clip_vision", [c["clip_vision"]])
+    elif "clip_vision" in fam.outputs:
+        raise LockNError(f"{fam.display_name} needs its CLIP vision file (the 'clip_vision' input)")
+    if "sr_model" in c:
+        specs["sr_model"] = _spec("diffusion_model", f, "sr_model", [c["sr_model"]], **dm_opts(c["sr_model"]))
+    return specs
+
+
 def _load(spec):
     try:
         return load(spec, lambda: cm.load_from_disk(spec))
@@ -205,7 +243,10 @@ def load_family(family: str, preset: str, overrides: dict, weight_dtype: str = "
     out = {}
     for role, spec in specs.items():
         if role == "checkpoint":
-            out["model"], ckpt_vae = _load(spec)
+            loaded = _load(spec)
+            out["model"], ckpt_vae = loaded[0], loaded[-1]
+            if len(loaded) == 3:
+                out["clip"] = loaded[1]
             out.setdefault("vae", ckpt_vae)
         else:
             out[role] = _load(spec)
@@ -331,4 +372,29 @@ class LockNAceStep15Loader(_FamilyLoader):
                ("vae", lambda: io.Vae.Output(display_name="VAE")))
 
 
-LOADER_NODES = [LockNFlux2Loader, LockNWan22Loader, LockNLTX2Loader, LockNAceStep15Loader]
+# ---- the families described in data (issue 24) -----------------------------------------------------------
+OUTPUT_SOCKETS = {"model": lambda: io.Model.Output(display_name="MODEL"), "clip": lambda: io.Clip.Output(display_name="CLIP"),
+                  "vae": lambda: io.Vae.Output(display_name="VAE"),
+                  "clip_vision": lambda: io.ClipVision.Output(display_name="CLIP_VISION"),
+                  "sr_model": lambda: io.Model.Output("sr_model", display_name="SR MODEL")}
+ROLE_FOLDERS = {"diffusion_model": "diffusion_models", "sr_model": "diffusion_models", "checkpoint": "checkpoints",
+                "vae": "vae", "clip_vision": "clip_vision"}      # every other role: a text encoder
+ROLE_TOOLTIPS = {"diffusion_model": "Use this diffusion model instead.", "checkpoint": "Use this checkpoint instead.",
+                 "vae": "Use this VAE instead.", "clip_vision": "Use this CLIP vision model instead.",
+                 "sr_model": "Use this super-resolution model instead."}
+
+
+def data_loader(family: str) -> type:
+    """The loader node of a family the catalog describes in data: its id, display name, description, default
+    preset, per-role override inputs and outputs all come from the catalog's [families.ID]."""
+    fam = catalog_mod.builtin().families[family]
+    roles = {r: (ROLE_FOLDERS.get(r, "text_encoders"), ROLE_TOOLTIPS.get(r, f"Use this {r.replace('_', ' ')} text encoder instead."))
+             for r in fam.inputs}
+    return type(fam.node, (_FamilyLoader,), {
+        "FAMILY": family, "PRESET_DEFAULT": fam.default_preset, "ROLES": roles, "__doc__": fam.description,
+        "DESCRIPTION": fam.description + " Missing files are listed with the command that downloads them.",
+        "OUTPUTS": tuple((o, OUTPUT_SOCKETS[o]) for o in fam.outputs), "__module__": __name__})
+
+
+DATA_LOADERS = [data_loader(f.id) for f in catalog_mod.builtin().families.values() if f.outputs]
+LOADER_NODES = [LockNFlux2Loader, LockNWan22Loader, LockNLTX2Loader, LockNAceStep15Loader, *DATA_LOADERS]

@@ -146,7 +146,10 @@ def test_quality_degrades_to_smaller_quants_and_says_why(cat):
     assert "wan22-i2v-a14b-q8_0 needs 20.4 GB" in c["video"].reason
     assert c["image"].preset == "flux2-klein-4b"
     c = by_mode(choose_presets(cat, Machine(gpu_gb=24, used_gb=10, ram_gb=64), "quality", **never))  # 12 GB
-    assert c["video"].preset and "no video preset fits" in c["video"].reason
+    # no Wan2.2, HunyuanVideo 1.5, Wan2.1 or LTX-2 preset fits (the reason names the best of each): LTX-Video does
+    assert c["video"].preset == "ltxv-2b-0.9.8-distilled-fp8"
+    for too_big in ("wan22-i2v-a14b-q8_0 needs 20.4 GB", "hunyuan15-720p-i2v needs", "wan21-i2v-480p-fp16 needs"):
+        assert too_big in c["video"].reason
 
 
 def test_quality_takes_a_streamed_preset_when_streaming_costs_at_most_the_limit(cat):
@@ -185,13 +188,24 @@ def test_cli_max_slowdown(capsys):
 
 
 @pytest.mark.parametrize("machine", [RTX, Machine(used_gb=0, ram_gb=256), BIG])
-def test_speed_picks_ltx2_distilled_and_a_small_flux(cat, machine):
+def test_speed_picks_the_fastest_family_of_each_mode(cat, machine):
+    # the plan's speed order (LTX-Video before LTX-2 before the rest), from the families' step estimates
     c = by_mode(choose_presets(cat, machine, "speed"))
+    assert c["video"].preset == "ltxv-2b-0.9.8-distilled-fp8"
+    assert c["image"].preset == "sdxl-base"
+    assert c["music"].preset == "stable-audio-open-1.0"
+    assert "fastest estimate" in c["video"].reason
+
+
+@pytest.mark.parametrize("machine", [RTX, Machine(used_gb=0, ram_gb=256), BIG])
+def test_speed_among_the_first_four_families_picks_ltx2_distilled_and_a_small_flux(cat, machine):
+    first = catalog_mod.Catalog({k: v for k, v in cat.families.items() if k in ("flux2", "wan22", "ltx2", "ace15")}, cat.files,
+                            {k: p for k, p in cat.presets.items() if p.family in ("flux2", "wan22", "ltx2", "ace15")})
+    c = by_mode(choose_presets(first, machine, "speed"))
     assert c["video"].preset == "ltx2-19b-distilled-fp8"
     image = cat.presets[c["image"].preset]
     assert image.family == "flux2" and image.quality <= cat.presets["flux2-dev-q5_k_m"].quality
     assert c["music"].preset == "ace15-turbo"
-    assert "fastest estimate" in c["video"].reason
 
 
 def test_unknown_target_is_refused(cat):
@@ -416,3 +430,19 @@ def test_the_cycle_step_by_step_with_pins_and_priorities_is_the_registrys(cat):
             assert st.switch.evictions == evictions, (pins, priority, rnd, to)
             assert (st.switch.load_bytes, st.switch.evict_bytes, st.switch.disk_bytes) == (load, evict, disk)
         assert any(st.cycling for st in steps) and any(st.switch.evictions for st in steps if st.cycling)
+
+
+@pytest.mark.parametrize("budget,image,video,music", [
+    (40, "flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-xl-turbo"),
+    (19, "flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-xl-turbo"),
+    (14, "flux2-klein-4b", "ltxv-2b-0.9.8-distilled-fp8", "ace15-xl-turbo"),     # no 14B, HunyuanVideo or LTX-2 fits
+    (5, "flux2-klein-4b-fp8", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0"),
+    (3, "flux1-schnell-q4_k_s", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0"),
+])
+def test_quality_across_all_families_follows_the_budget(cat, budget, image, video, music):
+    """The README's table of what the planner takes per GPU budget (quality, no streaming): the best family that
+    fits, the plan's order as the prior (Wan2.2 > HunyuanVideo 1.5 > Wan2.1 > LTX-2 > LTX-Video; Flux.2 > Flux.1 >
+    SD3.5 > SDXL; ACE-Step 1.5 > Stable Audio Open), the smaller files of a family as the budget shrinks."""
+    m = Machine(gpu_gb=budget + 2, used_gb=0, reserve_gb=2, ram_gb=256)
+    c = by_mode(choose_presets(cat, m, "quality", max_slowdown=1.0))
+    assert (c["image"].preset, c["video"].preset, c["music"].preset) == (image, video, music)
