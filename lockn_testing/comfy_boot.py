@@ -11,7 +11,8 @@ import os
 import sys
 
 COMFYUI_PATH = os.path.abspath(os.path.expanduser(os.environ.get("COMFYUI_PATH", "~/comfy/ComfyUI")))
-MODEL_FOLDERS = ("checkpoints", "diffusion_models", "text_encoders", "vae", "loras", "latent_upscale_models")
+MODEL_FOLDERS = ("checkpoints", "diffusion_models", "text_encoders", "vae", "loras", "latent_upscale_models", "clip_vision",
+                 "upscale_models")
 
 
 def boot(models_root: str | None = None, argv: tuple[str, ...] = ("--cpu",), scratch: str | None = None):

@@ -81,12 +81,13 @@ __all__ = ["ARCHES", "FTYPES", "HIGH_PRECISION", "NEVER_QUANTIZE", "choose_qtype
 Q = gguf.GGMLQuantizationType
 LFT = gguf.LlamaFileType
 
-ARCHES = ("flux", "wan", "ltxv", "ace")
+ARCHES = ("flux", "wan", "ltxv", "ace", "hyvid")
 
 #: ftype name -> (base tensor type, general.file_type)
 FTYPES = {
     "Q8_0": (Q.Q8_0, LFT.MOSTLY_Q8_0),
     "Q4_K_M": (Q.Q4_K, LFT.MOSTLY_Q4_K_M),
+    "Q4_K_S": (Q.Q4_K, LFT.MOSTLY_Q4_K_S),
     "Q5_K_M": (Q.Q5_K, LFT.MOSTLY_Q5_K_M),
     "Q6_K": (Q.Q6_K, LFT.MOSTLY_Q6_K),
     "F16": (Q.F16, LFT.MOSTLY_F16),
@@ -99,6 +100,7 @@ _F32_EXACT_INT = 2 ** 24          # integers up to this magnitude are exact in f
 #: name fragments kept in F32 (convert.py ``keys_hiprec``; "ace" mirrors ltxv's modulation table)
 HIGH_PRECISION = {
     "flux": (),
+    "hyvid": (),
     "wan": (".modulation",),
     "ltxv": ("scale_shift_table",),
     "ace": ("scale_shift_table",),
@@ -108,6 +110,7 @@ HIGH_PRECISION = {
 #: in city96's lists; its entries follow the same idea (input/timestep embedders, output proj).
 NEVER_QUANTIZE = {
     "flux": ("txt_in.", "img_in.", "time_in.", "vector_in.", "guidance_in.", "final_layer."),
+    "hyvid": ("txt_in.", "img_in.", "time_in.", "vector_in.", "guidance_in.", "final_layer."),
     "wan": ("modulation.", "patch_embedding.", "text_embedding.", "time_projection.",
             "time_embedding.", "img_emb.", "head."),
     "ltxv": ("adaln_single.", "caption_projection.", "patchify_proj.", "proj_out.", "scale_shift_table"),
@@ -125,6 +128,7 @@ _FFN_DOWN_EXTRA = {"ace": (".mlp.down_proj.weight",)}
 _PROMOTE = {
     ("Q4_K_M", "v"): Q.Q6_K, ("Q4_K_M", "qkv"): Q.Q5_K, ("Q4_K_M", "ffn_down"): Q.Q6_K,
     ("Q5_K_M", "v"): Q.Q6_K, ("Q5_K_M", "qkv"): Q.Q6_K, ("Q5_K_M", "ffn_down"): Q.Q6_K,
+    ("Q4_K_S", "ffn_down"): Q.Q5_K,      # lcpp.patch: ffn-down (it also promotes the first 4 attention-V: not here)
 }
 
 _RESERVED_KEYS = frozenset({"general.architecture", "general.file_type", "general.quantization_version"})

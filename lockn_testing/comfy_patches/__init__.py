@@ -363,6 +363,9 @@ def install():
     _patch_h264()
     _patch_ltx_decode_noise()
     _route_malloc_trim()
+    from . import images, video           # issue 24's families (each patch keyed on the tiny marker)
+    images.install()
+    video.install()
     comfy.sd._lockn_tiny_patches = True
     logging.info("LockN Gen test patches installed (active only for files with the tiny-model marker; H.264 with "
                  "x264's C code; LTX video decode noise seeded; POST /lockn-test/malloc-trim on servers)")

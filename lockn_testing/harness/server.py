@@ -73,7 +73,8 @@ class ComfyServer:
             for i, d in enumerate(self.extra_model_dirs):
                 lines.append(f"extra{i}:")
                 lines.append(f"  base_path: {d}")
-                for folder in ("checkpoints", "diffusion_models", "text_encoders", "vae", "latent_upscale_models", "loras"):
+                for folder in ("checkpoints", "diffusion_models", "text_encoders", "vae", "latent_upscale_models", "loras",
+                               "clip_vision", "upscale_models"):
                     lines.append(f"  {folder}: {folder}")
             cfg.write_text("\n".join(lines) + "\n")
             cmd += ["--extra-model-paths-config", str(cfg)]

@@ -1,0 +1,325 @@
+"""Test-only patches for the tiny models of issue 24's video families (see __init__.py: keyed on the tiny marker)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+
+
+# ---- vid2 (Wan 2.1 I2V, HunyuanVideo 1.5 I2V, SkyReels V1 I2V) ------------------------------------------
+# Reason: comfy/clip_vision.py load_clipvision_from_sd (~line 108-135 in 0.20.1) picks a fixed JSON config (ViT-H
+# 32x1280, SigLIP 384 27x1152, ...) by whether layer 30/47/22 keys exist; a tiny file's marker gives its config.
+def _vid2_clip_vision():
+    import comfy.clip_vision as cv
+    from . import MARKER_KEY, _patch_spec
+
+    orig = cv.load_clipvision_from_sd
+    if getattr(orig, "_lockn_vid2", False):
+        return
+
+    @functools.wraps(orig)
+    def load_clipvision_from_sd(sd, prefix="", convert_keys=False):
+        cfg = _patch_spec(sd).get("clip_vision")
+        if not cfg:
+            return orig(sd, prefix=prefix, convert_keys=convert_keys)
+        sd = {k: v for k, v in sd.items() if k != MARKER_KEY}
+        if convert_keys:
+            sd = cv.convert_to_transformers(sd, prefix)
+        fd, path = tempfile.mkstemp(suffix=".json", prefix="lockn_tiny_clip_vision_")
+        try:                                   # 0.20.1's ClipVisionModel takes a JSON path only (0.33 also a dict)
+            with os.fdopen(fd, "w") as f:
+                json.dump(cfg, f)
+            clip = cv.ClipVisionModel(path)
+        finally:
+            os.remove(path)
+        missing, _ = clip.load_sd(sd)
+        if missing:
+            raise RuntimeError(f"tiny clip vision: missing keys {missing}")
+        return clip
+
+    load_clipvision_from_sd._lockn_vid2 = True
+    cv.load_clipvision_from_sd = load_clipvision_from_sd
+
+
+# Makes a tiny diffusion model's marker spec visible (_current) while ComfyUI builds the model, for the
+# factories below (the generic loader patch in __init__.py activates only ACE-Step's spec).
+_VID2_DIT_KEYS = ("wan_clip_dim", "hy_byt5_mapper", "hy15_vision_in_dim")
+
+
+class _vid2_hy15_detection:
+    """Reason: supported_models.HunyuanVideo15 / HunyuanVideo15_SR_Distilled (0.20.1 ~1616-1645, 0.33 ~2088-2115) match
+    only vision_in_dim == 1152 (the SigLIP width, which model_detection.py reads from vision_in.proj.0.weight); for
+    a tiny file they match its marker's width instead, for the duration of the load."""
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def __enter__(self):
+        import comfy.supported_models as sm
+        self.saved = [(c, c.unet_config) for c in (sm.HunyuanVideo15, sm.HunyuanVideo15_SR_Distilled)]
+        if self.dim:
+            for c, cfg in self.saved:
+                c.unet_config = {**cfg, "vision_in_dim": self.dim}
+
+    def __exit__(self, *exc):
+        for c, cfg in self.saved:
+            c.unet_config = cfg
+
+
+def _vid2_diffusion_loader():
+    import comfy.sd
+    from . import _Active, _patch_spec
+
+    orig = comfy.sd.load_diffusion_model_state_dict
+    if getattr(orig, "_lockn_vid2", False):
+        return
+
+    @functools.wraps(orig)
+    def load_diffusion_model_state_dict(sd, model_options={}, *a, **kw):
+        spec = _patch_spec(sd)
+        if not any(k in spec for k in _VID2_DIT_KEYS):
+            return orig(sd, model_options, *a, **kw)
+        with _Active(spec), _vid2_hy15_detection(spec.get("hy15_vision_in_dim")):
+            return orig(sd, model_options, *a, **kw)
+
+    load_diffusion_model_state_dict._lockn_vid2 = True
+    comfy.sd.load_diffusion_model_state_dict = load_diffusion_model_state_dict
+
+
+# Reason: comfy/ldm/wan/model.py (WanModel.__init__, ~line 514 in 0.20.1, 523 in 0.33) builds the I2V image
+# embedding as MLPProj(1280, dim): the CLIP ViT-H width, not read from the weights.
+def _vid2_wan_clip_dim():
+    import comfy.ldm.wan.model as wan
+
+    Orig = wan.MLPProj
+    if getattr(Orig, "_lockn_vid2", False):
+        return
+    from . import _current
+
+    class MLPProj(Orig):
+        _lockn_vid2 = True
+
+        def __init__(self, in_dim, out_dim, *a, **kw):
+            tiny = _current("wan_clip_dim")
+            super().__init__(tiny if tiny and in_dim == 1280 else in_dim, out_dim, *a, **kw)
+
+    MLPProj.__name__ = MLPProj.__qualname__ = "MLPProj"
+    wan.MLPProj = MLPProj
+
+
+# Reason: comfy/ldm/hunyuan_video/model.py (HunyuanVideo.__init__, ~line 258) builds the byT5 mapper as
+# ByT5Mapper(in_dim=1472, out_dim=2048, hidden_dim=2048, ...) (7.3M parameters), whatever the weights say.
+def _vid2_hy_byt5_mapper():
+    import comfy.ldm.hunyuan_video.model as hy
+
+    Orig = hy.ByT5Mapper
+    if getattr(Orig, "_lockn_vid2", False):
+        return
+    from . import _current
+
+    class ByT5Mapper(Orig):
+        _lockn_vid2 = True
+
+        def __init__(self, in_dim, out_dim, hidden_dim, out_dim1, *a, **kw):
+            tiny = _current("hy_byt5_mapper") or {}
+            super().__init__(tiny.get("in_dim", in_dim), tiny.get("out_dim", out_dim), tiny.get("hidden_dim", hidden_dim),
+                             out_dim1, *a, **kw)
+
+    ByT5Mapper.__name__ = ByT5Mapper.__qualname__ = "ByT5Mapper"
+    hy.ByT5Mapper = ByT5Mapper
+
+
+# Reason: comfy/text_encoders/llama.py (Qwen25_7BVLI.__init__, 0.20.1 ~1061, 0.33 ~1257) builds the Qwen2.5-VL vision
+# tower at its full default size (32 layers of width 1280, 670M parameters) whatever the weights say.
+def _vid2_qwen25_visual():
+    import comfy.text_encoders.qwen_vl as qwen_vl
+
+    Orig = qwen_vl.Qwen2VLVisionTransformer
+    if getattr(Orig, "_lockn_vid2", False):
+        return
+    from . import _current
+
+    class Qwen2VLVisionTransformer(Orig):
+        _lockn_vid2 = True
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **{**kw, **(_current("qwen25_visual") or {})})
+
+    Qwen2VLVisionTransformer.__name__ = Qwen2VLVisionTransformer.__qualname__ = "Qwen2VLVisionTransformer"
+    qwen_vl.Qwen2VLVisionTransformer = Qwen2VLVisionTransformer
+
+
+# Reason: comfy/sd.py (VAE.__init__, 0.20.1 ~528, 0.33 ~646) builds the HunyuanVideo 1.5 VAE with block_out_channels
+# [128, 256, 512, 1024, 1024] and 2 res blocks whatever the weights say; the marker gives the tiny ones (the VAE
+# patch in __init__.py makes the marker's spec current while the VAE is built).
+def _vid2_hy15_vae():
+    import comfy.ldm.hunyuan_video.vae_refiner as vr
+
+    if getattr(vr.Encoder, "_lockn_vid2", False):
+        return
+    from . import _current
+
+    def tiny(Orig):
+        class Tiny(Orig):
+            _lockn_vid2 = True
+
+            def __init__(self, *a, **kw):
+                over = _current("hy15_vae") if not kw.get("refiner_vae", True) else None
+                super().__init__(*a, **{**kw, **(over or {})})
+
+        Tiny.__name__ = Tiny.__qualname__ = Orig.__name__
+        return Tiny
+
+    vr.Encoder, vr.Decoder = tiny(vr.Encoder), tiny(vr.Decoder)
+
+
+def _vid2_install():
+    _vid2_clip_vision()
+    _vid2_diffusion_loader()
+    _vid2_wan_clip_dim()
+    _vid2_hy_byt5_mapper()
+    _vid2_qwen25_visual()
+    _vid2_hy15_vae()
+
+
+# ---- Stable Audio Open 1.0 ---------------------------------------------------------------
+# Reason: supported_models.StableAudio (unet_config {"audio_model": "dit1.0"}, model_detection.py ~116) gives the
+# audio DiT no size, so comfy/ldm/audio/dit.py's defaults (1536 wide, 24 layers, text width 768) apply; the
+# checkpoint's marker gives the tiny sizes. Its VAE part is split off by prefix (sd.py load_state_dict_guess_config,
+# vae_key_prefix "pretransform.model."), so the marker is copied there for the Oobleck patch in __init__.py.
+def _vid1_stable_audio():
+    import comfy.sd
+    import comfy.supported_models as sm
+    from . import MARKER_KEY, _Active, _patch_spec
+
+    orig = comfy.sd.load_state_dict_guess_config
+    if getattr(orig, "_lockn_vid1", False):
+        return
+
+    @functools.wraps(orig)
+    def load_state_dict_guess_config(sd, *a, **kw):
+        spec = _patch_spec(sd)
+        dit = spec.get("stable_audio_dit")
+        if not dit:
+            return orig(sd, *a, **kw)
+        sd = dict(sd)
+        sd[sm.StableAudio.vae_key_prefix[0] + MARKER_KEY] = sd.pop(MARKER_KEY)
+        saved = sm.StableAudio.unet_extra_config
+        sm.StableAudio.unet_extra_config = {**saved, **dit}
+        try:
+            with _Active(spec):
+                return orig(sd, *a, **kw)
+        finally:
+            sm.StableAudio.unet_extra_config = saved
+
+    load_state_dict_guess_config._lockn_vid1 = True
+    comfy.sd.load_state_dict_guess_config = load_state_dict_guess_config
+
+
+# Reason: comfy/model_base.py StableAudio1.__init__ (~line 779 in 0.20.1) builds the seconds_start/seconds_total
+# conditioners as NumberConditioner(768): T5-base's width, not read from the weights.
+def _vid1_number_conditioner():
+    import comfy.ldm.audio.embedders as emb
+
+    Orig = emb.NumberConditioner
+    if getattr(Orig, "_lockn_vid1", False):
+        return
+    from . import _current
+
+    class NumberConditioner(Orig):
+        _lockn_vid1 = True
+
+        def __init__(self, output_dim, *a, **kw):
+            super().__init__(_current("sa_number_dim") or output_dim, *a, **kw)
+
+    NumberConditioner.__name__ = NumberConditioner.__qualname__ = "NumberConditioner"
+    emb.NumberConditioner = NumberConditioner
+
+
+def _vid1_install():
+    _vid1_stable_audio()
+    _vid1_number_conditioner()
+
+
+# ---- SkyReels V1 I2V (HunyuanVideo 1.0 architecture) -------------------------------------------------------
+class _sky_vec_in_detection:
+    """Reason: comfy/model_detection.py (detect_unet_config, ~line 152-153 in 0.20.1 and 0.33) sets vec_in_dim = 768
+    (CLIP-L's pooled width) whenever vector_in.* keys exist, not read from vector_in.in_layer.weight; for a tiny
+    HunyuanVideo file it returns the marker's width instead, for the duration of the load."""
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def __enter__(self):
+        import comfy.model_detection as md
+        self.orig = orig = md.detect_unet_config
+        dim = self.dim
+
+        @functools.wraps(orig)
+        def detect_unet_config(state_dict, key_prefix, *a, **kw):
+            cfg = orig(state_dict, key_prefix, *a, **kw)
+            if dim and isinstance(cfg, dict) and cfg.get("image_model") == "hunyuan_video" and cfg.get("vec_in_dim") == 768:
+                cfg["vec_in_dim"] = dim
+            return cfg
+
+        md.detect_unet_config = detect_unet_config
+
+    def __exit__(self, *exc):
+        import comfy.model_detection as md
+        md.detect_unet_config = self.orig
+
+
+def _sky_diffusion_loader():
+    import comfy.sd
+    from . import _Active, _patch_spec
+
+    orig = comfy.sd.load_diffusion_model_state_dict
+    if getattr(orig, "_lockn_sky", False):
+        return
+
+    @functools.wraps(orig)
+    def load_diffusion_model_state_dict(sd, model_options={}, *a, **kw):
+        spec = _patch_spec(sd)
+        if "sky_vec_in_dim" not in spec:
+            return orig(sd, model_options, *a, **kw)
+        with _Active(spec), _sky_vec_in_detection(spec["sky_vec_in_dim"]):
+            return orig(sd, model_options, *a, **kw)
+
+    load_diffusion_model_state_dict._lockn_sky = True
+    comfy.sd.load_diffusion_model_state_dict = load_diffusion_model_state_dict
+
+
+# Reason: comfy/sd.py (VAE.__init__, 0.20.1 ~673, 0.33 ~788) builds the HunyuanVideo 1.0 VAE as AutoencoderKL with
+# ch 128, ch_mult [1, 2, 4, 4] and 2 res blocks whatever the weights say; the marker gives the tiny ones (the VAE
+# patch in __init__.py makes the marker's spec current while the VAE is built).
+def _sky_hy_vae():
+    import comfy.sd
+
+    Orig = comfy.sd.AutoencoderKL
+    if getattr(Orig, "_lockn_sky", False):
+        return
+    from . import _current
+
+    class AutoencoderKL(Orig):
+        _lockn_sky = True
+
+        def __init__(self, **kw):
+            over = _current("sky_hy_vae")
+            if over and kw.get("ddconfig", {}).get("conv3d"):
+                kw = {**kw, "ddconfig": {**kw["ddconfig"], **over}}
+            super().__init__(**kw)
+
+    AutoencoderKL.__name__ = AutoencoderKL.__qualname__ = "AutoencoderKL"
+    comfy.sd.AutoencoderKL = AutoencoderKL
+
+
+def _sky_install():
+    _sky_diffusion_loader()
+    _sky_hy_vae()
+
+
+def install():
+    _vid2_install()
+    _vid1_install()
+    _sky_install()
