@@ -44,6 +44,12 @@ from pathlib import Path
 from . import catalog as catalog_mod
 from . import step_cache
 
+if __name__ == "__main__":     # python -m lockn_gen.chains: run the package's module (family_workflows imports it)
+    import sys
+
+    from lockn_gen import chains as _package_module
+    sys.exit(_package_module.main())
+
 P = "(preset)"
 WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
                 "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
@@ -70,6 +76,7 @@ class Graph:
         self.stages: dict[str, str] = {}
         self.stage_names: dict[str, str] = {}
         self.faces: dict[tuple[str, str | int], str] = {}
+        self.alternatives: set[str] = set()     # loaders of a stage's other models (run only when chosen)
         self._stage: str | None = None
 
     def add(self, class_type: str, title: str | None = None, **inputs) -> str:
@@ -436,11 +443,21 @@ def _assemble_faces(g: Graph, fit: str) -> None:
 def _image_stage(g: Graph, b: str) -> str:
     """The chains' Image stage: Flux.2 from the Brief's image prompt, the picked image of the batch (its id),
     and the batch's candidates previewed on the top level."""
+    model = FW.choice(g, "image", "Image model")
     with g.stage(IMAGE, FLUX2):
         batch = flux2_image(g, prompt=[b, BRIEF_OUT["image_prompt"]])
+        batch = FW.image_alternatives(g, model, batch, [b, BRIEF_OUT["image_prompt"]])
         img = _pick(g, batch)
     g.add("PreviewImage", "Image candidates", images=[batch, 0])
     return img
+
+
+def _music_stage(g: Graph, b: str, secs: str) -> str:
+    """The chains' Music stage: ACE-Step 1.5 from the Brief's words, or Stable Audio Open from its tags."""
+    model = FW.choice(g, "music", "Music model")
+    with g.stage(MUSIC, ACE15):
+        music = ace15_music(g, [secs, 0], brief=b)
+        return FW.music_alternative(g, model, music, [secs, 0], [b, BRIEF_OUT["tags"]])
 
 
 def chain_quality() -> Graph:
@@ -450,12 +467,13 @@ def chain_quality() -> Graph:
     g = Graph()
     b = brief(g, backend="server", fallback="rules")
     img = _image_stage(g, b)
+    vmodel = FW.choice(g, "quality_video", "Video model")
     with g.stage(VIDEO, WAN22):
         mot = motion(g, b, [img, 0], "wan22")
         frames, n_len, n_fps = wan22_video(g, [img, 0], prompt=[mot, 0])
+        frames = FW.video_alternative(g, vmodel, "hunyuan15", frames, [img, 0], [mot, 0], n_len, n_fps)
         secs = _clip_seconds(g, n_len, n_fps)
-    with g.stage(MUSIC, ACE15):
-        music = ace15_music(g, [secs, 0], brief=b)
+    music = _music_stage(g, b, secs)
     with g.stage(ASSEMBLE, ASSEMBLE_NAME):
         fit = g.add("LockNFitAudioToVideo", "Music fade-out", audio=[music, 0], images=[frames, 0], fps=[n_fps, 0],
                     fade_out_seconds=1.5)
@@ -474,12 +492,13 @@ def chain_fast() -> Graph:
     ltx = _loader(g, "ltx2", LTX_PRESET, "Video models")
     b = brief(g, backend="resident", fallback="rules", clip=[ltx, 1])
     img = _image_stage(g, b)
+    vmodel = FW.choice(g, "fast_video", "Video model")
     with g.stage(VIDEO, LTX2):
         mot = motion(g, b, [img, 0], "ltx2")
         frames, ltx_audio, n_len, n_fps = ltx2_video(g, [img, 0], prompt=[mot, 0], models=ltx)
+        frames = FW.video_alternative(g, vmodel, "ltxv", frames, [img, 0], [mot, 0], n_len, n_fps)
         secs = _clip_seconds(g, n_len, n_fps)
-    with g.stage(MUSIC, ACE15):
-        music = ace15_music(g, [secs, 0], brief=b)
+    music = _music_stage(g, b, secs)
     with g.stage(ASSEMBLE, ASSEMBLE_NAME):
         mix = g.add("PrimitiveBoolean", "Mix LTX-2 audio under the music", value=False)
         vol = g.add("AudioAdjustVolume", "LTX-2 audio level (dB)", audio=[ltx_audio, 0], volume=-6)
@@ -505,8 +524,10 @@ WORKFLOWS = {
     "chain_fast": chain_fast,
 }
 from . import training_workflows  # noqa: E402  (the LoRA training workflows, built from the pieces above)
+from . import family_workflows as FW  # noqa: E402  (the other families' workflows and the stages' alternatives)
 
 WORKFLOWS.update(training_workflows.WORKFLOWS)
+WORKFLOWS.update(FW.WORKFLOWS)
 
 
 def prompt(name: str) -> dict:
@@ -550,7 +571,7 @@ def _loaders(g: Graph) -> list[tuple[str, str, str]]:
     cat = catalog_mod.builtin()
     out = []
     for nid, n in g.nodes.items():
-        if n["class_type"].startswith("LockN") and "preset" in n["inputs"]:
+        if n["class_type"].startswith("LockN") and "preset" in n["inputs"] and nid not in g.alternatives:
             mode = cat.families[cat.preset(n["inputs"]["preset"]).family].mode
             out.append((MODES.index(mode), nid, mode.capitalize(), n["inputs"]["preset"]))
     return [x[1:] for x in sorted(out)]
@@ -579,8 +600,19 @@ def _files_note(g: Graph) -> str:
         for stage, f in turbo:
             link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
             lines.append(f"| **{stage}** turbo | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
+    alts = [(g.stages.get(nid, ""), g.nodes[nid]["inputs"]["preset"]) for nid in sorted(g.alternatives, key=int)]
+    if alts:
+        lines += ["", "Only when chosen: another model on a stage's model node, or a switch such as super_resolution "
+                  "(nothing of it is read otherwise):", "",
+                  f"    lockn-gen models pull {' '.join(pid for _, pid in alts)}", "",
+                  "| stage, preset | file | folder | size |", "|---|---|---|---|"]
+        for stage, pid in alts:
+            for i, f in enumerate({f.name: f for f in cat.preset_files(pid).values()}.values()):
+                link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
+                head = f"**{stage}** `{pid}`" if i == 0 else ""
+                lines.append(f"| {head} | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
     lines += ["", "~: the catalog's size, rounded. Other presets: `lockn-gen models list --family wan22` "
-              "(flux2, ltx2, ace15); choose one in the stage's *preset*."]
+              "(flux2, ltx2, ace15, ...); choose one in the stage's *preset*."]
     return "\n".join(lines)
 
 
@@ -679,7 +711,7 @@ def _time_note(g: Graph) -> str:
     for _, stage, pid in _loaders(g):
         family = cat.preset(pid).family
         size = cat.preset_bytes(pid)
-        lines.append(f"| {stage} | {_gb(size)} | ~{size * 1.2 / 1e9:.0f} GB | {TIME_ESTIMATES[family]} |")
+        lines.append(f"| {stage} | {_gb(size)} | ~{size * 1.2 / 1e9:.0f} GB | {TIME_ESTIMATES.get(family) or FW.TIME_ESTIMATES[family]} |")
     lines += ["", "GPU memory: the files plus ~20 % for activations (estimate). LockN's loaders keep the stage that "
               "runs on the GPU and park the others in RAM, so the peak is the largest stage, not the sum.", "",
               MEASURED, "", _cache_note(g)]
@@ -872,7 +904,3 @@ def main(argv=None):
         print("note: UI files from an /object_info other than the pin; the sync test compares them with the pin")
     for p in write_all(Path(a.out), info):
         print(p)
-
-
-if __name__ == "__main__":
-    main()

@@ -21,9 +21,35 @@ TINY = {
     "chain_quality": FLUX + WAN + ACE + BRIEF,
     "chain_fast": FLUX + LTX + ACE + BRIEF,
 }
+# the other families' workflows (issue 24) and the chains' alternatives on their stages
+def _img(t):
+    return [f"{t} size.width=64", f"{t} size.height=64", f"{t} seed and steps.steps=2"]
+
+
+def _vid(t, frames, steps_title):
+    return [f"{t} length (frames).value={frames}", f"{t} size.width=64", f"{t} size.height=64", f"{steps_title}.steps=2"]
+
+
+ALT = {"flux1": ["Flux.1 seed and steps.steps=2"], "sd35": ["SD3.5 seed and steps.steps=2"],
+       "hunyuan15": ["HunyuanVideo 1.5 size.width=64", "HunyuanVideo 1.5 size.height=64", "HunyuanVideo 1.5 steps.steps=2"],
+       "ltxv": ["LTX-Video size.width=64", "LTX-Video size.height=64", "LTX-Video steps.steps=2"],
+       "stable_audio": ["Stable Audio seed and steps.steps=2"]}
+TINY.update({
+    "flux1_text_to_image": _img("Flux.1"),
+    "sd35_text_to_image": _img("SD3.5"),
+    "sdxl_text_to_image": _img("SDXL"),
+    "ltxv_image_to_video": _vid("LTX-Video", 9, "LTX-Video steps"),
+    "wan21_image_to_video": _vid("Wan2.1", 5, "Wan2.1 seed and steps"),
+    "hunyuan15_image_to_video": _vid("HunyuanVideo 1.5", 5, "HunyuanVideo 1.5 steps"),
+    "stable_audio_text_to_music": ["Duration (s).value=2.0", "Stable Audio seed and steps.steps=2"],
+})
 # the training workflows: a few steps at a small rank on the example datasets
 TRAIN = ["Train LoRA.steps=2", "Train LoRA.rank=4"]
 TINY.update({"train_flux2_lora": TRAIN, "train_wan22_lora": TRAIN,
              "train_ace15_lora": TRAIN + ["Training audio.seconds=2.0"]})
 # the apps (workflows/NAME.app.json, lockn_gen.chains.APPS) hold their chain's graph: the same settings
+TINY.update({"chain_quality.app": TINY["chain_quality"], "chain_fast.app": TINY["chain_fast"]})
+# a chain's other models on its stages (chosen with "Image model.model=flux1" etc.) run as small as its own
+TINY["chain_quality"] = TINY["chain_quality"] + ALT["flux1"] + ALT["sd35"] + ALT["hunyuan15"] + ALT["stable_audio"]
+TINY["chain_fast"] = TINY["chain_fast"] + ALT["flux1"] + ALT["sd35"] + ALT["ltxv"] + ALT["stable_audio"]
 TINY.update({"chain_quality.app": TINY["chain_quality"], "chain_fast.app": TINY["chain_fast"]})

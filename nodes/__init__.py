@@ -4,6 +4,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import comfy_seam as seam
 from .brief import BRIEF_NODES
+from .choice import CHOICE_NODES
 from .loaders import LOADER_NODES
 from .loras import LORA_NODES
 from .media import MEDIA_NODES, install_example_datasets, install_example_inputs
@@ -26,7 +27,7 @@ class LockNGenExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES, *UPSCALE_NODES,
-                *STEP_CACHE_NODES, *TRAINING_NODES, *SDCPP_NODES]
+                *STEP_CACHE_NODES, *TRAINING_NODES, *SDCPP_NODES, *CHOICE_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -68,7 +68,7 @@ RANGES = {
     ("wan22_image_to_video", "Video CFG"): (0.0, 100.0, 0.1),
     ("ltx2_image_to_video", "Length (frames)"): (1, 1000, 8),               # EmptyLTXVLatentVideo + the audio's frames
     ("chain_quality", "FPS"): (1.0, 120.0, 1.0),                            # CreateVideo and Fit Audio, in Assemble
-    ("chain_fast", "Length (frames)"): (1, 1000, 8),
+    ("chain_fast", "Length (frames)"): (9, 1000, 8),                        # + LTX-Video's LTXVImgToVideo (min 9)
     ("ace15_text_to_music", "Duration (s)"): (1.0, 1000.0, 0.1),            # the encoder's duration, the latent's seconds
 }
 

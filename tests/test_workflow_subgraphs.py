@@ -19,7 +19,8 @@ WF = Path(__file__).resolve().parents[1] / "workflows"
 NAMES = chains.UI_NAMES                # the workflows and the apps
 # a training workflow's top level: the base's loader (it feeds both stages) and core's loss plot
 TRAINING_TOP = ("LockNFlux2Loader", "LockNWan22Loader", "LockNAceStep15Loader", "LossGraphNode")
-MAX_TOP = 8
+MODEL_CHOICES = ("LockNImageModel", "LockNVideoModel", "LockNMusicModel")   # a chain's stage models (issue 24)
+MAX_TOP = 11                   # Brief, Start image or candidates, 4 stages, Save, (LTX-2 loader), a model node per stage
 TITLE_H = 30                     # LiteGraph's title bar, above a node's pos
 # what each stage shows on its face when the prompt there is a plain widget (chains feed it from the Brief)
 FACES = {"Image": {"width", "height", "steps", "seed", "preset"},
@@ -71,7 +72,8 @@ def test_ui_file_is_generated_and_flattens_to_the_api_file(name):
     assert ui == chains.ui_workflow(name, pinned), f"workflows/{name}.json is stale: run python -m lockn_gen.chains"
     back = W.to_api(ui, pinned).prompt                   # what the client (and the editor's queue) sends
     assert structure(back) == structure(api)             # class types, input values and every link
-    top_level = TRAINING_TOP if name in training_workflows.WORKFLOWS else ("LoadImage", "LockNBrief", "PreviewImage")
+    top_level = TRAINING_TOP if name in training_workflows.WORKFLOWS else ("LoadImage", "LockNBrief", "PreviewImage",
+                                                                           *MODEL_CHOICES)
     assert all(":" in k for k, n in back.items() if n["class_type"] not in top_level
                and not n["class_type"].startswith(("Save", "LockNLTX2"))), "stage nodes are inside subgraphs"
 
@@ -160,7 +162,7 @@ def test_notes_list_every_model_file_with_its_size_and_the_pull_command(name):
     assert presets
     lines = notes.splitlines()
     for pid in presets:
-        assert pid in next(line for line in lines if "lockn-gen models pull" in line)
+        assert any(pid in line for line in lines if "lockn-gen models pull" in line)
         for f in cat.preset_files(pid).values():
             assert any(f.name in line and f"{f.size / 1e9:.2f} GB" in line and f.url("https://huggingface.co") in line
                        for line in lines), f"{name}: the notes lack {f.name} with its size and link"

@@ -1,0 +1,361 @@
+"""The workflows of the families added to the first four (issue 24), and the chains' stage alternatives.
+
+Each family has one workflow (workflows/NAME.json, API and UI), built like the official ComfyUI template of
+that model (the template's nodes and settings; the loader is the family's LockN loader), as one stage
+subgraph with its face, written with the chains' Graph (lockn_gen/chains.py). The same pieces give the
+chains their alternatives: the Image stage runs Flux.2, Flux.1 or SD3.5, the quality chain's Video stage
+Wan2.2 or HunyuanVideo 1.5, the fast chain's LTX-2 or LTX-Video, the Music stage ACE-Step 1.5 or Stable
+Audio Open. The stage's face has a ``model`` choice (``--set "Image.model=flux1"``); LockN's pick nodes
+(nodes/choice.py) are lazy, so only the chosen model's branch runs and only its files are read.
+
+Plain Python: no ComfyUI import.
+"""
+from __future__ import annotations
+
+from . import catalog as catalog_mod
+
+
+class _Chains:
+    """lockn_gen.chains, imported when first used: chains imports this module at its end (for WORKFLOWS), so this
+    module must not need chains while it is being imported itself."""
+
+    def __getattr__(self, name):
+        from . import chains
+        return getattr(chains, name)
+
+
+C = _Chains()
+
+# stage -> the families it can run, the first being the stage's default (its face's `model`)
+STAGE_CHOICES = {
+    "image": ("flux2", "flux1", "sd35"),
+    "quality_video": ("wan22", "hunyuan15"),
+    "fast_video": ("ltx2", "ltxv"),
+    "music": ("ace15", "stable_audio"),
+}
+CHOICE_NODES = {"image": "LockNImageModel", "quality_video": "LockNVideoModel", "fast_video": "LockNVideoModel",
+                "music": "LockNMusicModel"}
+MODE_OF_CHOICE = {"LockNImageModel": "image", "LockNVideoModel": "video", "LockNMusicModel": "music"}
+SD3_NEGATIVE = ""
+LTXV_NEGATIVE = ("low quality, worst quality, deformed, distorted, disfigured, motion smear, motion artifacts, "
+                 "fused fingers, bad anatomy, weird hand, ugly")
+SDXL_NEGATIVE = "text, watermark"
+
+
+def settings(preset: str) -> dict:
+    cat = catalog_mod.builtin()
+    return cat.presets[preset].settings(cat)
+
+
+def _faces(g, prefix: str, items) -> None:
+    """Faces of a builder's nodes. An input fed by a link from inside its own stage (a setting the chain's stage
+    shares between its models) is no face; a link from outside the stage is a socket on it."""
+    for nid, key, name in items:
+        link = g.nodes[nid]["inputs"].get(key) if isinstance(key, str) else None
+        if isinstance(link, list) and g.stages.get(str(link[0])) == g.stages.get(nid) or (nid, key) in g.faces:
+            continue            # (a shared node the stage's first model shows already)
+        g.face(nid, key, f"{prefix}{name}")
+
+
+# ---- image ------------------------------------------------------------------------------------------------
+def flux1_image(g, preset="flux1-schnell", width=1024, height=1024, seed=0, prompt=None, batch=1, prefix="",
+                title="Flux.1"):
+    """Flux.1 text to image as the official templates flux_schnell_full_text_to_image.json (4 steps) and
+    flux_dev_full_text_to_image.json (20 steps): UNETLoader + DualCLIPLoader (flux) + VAELoader, the prompt
+    with its conditioning zeroed as the negative, EmptySD3LatentImage, KSampler cfg 1 euler/simple."""
+    st, prompt = settings(preset), C.IMAGE_PROMPT if prompt is None else prompt
+    m = C._loader(g, "flux1", preset, f"{title} models")
+    text = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("ConditioningZeroOut", None, conditioning=[text, 0])
+    lat = g.add("EmptySD3LatentImage", f"{title} size", width=width, height=height, batch_size=batch)
+    ks = g.add("KSampler", f"{title} seed and steps", model=[m, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[text, 0], negative=[neg, 0],
+               latent_image=[lat, 0], denoise=1.0)
+    image = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    _faces(g, prefix, [(text, "text", "prompt"), (lat, "width", "width"), (lat, "height", "height"),
+                       (lat, "batch_size", "batch"), (ks, "steps", "steps"), (ks, "seed", "seed"), (m, "preset", "preset"),
+                       (image, 0, "image")])
+    return image
+
+
+def sd_image(g, family, preset, width=1024, height=1024, seed=0, prompt=None, batch=1, prefix="",
+             title=None, negative=None):
+    """SD3.5 (sd3.5_simple_example.json: one checkpoint with its text encoders, EmptySD3LatentImage, KSampler
+    20 steps cfg 4.01 euler/sgm_uniform) and SDXL (sdxl_simple_example.json's base pass: EmptyLatentImage,
+    KSampler 25 steps cfg 8 euler/normal; the template hands the last 5 steps to the refiner, which LockN
+    leaves out: the base runs all 25)."""
+    st, prompt = settings(preset), C.IMAGE_PROMPT if prompt is None else prompt
+    title = title or catalog_mod.builtin().families[family].display_name
+    m = C._loader(g, family, preset, f"{title} models")
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt",
+                text=negative if negative is not None else (SDXL_NEGATIVE if family == "sdxl" else SD3_NEGATIVE), clip=[m, 1])
+    lat = g.add("EmptySD3LatentImage" if family == "sd35" else "EmptyLatentImage", f"{title} size", width=width,
+                height=height, batch_size=batch)
+    ks = g.add("KSampler", f"{title} seed and steps", model=[m, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[pos, 0], negative=[neg, 0],
+               latent_image=[lat, 0], denoise=1.0)
+    image = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    _faces(g, prefix, [(pos, "text", "prompt"), (neg, "text", "negative_prompt"), (lat, "width", "width"),
+                       (lat, "height", "height"), (lat, "batch_size", "batch"), (ks, "steps", "steps"), (ks, "seed", "seed"),
+                       (m, "preset", "preset"), (image, 0, "image")])
+    return image
+
+
+# ---- video ------------------------------------------------------------------------------------------------
+def ltxv_video(g, image, preset="ltxv-2b-0.9.8-distilled-fp8", width=768, height=512, length=97, fps=24.0, seed=0,
+               prompt=None, prefix="", title="LTX-Video", n_len=None, n_fps=None):
+    """LTX-Video 0.9.x image to video as ltxv_image_to_video.json: CheckpointLoaderSimple (model + VAE) and
+    CLIPLoader (t5xxl, ltxv), LTXVImgToVideo (strength 0.15), LTXVConditioning at the clip's frame rate,
+    LTXVScheduler (30 steps, shift 2.05 / 0.95, stretched, terminal 0.1), SamplerCustom cfg 3, euler.
+    The distilled 0.9.8 presets sample 8 steps at cfg 1 (their `defaults`)."""
+    st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
+    m = C._loader(g, "ltxv", preset, f"{title} models")
+    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=LTXV_NEGATIVE, clip=[m, 1])
+    i2v = g.add("LTXVImgToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2], image=image,
+                width=width, height=height, length=[n_len, 0], batch_size=1, strength=float(st["image_strength"]))
+    cond = g.add("LTXVConditioning", None, positive=[i2v, 0], negative=[i2v, 1], frame_rate=[n_fps, 0])
+    sched = g.add("LTXVScheduler", f"{title} steps", steps=int(st["steps"]), max_shift=float(st["max_shift"]),
+                  base_shift=float(st["base_shift"]), stretch=True, terminal=float(st["terminal"]), latent=[i2v, 2])
+    sampler = g.add("KSamplerSelect", None, sampler_name=st["sampler"])
+    out = g.add("SamplerCustom", f"{title} seed", model=[m, 0], add_noise=True, noise_seed=seed, cfg=float(st["cfg"]),
+                positive=[cond, 0], negative=[cond, 1], sampler=[sampler, 0], sigmas=[sched, 0], latent_image=[i2v, 2])
+    frames = g.add("VAEDecode", None, samples=[out, 0], vae=[m, 2])
+    _faces(g, prefix, [(i2v, "image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
+                       (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                       (sched, "steps", "steps"), (out, "noise_seed", "seed"), (m, "preset", "preset"),
+                       (frames, 0, "frames"), (n_fps, 0, "fps")])
+    return frames, n_len, n_fps
+
+
+def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512, length=33, fps=16.0, seed=0,
+                prompt=None, prefix="", title="Wan2.1", n_len=None, n_fps=None):
+    """Wan2.1 I2V 14B as image_to_video_wan.json: UNETLoader, CLIPLoader (umt5, wan), VAELoader and
+    CLIPVisionLoader (clip_vision_h); CLIPVisionEncode (crop none) of the start image into WanImageToVideo,
+    ModelSamplingSD3 shift 8, KSampler 20 steps cfg 6 uni_pc/simple, 16 fps."""
+    st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
+    m = C._loader(g, "wan21", preset, f"{title} models")
+    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=C.WAN_NEGATIVE, clip=[m, 1])
+    cv = g.add("CLIPVisionEncode", None, clip_vision=[m, 3], image=image, crop="none")
+    i2v = g.add("WanImageToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2], width=width,
+                height=height, length=[n_len, 0], batch_size=1, clip_vision_output=[cv, 0], start_image=image)
+    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
+    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[i2v, 0], negative=[i2v, 1],
+               latent_image=[i2v, 2], denoise=1.0)
+    frames = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    _faces(g, prefix, [(i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
+                       (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                       (ks, "steps", "steps"), (ks, "seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
+                       (n_fps, 0, "fps")])
+    return frames, n_len, n_fps
+
+
+def hunyuan15_video(g, image, preset="hunyuan15-720p-i2v", width=1280, height=720, length=121, fps=24.0, seed=0,
+                    prompt=None, prefix="", title="HunyuanVideo 1.5", n_len=None, n_fps=None,
+                    sr_preset="hunyuan15-1080p-sr"):
+    """HunyuanVideo 1.5 I2V 720p as video_hunyuan_video_1.5_720p_i2v.json: UNETLoader, DualCLIPLoader
+    (Qwen2.5-VL 7B + byT5, hunyuan_video_15), VAELoader, CLIPVisionLoader (SigCLIP 384); CLIPVisionEncode
+    (center), HunyuanVideo15ImageToVideo, ModelSamplingSD3 shift 7, CFGGuider cfg 6, BasicScheduler simple 20
+    steps, euler, SamplerCustomAdvanced, VAEDecode, 24 fps.
+
+    The face's "super_resolution" (off, as the template's bypassed 1080p group): the template's second pass,
+    the latent upsampler to 1920 x 1080 (HunyuanVideo15LatentUpscaleWithModel), HunyuanVideo15SuperResolution
+    (noise augmentation 0.7) and the 1080p SR distilled model (shift 2, 8 steps split at 4: the first 4 with
+    noise, the rest without), decoded tiled. Lazy switches: with it off, no SR file is read. The SR model comes
+    from a second loader of the family (preset `sr_preset`: the same text encoders, VAE and vision model,
+    which the residency registry shares)."""
+    st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
+    m = C._loader(g, "hunyuan15", preset, f"{title} models")
+    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text="", clip=[m, 1])
+    cv = g.add("CLIPVisionEncode", None, clip_vision=[m, 3], image=image, crop="center")
+    i2v = g.add("HunyuanVideo15ImageToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2],
+                width=width, height=height, length=[n_len, 0], batch_size=1, start_image=image,
+                clip_vision_output=[cv, 0])
+    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
+    guider = g.add("CFGGuider", f"{title} CFG", model=[ms, 0], positive=[i2v, 0], negative=[i2v, 1], cfg=float(st["cfg"]))
+    sched = g.add("BasicScheduler", f"{title} steps", model=[ms, 0], scheduler=st["scheduler"], steps=int(st["steps"]),
+                  denoise=1.0)
+    sampler = g.add("KSamplerSelect", None, sampler_name=st["sampler"])
+    noise = g.add("RandomNoise", f"{title} seed", noise_seed=seed)
+    out = g.add("SamplerCustomAdvanced", None, noise=[noise, 0], guider=[guider, 0], sampler=[sampler, 0],
+                sigmas=[sched, 0], latent_image=[i2v, 2])
+    frames = g.add("VAEDecode", None, samples=[out, 1], vae=[m, 2])
+    # the 1080p super-resolution pass (template nodes 108-141)
+    sr_on = g.add("PrimitiveBoolean", f"{title} super-resolution (1080p)", value=False)
+    srm = C._loader(g, "hunyuan15", sr_preset, f"{title} SR models")
+    g.alternatives.add(srm)                    # read only when super_resolution is on (the notes say so)
+    up_model = g.add("LockNLatentUpscaleModelLoader", f"{title} SR upsampler", model_name=SR_UPSAMPLER)
+    up = g.add("HunyuanVideo15LatentUpscaleWithModel", None, model=[up_model, 0], samples=[out, 1],
+               upscale_method="bilinear", width=1920, height=1080, crop="disabled")
+    sr = g.add("HunyuanVideo15SuperResolution", None, positive=[i2v, 0], negative=[i2v, 1], latent=[up, 0], vae=[m, 2],
+               start_image=image, clip_vision_output=[cv, 0], noise_augmentation=0.7)
+    sr_ms = g.add("ModelSamplingSD3", None, model=[srm, 0], shift=2.0)
+    sr_sched = g.add("BasicScheduler", None, model=[sr_ms, 0], scheduler="simple", steps=8, denoise=1.0)
+    split = g.add("SplitSigmas", None, sigmas=[sr_sched, 0], step=4)
+    sr_g1 = g.add("CFGGuider", None, model=[sr_ms, 0], positive=[sr, 0], negative=[sr, 1], cfg=1.0)
+    sr_noise = g.add("RandomNoise", None, noise_seed=889)
+    sr_sampler = g.add("KSamplerSelect", None, sampler_name="euler")
+    s1 = g.add("SamplerCustomAdvanced", None, noise=[sr_noise, 0], guider=[sr_g1, 0], sampler=[sr_sampler, 0],
+               sigmas=[split, 0], latent_image=[sr, 2])
+    s2 = g.add("SamplerCustomAdvanced", None, noise=[g.add("DisableNoise", None), 0], guider=[sr_g1, 0],
+               sampler=[sr_sampler, 0], sigmas=[split, 1], latent_image=[s1, 0])
+    sr_frames = g.add("VAEDecodeTiled", None, samples=[s2, 0], vae=[m, 2], tile_size=512, overlap=64,
+                      temporal_size=64, temporal_overlap=4)
+    final = g.add("ComfySwitchNode", f"{title} super-resolution: frames", switch=[sr_on, 0], on_false=[frames, 0],
+                  on_true=[sr_frames, 0])
+    _faces(g, prefix, [(i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
+                       (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                       (sched, "steps", "steps"), (noise, "noise_seed", "seed"), (sr_on, "value", "super_resolution"),
+                       (m, "preset", "preset"), (final, 0, "frames"), (n_fps, 0, "fps")])
+    return final, n_len, n_fps
+
+
+SR_UPSAMPLER = "hunyuanvideo15_latent_upsampler_1080p.safetensors"
+
+
+# ---- music ------------------------------------------------------------------------------------------------
+def stable_audio_music(g, seconds, preset="stable-audio-open-1.0", seed=0, prompt=None, prefix="",
+                       title="Stable Audio"):
+    """Stable Audio Open 1.0 as audio_stable_audio_example.json: one checkpoint (DiT, VAE, conditioners) and
+    CLIPLoader (t5-base, stable_audio), EmptyLatentAudio, KSampler 50 steps cfg 4.98 dpmpp_3m_sde_gpu /
+    exponential, VAEDecodeAudio; 44.1 kHz stereo, up to 47 s. `seconds`: a number or a link."""
+    st, prompt = settings(preset), C.MUSIC_TAGS if prompt is None else prompt
+    m = C._loader(g, "stable_audio", preset, f"{title} models")
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text="", clip=[m, 1])
+    lat = g.add("EmptyLatentAudio", f"{title} length", seconds=seconds, batch_size=1)
+    ks = g.add("KSampler", f"{title} seed and steps", model=[m, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[pos, 0], negative=[neg, 0],
+               latent_image=[lat, 0], denoise=1.0)
+    audio = g.add("VAEDecodeAudio", None, samples=[ks, 0], vae=[m, 2])
+    _faces(g, prefix, [(pos, "text", "prompt"), (ks, "steps", "steps"), (ks, "seed", "seed"), (m, "preset", "preset"),
+                       (audio, 0, "music")])
+    return audio
+
+
+# ---- the chains' stage alternatives -------------------------------------------------------------------------
+CHAIN_FACES = ("preset", "steps", "seed", "width", "height", "super_resolution")   # what an alternative shows on the face
+
+
+def _by_title(g, title: str) -> str:
+    return next(nid for nid, n in g.nodes.items() if (n.get("_meta") or {}).get("title") == title)
+
+
+def _keep_faces(g, before: set, prefix: str) -> None:
+    """Of the faces an alternative's builder added, keep the few CHAIN_FACES (the stage's face stays readable);
+    its loaders are noted as alternatives (the notes list their files apart)."""
+    g.alternatives.update(nid for (nid, key), name in g.faces.items() if name == f"{prefix}preset" and key == "preset")
+    for key in [k for k in g.faces if k not in before]:
+        name = g.faces[key]
+        if not any(name == f"{prefix}{f}" for f in CHAIN_FACES):
+            del g.faces[key]
+
+
+def choice(g, stage: str, title: str) -> str:
+    """The top-level node that holds a stage's model (its default: the stage's first family)."""
+    node = CHOICE_NODES[stage]
+    return g.add(node, title, model=STAGE_CHOICES[stage][0])
+
+
+def pick(g, model: str, title: str, branches: dict, empty_ok: bool = False) -> str:
+    return g.add("LockNPick", title, model=[model, 0], empty_ok=empty_ok, **branches)
+
+
+def image_alternatives(g, model: str, flux2_batch: str, prompt) -> str:
+    """Flux.1 and SD3.5 beside the chain's Flux.2 (same prompt, width and height): the picked batch's id."""
+    w, h = [_by_title(g, "Image width"), 0], [_by_title(g, "Image height"), 0]
+    before = set(g.faces)
+    f1 = flux1_image(g, width=w, height=h, prompt=prompt, prefix="flux1_")
+    _keep_faces(g, before, "flux1_")
+    before = set(g.faces)
+    sd = sd_image(g, "sd35", "sd35-large-fp8", width=w, height=h, prompt=prompt, prefix="sd35_")
+    _keep_faces(g, before, "sd35_")
+    return pick(g, model, "Image: the chosen model's images", {"flux2": [flux2_batch, 0], "flux1": [f1, 0], "sd35": [sd, 0]})
+
+
+def video_alternative(g, model: str, family: str, default_frames: str, image, prompt, n_len, n_fps) -> str:
+    """HunyuanVideo 1.5 (quality chain) or LTX-Video (fast chain) beside the stage's own model, on the same
+    length and frame rate (so the music follows whichever runs): the picked frames' id."""
+    before = set(g.faces)
+    build = {"hunyuan15": hunyuan15_video, "ltxv": ltxv_video}[family]
+    frames, _, _ = build(g, image, prompt=prompt, prefix=f"{family}_", n_len=n_len, n_fps=n_fps)
+    _keep_faces(g, before, f"{family}_")
+    default = STAGE_CHOICES["quality_video" if family == "hunyuan15" else "fast_video"][0]
+    return pick(g, model, "Video: the chosen model's frames", {default: [default_frames, 0], family: [frames, 0]})
+
+
+def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
+    """Stable Audio Open beside ACE-Step 1.5 (the Brief's tags as its prompt, the clip's length): the picked audio."""
+    before = set(g.faces)
+    sa = stable_audio_music(g, seconds, prompt=prompt, prefix="stable_audio_")
+    _keep_faces(g, before, "stable_audio_")
+    return pick(g, model, "Music: the chosen model's audio", {"ace15": [ace_audio, 0], "stable_audio": [sa, 0]})
+
+
+# ---- one workflow per family ------------------------------------------------------------------------------------
+STAGE_TITLES = {"flux1": "Image (Flux.1)", "sd35": "Image (SD3.5)", "sdxl": "Image (SDXL)", "ltxv": "Video (LTX-Video)",
+                "wan21": "Video (Wan2.1)", "hunyuan15": "Video (HunyuanVideo 1.5)",
+                "stable_audio": "Music (Stable Audio Open)"}
+
+
+def _image_workflow(family: str, build):
+    def make():
+        g = C.Graph()
+        with g.stage(C.IMAGE, STAGE_TITLES[family]):
+            img = build(g)
+        g.add("SaveImage", "Save image", images=[img, 0], filename_prefix=f"LockN/{family}")
+        return g
+    return make
+
+
+def _video_workflow(family: str, build):
+    def make():
+        g = C.Graph()
+        start = g.add("LoadImage", "Start image", image="lockn_start.png")
+        with g.stage(C.VIDEO, STAGE_TITLES[family]):
+            frames, _, n_fps = build(g, [start, 0])
+            vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
+        g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix=f"LockN/{family}", format="mp4", codec="h264")
+        return g
+    return make
+
+
+def stable_audio_text_to_music():
+    g = C.Graph()
+    with g.stage(C.MUSIC, STAGE_TITLES["stable_audio"]):
+        dur = g.add("PrimitiveFloat", "Duration (s)", value=30.0)
+        g.face(dur, "value", "duration")
+        audio = stable_audio_music(g, [dur, 0])
+    g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/stable_audio", quality="V0")
+    return g
+
+
+WORKFLOWS = {
+    "flux1_text_to_image": _image_workflow("flux1", flux1_image),
+    "sd35_text_to_image": _image_workflow("sd35", lambda g: sd_image(g, "sd35", "sd35-large-fp8")),
+    "sdxl_text_to_image": _image_workflow("sdxl", lambda g: sd_image(g, "sdxl", "sdxl-base")),
+    "ltxv_image_to_video": _video_workflow("ltxv", ltxv_video),
+    "wan21_image_to_video": _video_workflow("wan21", wan21_video),
+    "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
+    "stable_audio_text_to_music": stable_audio_text_to_music,
+}
+# the families' template times on one H100 (public figures where known; else scaled, and said so)
+TIME_ESTIMATES = {
+    "flux1": "~2-10 s: 1024 x 1024, schnell 4 steps / dev 20 steps (estimate)",
+    "sd35": "~10 s: 1024 x 1024, 20 steps (estimate)",
+    "sdxl": "~4 s: 1024 x 1024, 25 steps (estimate)",
+    "ltxv": "~5-20 s: 768 x 512 x 97 (estimate)",
+    "wan21": "~2-5 min: 512 x 512 x 33, 20 steps (estimate from Wan2.2's public 480p figure)",
+    "hunyuan15": "~3-6 min: 1280 x 720 x 121, 20 steps (estimate)",
+    "stable_audio": "~10 s: 47 s of audio, 50 steps (estimate)",
+}
