@@ -137,7 +137,38 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
                                                      + (0).to_bytes(8, "little") + b"\x00" * 64)
     (dm / "flux2_dev_a_directory.safetensors").mkdir()
     (dm / "flux2_dev_broken_link.safetensors").symlink_to(root / "gone" / "flux2_dev_fp8mixed.safetensors")
+    _broken_family_files(tiny_models, root)
     return root
+
+
+# the families of issue 24: each gets a preset whose main file is an interrupted download ("broken-FAMILY") and
+# one whose main file was never downloaded ("missing-FAMILY"), in a catalog beside the broken files (the session
+# server reads it: LOCKN_GEN_CATALOG)
+NEW_FAMILIES = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "hunyuan15", "stable_audio")
+
+
+def _broken_family_files(tiny_models, root):
+    from lockn_gen import catalog as catalog_mod
+    cat = catalog_mod.builtin()
+    lines = []
+    for fam in NEW_FAMILIES:
+        preset = cat.presets[cat.families[fam].default_preset]
+        role = "diffusion_model" if "diffusion_model" in preset.components else "checkpoint"
+        entry = cat.files[preset.components[role]]
+        stem, ext = entry.name.rsplit(".", 1)
+        src = tiny_models / entry.folder / entry.name
+        (root / entry.folder).mkdir(exist_ok=True)
+        data = src.read_bytes()
+        for what, name in (("broken", f"{stem}-interrupted.{ext}"), ("missing", f"{stem}-not-downloaded.{ext}")):
+            if what == "broken":
+                (root / entry.folder / name).write_bytes(data[: len(data) // 2])
+            lines += [f'[files."{name}"]', f'family = "{fam}"', f'kind = "{entry.kind}"', f'repo = "{entry.repo}"',
+                      f'path = "{entry.path}"', f'folder = "{entry.folder}"', f"size = {entry.size}",
+                      f'format = "{entry.format}"', f'quant = "{entry.quant}"', "confirmed = false", "",
+                      f'[presets."{what}-{fam}"]', f'family = "{fam}"', f'label = "{what} {fam} (tests)"',
+                      "components = { " + ", ".join(f'{r} = "{name if r == role else n}"'
+                                                    for r, n in preset.components.items()) + " }", ""]
+    (root / "catalog.toml").write_text("\n".join(lines))
 
 
 def _unknown_lora(path):
@@ -154,7 +185,8 @@ def comfy_server(tiny_models, bad_models, start_image):
     (plus the broken files of `bad_models` as an extra model folder, and a user catalog with a preset
     whose files are not in the tiny set)."""
     from lockn_testing.harness.server import serving
-    env = {"LOCKN_GEN_CATALOG": str(Path(__file__).parent / "fixtures" / "user_catalog.toml")}
+    env = {"LOCKN_GEN_CATALOG": os.pathsep.join([str(Path(__file__).parent / "fixtures" / "user_catalog.toml"),
+                                                 str(bad_models / "catalog.toml")])}
     with serving(tiny_models, {"start.png": start_image}, extra_model_dirs=(str(bad_models),), env=env) as srv:
         yield srv
 
