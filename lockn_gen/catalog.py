@@ -23,6 +23,34 @@ FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "
            "latent_upscale_models", "loras", "upscale_models", "clip_vision")
 
 
+# Models the plan compares that LockN Gen does not offer (issue 24), with why: a request for one (a preset id or a
+# family that names it) is answered with this instead of "unknown".
+NOT_OFFERED = {
+    "heartmula": (
+        "HeartMuLa (HeartMuLa-oss-3B + HeartCodec) is not offered yet: ComfyUI does not load it, and its library heartlib "
+        "is not on PyPI. Installing heartlib from its public repository (github.com/HeartMuLa/heartlib @ 3981c52f) into "
+        "ComfyUI 0.33's Python would change ComfyUI's own packages (numpy 2.4.6 -> 2.0.2, transformers 5.14.1 -> 4.57.0, "
+        "a yanked release, huggingface_hub 1.33 -> 0.36.2); in a Python of its own it installs and its real "
+        "architecture runs at tiny size on CPU (bench/probe_heartmula.py). The way in is a worker process in that "
+        "environment, as the stable-diffusion.cpp node does; until then use ACE-Step 1.5 (which sings lyrics in 50+ "
+        "languages) or Stable Audio Open."),
+    "skyreels": (
+        "SkyReels V1 I2V is not offered yet: ComfyUI core loads it (HunyuanVideoSkyreelsI2V), but its text encoder needs "
+        "ComfyUI's bundled Llama 3 tokenizer, which the ComfyUI copies LockN Gen is tested on lack, so it cannot be "
+        "tested here yet (docs/catalog_pending.toml has its files). Use HunyuanVideo 1.5 or Wan2.2 for image to video."),
+    "cogvideox": (
+        "CogVideoX-5B I2V is not offered: ComfyUI core has the architecture but loads only its own key layout, the "
+        "public I2V files are in diffusers' layout (made for a wrapper node pack), and core has no CogVideoX "
+        "image-to-video node. Use LTX-Video or Wan2.1 for a small image-to-video model."),
+}
+
+
+def not_offered(name: str) -> str | None:
+    """Why a model the plan names is not offered, when `name` (a preset id or family) asks for one."""
+    low = name.lower().replace("-", "").replace("_", "")
+    return next((why for key, why in NOT_OFFERED.items() if key in low), None)
+
+
 class CatalogError(ValueError):
     """A catalog file is malformed; the message names the file, the entry and the fix."""
 
@@ -114,6 +142,8 @@ class Preset:
     quality: int = 0
     engine: str = "comfy"     # comfy | sdcpp (ENGINES)
     source: str = "builtin"
+    standalone: bool = True   # False: a pass of another preset's workflow (HunyuanVideo 1.5's 1080p super-resolution),
+                              # which the planner does not offer on its own
 
     def settings(self, catalog: "Catalog") -> dict:
         """The family's template settings with this preset's overrides."""
@@ -143,6 +173,9 @@ class Catalog:
         try:
             return self.presets[preset_id]
         except KeyError:
+            why = not_offered(preset_id)
+            if why:
+                raise KeyError(why) from None
             known = ", ".join(sorted(self.presets))
             raise KeyError(f"unknown preset {preset_id!r}; known presets: {known}") from None
 
@@ -271,7 +304,7 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
         presets[pid] = Preset(id=pid, family=p["family"], label=p.get("label", pid),
                               components=dict(p["components"]), optional=dict(p.get("optional", {})),
                               defaults=dict(p.get("defaults", {})), quality=int(p.get("quality", 0)), engine=engine,
-                              source=source)
+                              source=source, standalone=bool(p.get("standalone", True)))
     for lid, p in (doc.get("loras") or {}).items():
         where = f"{source}: LoRA preset {lid!r}"
         if "family" not in p or not isinstance(p.get("files"), dict) or not p["files"]:

@@ -267,8 +267,9 @@ def choice(g, stage: str, title: str) -> str:
     return g.add(node, title, model=STAGE_CHOICES[stage][0])
 
 
-def pick(g, model: str, title: str, branches: dict, empty_ok: bool = False) -> str:
-    return g.add("LockNPick", title, model=[model, 0], empty_ok=empty_ok, **branches)
+def pick(g, model: str, title: str, branches: dict, kind: str = "Image") -> str:
+    """The chosen branch's output (a typed lazy pick: IMAGE or AUDIO)."""
+    return g.add(f"LockNPick{kind}", title, model=[model, 0], **branches)
 
 
 def image_alternatives(g, model: str, flux2_batch: str, prompt) -> str:
@@ -299,7 +300,7 @@ def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
     before = set(g.faces)
     sa = stable_audio_music(g, seconds, prompt=prompt, prefix="stable_audio_")
     _keep_faces(g, before, "stable_audio_")
-    return pick(g, model, "Music: the chosen model's audio", {"ace15": [ace_audio, 0], "stable_audio": [sa, 0]})
+    return pick(g, model, "Music: the chosen model's audio", {"ace15": [ace_audio, 0], "stable_audio": [sa, 0]}, "Audio")
 
 
 # ---- one workflow per family ------------------------------------------------------------------------------------

@@ -795,7 +795,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _cmd_list(cat: Catalog, models_dir: Path, family: str | None) -> int:
     if family and family not in cat.families:
-        _err(f"error: unknown family {family!r}; known: {', '.join(cat.families)}")
+        _err(f"error: {catalog_mod.not_offered(family) or f'unknown family {family!r}'}; known: {', '.join(cat.families)}")
         return 2
     _info(f"models folder: {models_dir}" + ("" if models_dir.is_dir() else "  (does not exist)"))
     for fam in cat.families.values():

@@ -317,7 +317,7 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
     budget, out = machine.budget_gb, []
     for mode in modes:
         cands = [preset_plan(catalog, p.id, machine) for p in sorted(catalog.presets.values(), key=lambda p: p.id)
-                 if catalog.families[p.family].mode == mode and p.engine == "comfy"
+                 if catalog.families[p.family].mode == mode and p.engine == "comfy" and p.standalone
                  and all(f.repo for f in catalog.preset_files(p.id).values())]
         fits = [c for c in cands if affordable(c, max_slowdown)]
         runnable = [c for c in cands if c.est_run_s is not None]

@@ -1,8 +1,8 @@
 """Which model a chain's stage runs: a choice node per mode and a lazy pick (issue 24).
 
 `Image Model (LockN)`, `Video Model (LockN)` and `Music Model (LockN)` hold the choice (a family id of
-lockn_gen/family_workflows.STAGE_CHOICES); `Pick by Model (LockN)` passes on the input of the chosen family
-and is lazy like core's Switch: the other families' branches are never run, so their files are never read.
+lockn_gen/family_workflows.STAGE_CHOICES); `Pick Images / Audio by Model (LockN)` pass on the input of the chosen
+family and are lazy like core's Switch: the other families' branches are never run, so their files are never read.
 """
 from __future__ import annotations
 
@@ -55,37 +55,43 @@ class LockNMusicModel(_ModelChoice):
     NODE_ID = "LockNMusicModel"
 
 
-class LockNPick(io.ComfyNode):
-    """The chosen family's input, evaluated lazily (nothing else upstream runs)."""
+class _Pick(io.ComfyNode):
+    """The chosen family's input, evaluated lazily (nothing else upstream runs). Typed (IMAGE, AUDIO): a chain's
+    stage hands its output to the next stage across the subgraph's border, where the editor needs a real type."""
+    NODE_ID = KIND = ""
+    TYPE = None
 
     @classmethod
     def define_schema(cls):
-        t = io.MatchType.Template("pick")
         return io.Schema(
-            node_id="LockNPick", display_name="Pick by Model (LockN)", category=CATEGORY,
-            description="Passes on the input of the model chosen upstream (an Image/Video/Music Model node). Lazy: "
-                        "the branches of the other models never run.",
-            inputs=[io.String.Input("model", force_input=True, tooltip="The chosen model (from an Image/Video/Music Model node)."),
-                    io.Boolean.Input("empty_ok", default=False, advanced=True,
-                                     tooltip="Pass nothing on (instead of stopping) when the chosen model has no input here.")]
-            + [io.MatchType.Input(f, template=t, lazy=True, optional=True, display_name=_name(f)) for f in FAMILIES],
-            outputs=[io.MatchType.Output(template=t, display_name="output")])
+            node_id=cls.NODE_ID, display_name=f"Pick {cls.KIND} by Model (LockN)", category=CATEGORY,
+            description=f"Passes on the {cls.KIND.lower()} of the model chosen upstream (an Image/Video/Music Model node). "
+                        "Lazy: the branches of the other models never run.",
+            inputs=[io.String.Input("model", force_input=True, tooltip="The chosen model (from an Image/Video/Music Model node).")]
+            + [cls.TYPE.Input(f, lazy=True, optional=True, display_name=_name(f)) for f in FAMILIES],
+            outputs=[cls.TYPE.Output(display_name=cls.KIND.upper())])
 
     @classmethod
-    def check_lazy_status(cls, model, empty_ok=False, **branches):
+    def check_lazy_status(cls, model, **branches):
         if model in branches and branches[model] is None:
             return [model]
         return []
 
     @classmethod
-    def execute(cls, model, empty_ok=False, **branches) -> io.NodeOutput:
+    def execute(cls, model, **branches) -> io.NodeOutput:
         if model in branches:
             return io.NodeOutput(branches[model])
-        if empty_ok:
-            return io.NodeOutput(None)
         here = ", ".join(f"{f} ({_name(f)})" for f in FAMILIES if f in branches) or "none"
         raise LockNError(f"This stage has no {_name(model)} branch (model = {model!r}); it runs: {here}. Choose one of "
                          f"those in the stage's model node, or open the family's own workflow (workflows/).")
 
 
-CHOICE_NODES = [LockNImageModel, LockNVideoModel, LockNMusicModel, LockNPick]
+class LockNPickImage(_Pick):
+    NODE_ID, KIND, TYPE = "LockNPickImage", "Images", io.Image
+
+
+class LockNPickAudio(_Pick):
+    NODE_ID, KIND, TYPE = "LockNPickAudio", "Audio", io.Audio
+
+
+CHOICE_NODES = [LockNImageModel, LockNVideoModel, LockNMusicModel, LockNPickImage, LockNPickAudio]

@@ -87,7 +87,7 @@ FACE_RANGE = """([stage, name]) => {
 # tests/test_faces_and_sets.py checks they are the ranges of what it feeds), not the Primitive's own 64-bit one
 FACE_RANGES = {("chain_quality", "Image", "width"): [16, 16384, 16], ("chain_quality", "Video", "length"): [1, 16384, 4],
                ("chain_quality", "Video", "steps"): [1, 10000, 1], ("chain_quality", "Video", "fps"): [1, 120, 1],
-               ("chain_fast", "Video", "length"): [1, 1000, 8], ("ace15_text_to_music", "Music", "duration"): [1, 1000, 0.1]}
+               ("chain_fast", "Video", "length"): [9, 1000, 8], ("ace15_text_to_music", "Music", "duration"): [1, 1000, 0.1]}
 
 
 def shots_dir(tmp_path: Path) -> Path:
