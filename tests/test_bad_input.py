@@ -335,7 +335,7 @@ ROUTES = [
     ("evict-string", "POST", EVICT, "flux2", 400, ["must be a JSON object, not a str", "{\"family\": \"flux2\"}"]),
     ("evict-id-number", "POST", EVICT, {"id": 5}, 400, ["'id' must be a string or a list of strings", "GET /lockn/residency"]),
     ("evict-unknown-id", "POST", EVICT, {"id": "no-such-id"}, 400, ["unknown residency id(s): 'no-such-id'", "GET /lockn/residency lists them"]),
-    ("evict-unknown-family", "POST", EVICT, {"family": "sdxl"}, 400, ["unknown family 'sdxl'", "use all, flux2, wan22, ltx2, ace15"]),
+    ("evict-unknown-family", "POST", EVICT, {"family": "sd15"}, 400, ["unknown family 'sd15'", "use all, flux2, wan22, ltx2, ace15, flux1"]),
     ("evict-family-number", "POST", EVICT, {"family": 5}, 400, ["unknown family 5", "use all, flux2"]),
     ("evict-unknown-to", "POST", EVICT, {"id": ANY_ID, "to": "disk"}, 400, ["'to' must be 'dropped' or 'ram', not 'disk'"]),
     ("evict-name-number", "POST", EVICT, {"name": 5}, 400, ["'name' must be a string", "e.g. \"flux2-vae\""]),

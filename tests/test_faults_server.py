@@ -28,14 +28,17 @@ WF = Path(__file__).resolve().parents[1] / "workflows"
 STAGES = {   # stage: (the class of a sampler that runs in it, --set values that make it last a while on the tiny models)
     "image": ("SamplerCustomAdvanced", ["Image steps.steps=150"]),
     "video": ("KSamplerAdvanced", ["Video steps.value=120", "Video high-noise steps.value=60"]),
-    "music": ("KSampler", ["Music seed and steps.steps=200"]),
+    "music": ("KSampler|Music seed and steps", ["Music seed and steps.steps=200"]),
 }
 
 
 def node_of(prompt: dict, class_type: str) -> str:
     """The id of the first node of that class in the (flattened) chain prompt: ids are the converter's,
-    so the tests look nodes up by what they are."""
-    return next(k for k, n in prompt.items() if n["class_type"] == class_type)
+    so the tests look nodes up by what they are. "Class|title" picks by title too (the stages' other models
+    have samplers of the same classes: issue 24)."""
+    cls, _, title = class_type.partition("|")
+    return next(k for k, n in prompt.items() if n["class_type"] == cls
+                and (not title or (n.get("_meta") or {}).get("title") == title))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +128,7 @@ def test_chain_interrupted_in_each_stage_loses_nothing(srv, object_info, referen
                 fired.set()
                 srv.post("/interrupt", {})
         prompt = chain(object_info, "Music seed and steps.steps=6")
-        music_sampler = node_of(prompt, "KSampler")
+        music_sampler = node_of(prompt, "KSampler|Music seed and steps")
         assemble = {node_of(prompt, c) for c in ("LockNFitAudioToVideo", "CreateVideo", "SaveVideo")}
         res = srv.run(prompt, timeout=600, on_message=on_message)
         assert fired.is_set() and res.interrupted, "the chain was not interrupted before its assemble stage"

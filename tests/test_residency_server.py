@@ -150,7 +150,7 @@ def test_evicted_models_memory_is_released_and_they_reload(res_server):
 def test_routes_validate_and_change_nothing_on_bad_requests(res_server):
     res_server.run(workflow("music", ROOMY))
     snapshot = [(e["id"], e["tier"], e["pinned"]) for e in entries(res_server)]
-    for body in (b"{not json", {"id": "no-such-id"}, {"family": "sdxl"}, {}, {"family": "all", "to": "disk"},
+    for body in (b"{not json", {"id": "no-such-id"}, {"family": "sd15"}, {}, {"family": "all", "to": "disk"},
                  {"id": 5}, [1, 2]):
         status, resp = res_server.request("POST", "/lockn/residency/evict", body if isinstance(body, bytes) else json.dumps(body).encode())
         assert status == 400 and resp["error"], body
