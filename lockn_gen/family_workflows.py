@@ -33,6 +33,9 @@ STAGE_CHOICES = {
     "fast_video": ("ltx2", "ltxv"),
     "music": ("ace15", "stable_audio"),
 }
+# mode -> every family a chain's stage of that mode can run (the Image/Video/Music Model nodes' options)
+MODE_CHOICES = {mode: tuple(dict.fromkeys(f for k, fams in STAGE_CHOICES.items() if k.endswith(mode) for f in fams))
+                for mode in ("image", "video", "music")}
 CHOICE_NODES = {"image": "LockNImageModel", "quality_video": "LockNVideoModel", "fast_video": "LockNVideoModel",
                 "music": "LockNMusicModel"}
 MODE_OF_CHOICE = {"LockNImageModel": "image", "LockNVideoModel": "video", "LockNMusicModel": "music"}

@@ -363,6 +363,19 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
 
 
 
+def stage_models(catalog, machine: Machine, stages: dict, target: str = "quality",
+                 max_slowdown: float = MAX_SLOWDOWN) -> dict:
+    """For each mode of `stages` (mode -> the families a chain's stage can run), the family and preset that meet
+    the target within the budget, chosen among those families only: {mode: (family, preset id, reason)}."""
+    out = {}
+    for mode, families in stages.items():
+        sub = catalog_mod.Catalog({f: catalog.families[f] for f in families}, catalog.files,
+                                  {k: p for k, p in catalog.presets.items() if p.family in families}, catalog.loras)
+        (c,) = choose_presets(sub, machine, "speed" if target == "speed" else "quality", (mode,), max_slowdown)
+        out[mode] = (catalog.presets[c.preset].family if c.preset else families[0], c.preset, c.reason)
+    return out
+
+
 def pick_paths(catalog, machine: Machine, target: str = "auto", max_slowdown: float = MAX_SLOWDOWN) -> dict:
     """One preset per family for the preset-planner node, and which path to take.
 

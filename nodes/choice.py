@@ -9,7 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lockn_gen import catalog as catalog_mod
-from ..lockn_gen.family_workflows import MODE_OF_CHOICE, STAGE_CHOICES
+from ..lockn_gen.family_workflows import MODE_CHOICES, MODE_OF_CHOICE, STAGE_CHOICES
 from ..lockn_gen.preflight import LockNError
 
 CATEGORY = "LockN Gen/chains"
@@ -27,8 +27,7 @@ class _ModelChoice(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         mode = MODE_OF_CHOICE[cls.NODE_ID]
-        options = [f for k, fams in STAGE_CHOICES.items() if k.endswith(mode) for f in fams]
-        options = list(dict.fromkeys(options))
+        options = list(MODE_CHOICES[mode])
         names = ", ".join(f"{f} = {_name(f)}" for f in options)
         return io.Schema(
             node_id=cls.NODE_ID, display_name=f"{mode.capitalize()} Model (LockN)", category=CATEGORY,

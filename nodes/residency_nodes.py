@@ -9,6 +9,7 @@ from comfy_api.latest import io, ui
 
 from ..lockn_gen import catalog as catalog_mod
 from ..lockn_gen import planner
+from ..lockn_gen.family_workflows import MODE_CHOICES as STAGE_MODELS
 from ..lockn_gen.residency import GB, MODES
 from . import comfy_seam as seam
 from .loaders import get_catalog, schema_catalog
@@ -142,7 +143,8 @@ class LockNPresetPlanner(io.ComfyNode):
             description="Picks presets that fit the GPU: the quality path (Wan2.2 A14B, the best Flux.2 quant that "
                         "fits) or the fast path (LTX-2, Flux.2 Q5_K_M or lower), from the GPU size, what other "
                         "processes (local LLMs) already use, and the host-to-GPU bandwidth. Connect its outputs to "
-                        "the loaders' preset inputs.",
+                        "the loaders' preset inputs; its image/video/music_model outputs to a chain's Image/Video/"
+                        "Music Model nodes (the model each stage runs, chosen across the families it offers).",
             inputs=[io.Combo.Input("target", options=["auto", "quality", "speed"], default="auto",
                                    tooltip="auto: the quality path when it fits the GPU budget, else the fast path."),
                     io.Float.Input("gpu_gb", default=0.0, min=0.0, max=4096.0, step=1.0, tooltip="GPU memory; 0 = detect."),
@@ -156,7 +158,11 @@ class LockNPresetPlanner(io.ComfyNode):
                      io.Combo.Output("wan22_preset", options=fam_opts["wan22"]),
                      io.Combo.Output("ltx2_preset", options=fam_opts["ltx2"]),
                      io.Combo.Output("ace15_preset", options=fam_opts["ace15"]),
-                     io.String.Output("plan")])
+                     io.String.Output("plan"),
+                     *(io.Combo.Output(f"{mode}_model", options=list(fams),
+                                       tooltip=f"The {mode} model a chain's stage should run (its {mode.capitalize()} "
+                                               f"Model node), chosen among {', '.join(fams)} for the target")
+                       for mode, fams in STAGE_MODELS.items())])
 
     @classmethod
     def execute(cls, target, gpu_gb, used_by_others_gb, reserve_gb, bandwidth_gbps=25.0):
@@ -166,10 +172,13 @@ class LockNPresetPlanner(io.ComfyNode):
             used_by_others_gb = used_by_others_gb if used_by_others_gb >= 0 else others
         machine = planner.Machine(gpu_gb=gpu_gb, used_gb=used_by_others_gb, reserve_gb=reserve_gb,
                                   bandwidth_gbps=bandwidth_gbps, ram_gb=planner.available_ram_gb()[0])
-        picks = planner.pick_paths(get_catalog(), machine, target)
-        text = picks["text"]
+        cat = get_catalog()
+        picks = planner.pick_paths(cat, machine, target)
+        models = planner.stage_models(cat, machine, STAGE_MODELS, target)
+        text = picks["text"] + "\nthe chains' stages: " + "; ".join(
+            f"{mode}: {fam} ({pid}: {why})" for mode, (fam, pid, why) in models.items())
         return io.NodeOutput(picks["path"], picks["flux2"], picks["wan22"], picks["ltx2"], picks["ace15"], text,
-                             ui=ui.PreviewText(text))
+                             *(models[mode][0] for mode in STAGE_MODELS), ui=ui.PreviewText(text))
 
 
 RESIDENCY_NODES = [LockNResidency, LockNEvict, LockNResidencyReport, LockNPresetPlanner]

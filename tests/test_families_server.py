@@ -174,3 +174,20 @@ def test_missing_and_broken_files_are_named_with_the_pull_command(comfy_server, 
         assert all(w in msg for w in words), msg
         pulled = msg.split("models pull", 1)[1]
         assert words[0] in pulled.split("\n")[0], msg           # the command names the file
+
+
+# ---- the planner picks the stages' models from the budget --------------------------------------------------------
+@pytest.mark.parametrize("budget,models", [(40, ("flux2", "wan22", "ace15")), (3, ("flux1", "ltxv", "ace15"))])
+def test_the_preset_planner_node_picks_the_stages_models_from_the_budget(comfy_server, budget, models):
+    """Preset Planner (LockN) in a real server: its image/video/music_model outputs (for the chains' model nodes)
+    follow the GPU budget as lockn_gen.planner.stage_models does (quality, streaming up to x2)."""
+    prompt = {"1": {"class_type": "LockNPresetPlanner", "inputs": {"target": "quality", "gpu_gb": budget + 2.0,
+                                                                   "used_by_others_gb": 0.0, "reserve_gb": 2.0,
+                                                                   "bandwidth_gbps": 25.0}}}
+    for i, out in enumerate((6, 7, 8)):
+        prompt[str(10 + i)] = {"class_type": "PreviewAny", "inputs": {"source": ["1", out]}}
+    res = comfy_server.run(prompt)
+    shown = tuple(res.outputs[str(10 + i)]["text"][0] for i in range(3))
+    assert shown == models
+    plan = res.outputs["1"]["text"][0] if "1" in res.outputs else ""
+    assert not plan or f"video: {models[1]}" in plan
