@@ -42,6 +42,15 @@ def init_state(module: torch.nn.Module, seed: int, std_scale: float = 1.0) -> to
     return module
 
 
+def assert_detected(sd: dict, cfg: dict, what: str, prefix: str = "") -> dict:
+    """ComfyUI's model detection reads back exactly the config a tiny model was built from; returns what it read."""
+    import comfy.model_detection
+    det = comfy.model_detection.detect_unet_config(sd, prefix)
+    for k, v in cfg.items():
+        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny {what}, built with {v!r}"
+    return det
+
+
 def bytes_tensor(b: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(b), dtype=torch.uint8).clone()
 

@@ -36,22 +36,8 @@ def dit_config(guidance: bool, hidden: int = HIDDEN, depth: int = 1, single: int
 
 def make_dit(seed: int, guidance: bool) -> tuple[dict, set]:
     """A Flux.1 diffusion model state dict (bf16, BFL key names) and its Linear weight names."""
-    import comfy.ldm.flux.model
-    import comfy.model_detection
-    import comfy.ops
-
-    from lockn_testing.tiny.flux2 import linear_weight_names
-    cfg = dit_config(guidance)
-    dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **cfg), seed)
-    linear = linear_weight_names(dit)
-    sd = dit.state_dict()
-    del dit
-    # BFL checkpoints name the QK-norm weights "*_norm.scale"
-    sd = {(k[:-len(".weight")] + ".scale" if k.endswith("_norm.weight") else k): v for k, v in sd.items()}
-    det = comfy.model_detection.detect_unet_config(sd, "")
-    for k, v in cfg.items():
-        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny Flux.1 DiT, built with {v!r}"
-    return {k: v.to(torch.bfloat16) for k, v in sd.items()}, linear
+    from lockn_testing.tiny.flux2 import flux_dit
+    return flux_dit(dit_config(guidance), seed, "Flux.1 DiT")
 
 
 def make_vae(seed: int, z_channels: int = 16, ch: int = VAE_CH) -> dict:

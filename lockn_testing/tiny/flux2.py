@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from lockn_testing.tiny.common import (init_state, link_or_copy, save_safetensors, tekken_json,
+from lockn_testing.tiny.common import (assert_detected, init_state, link_or_copy, save_safetensors, tekken_json,
                                        with_marker)
 
 
@@ -55,19 +55,21 @@ def make_dit(seed: int, hidden: int = HIDDEN, depth: int = 1, single: int = 1, t
              guidance: bool = True) -> tuple[dict, set]:
     """A Flux.2 diffusion model state dict (bf16, BFL key names) and its Linear weight names, for a
     text encoder of width `te_hidden`; klein has no guidance embedding."""
+    return flux_dit(dit_config(3 * te_hidden, hidden, depth, single, guidance), seed, "Flux.2 DiT")
+
+
+def flux_dit(cfg: dict, seed: int, what: str) -> tuple[dict, set]:
+    """ComfyUI's Flux class (Flux.1 and Flux.2) built from `cfg`: its state dict in bf16 with BFL's key names, and
+    its Linear weight names (what the GGUF files may quantize); ComfyUI's detection must read `cfg` back."""
     import comfy.ldm.flux.model
-    import comfy.model_detection
     import comfy.ops
-    cfg = dit_config(3 * te_hidden, hidden, depth, single, guidance)
     dit = init_state(comfy.ldm.flux.model.Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **cfg), seed)
     linear = linear_weight_names(dit)
     sd = dit.state_dict()
     del dit
     # BFL checkpoints name QK-norm weights "*_norm.scale"; Flux.process_unet_state_dict maps them back.
     sd = {(k[:-len(".weight")] + ".scale" if k.endswith("_norm.weight") else k): v for k, v in sd.items()}
-    det = comfy.model_detection.detect_unet_config(sd, "")
-    for k, v in cfg.items():
-        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny Flux.2 DiT, built with {v!r}"
+    assert_detected(sd, cfg, what)
     return {k: v.to(torch.bfloat16) for k, v in sd.items()}, linear
 
 

@@ -18,7 +18,7 @@ import os
 import torch
 
 from lockn_testing.tiny import encoders
-from lockn_testing.tiny.common import save_safetensors, with_marker, init_state
+from lockn_testing.tiny.common import assert_detected, save_safetensors, with_marker, init_state
 from lockn_testing.tiny.flux1 import VAE_PATCH, make_vae
 
 DEPTH = 2                   # hidden = 64 * depth (ComfyUI: depth = x_embedder width // 64)
@@ -46,16 +46,13 @@ def mmdit_config(medium: bool = False) -> dict:
 def make_mmdit(seed: int, medium: bool = False) -> dict:
     """The MMDiT state dict (SAI key names, no prefix), checked against ComfyUI's detection."""
     import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
-    import comfy.model_detection
     import comfy.ops
     cfg = mmdit_config(medium)
     m = init_state(mmdit.OpenAISignatureMMDITWrapper(**cfg, dtype=torch.float32, device="cpu",
                                                       operations=comfy.ops.disable_weight_init), seed)
     sd = m.state_dict()
     del m
-    det = comfy.model_detection.detect_unet_config(sd, "")
-    for k, v in cfg.items():
-        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny SD3.5 MMDiT, built with {v!r}"
+    assert_detected(sd, cfg, "SD3.5 MMDiT")
     return sd
 
 

@@ -17,7 +17,7 @@ import os
 import torch
 
 from lockn_testing.tiny import encoders
-from lockn_testing.tiny.common import init_state, save_safetensors, with_marker
+from lockn_testing.tiny.common import assert_detected, init_state, save_safetensors, with_marker
 from lockn_testing.tiny.flux1 import VAE_CH, VAE_PATCH
 
 CKPT = "sd_xl_base_1.0.safetensors"
@@ -37,16 +37,13 @@ def unet_config() -> dict:
 
 def make_unet(seed: int) -> dict:
     import comfy.ldm.modules.diffusionmodules.openaimodel as oai
-    import comfy.model_detection
     import comfy.ops
     cfg = unet_config()
     m = init_state(oai.UNetModel(**cfg, num_heads=-1, num_head_channels=64, dtype=torch.float32, device="cpu",
                                  operations=comfy.ops.disable_weight_init), seed)
     sd = m.state_dict()
     del m
-    det = comfy.model_detection.detect_unet_config(sd, "")
-    for k, v in cfg.items():
-        assert det.get(k) == v, f"ComfyUI detects {k}={det.get(k)!r} from the tiny SDXL UNet, built with {v!r}"
+    assert_detected(sd, cfg, "SDXL UNet")
     return sd
 
 
