@@ -23,17 +23,19 @@ FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "
            "latent_upscale_models", "loras", "upscale_models", "clip_vision")
 
 
-# Models the plan compares that LockN Gen does not offer (issue 24), with why: a request for one (a preset id or a
-# family that names it) is answered with this instead of "unknown".
+# Models the plan compares that the catalog does not offer as presets (issue 24), with why (and, for HeartMuLa, the
+# node that runs it and its files): a request for one (a preset id or a family that names it) is answered with this
+# instead of "unknown".
 NOT_OFFERED = {
     "heartmula": (
-        "HeartMuLa (HeartMuLa-oss-3B + HeartCodec) is not offered yet: ComfyUI does not load it, and its library heartlib "
-        "is not on PyPI. Installing heartlib from its public repository (github.com/HeartMuLa/heartlib @ 3981c52f) into "
-        "ComfyUI 0.33's Python would change ComfyUI's own packages (numpy 2.4.6 -> 2.0.2, transformers 5.14.1 -> 4.57.0, "
-        "a yanked release, huggingface_hub 1.33 -> 0.36.2); in a Python of its own it installs and its real "
-        "architecture runs at tiny size on CPU (bench/probe_heartmula.py). The way in is a worker process in that "
-        "environment, as the stable-diffusion.cpp node does; until then use ACE-Step 1.5 (which sings lyrics in 50+ "
-        "languages) or Stable Audio Open."),
+        "HeartMuLa (HeartMuLa-oss-3B + HeartCodec) is not a catalog preset: ComfyUI does not load it, and its library "
+        "heartlib (not on PyPI) would change ComfyUI's own packages (numpy 2.4.6 -> 2.0.2, transformers 5.14.1 -> 4.57.0), "
+        "so the HeartMuLa Music (LockN) node runs it in a Python of its own: make that with LOCKN_SETUP_HEARTMULA=1 "
+        "bash scripts/setup.sh (heartlib 3981c52f from github.com/HeartMuLa/heartlib). Its files are three whole "
+        "Hugging Face repositories, downloaded as heartlib's README says into ComfyUI's models/HeartMuLa: "
+        "hf download HeartMuLa/HeartMuLaGen --local-dir models/HeartMuLa && "
+        "hf download HeartMuLa/HeartMuLa-oss-3B-happy-new-year --local-dir models/HeartMuLa/HeartMuLa-oss-3B && "
+        "hf download HeartMuLa/HeartCodec-oss-20260123 --local-dir models/HeartMuLa/HeartCodec-oss"),
     "skyreels": (
         "SkyReels V1 I2V is not offered yet: ComfyUI core loads it (HunyuanVideoSkyreelsI2V), but its text encoder needs "
         "ComfyUI's bundled Llama 3 tokenizer, which the ComfyUI copies LockN Gen is tested on lack, so it cannot be "

@@ -38,6 +38,16 @@ def sdcpp_t2i(prompt="a red fox in the snow", width=80, height=64, steps=2, seed
             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
 
 
+def heartmula_song(model="HeartMuLa-oss-3B", tags="pop,piano,happy", lyrics="[Verse]\nhold the light", seconds=2.0,
+                   seed=3, cfg=1.5, codec_steps=2, prefix="heartmula") -> dict:
+    """The LockN HeartMuLa node into Save Audio (FLAC)."""
+    return {"1": {"class_type": "LockNHeartMuLa",
+                  "inputs": {"model": model, "tags": tags, "lyrics": lyrics, "seconds": seconds, "seed": seed,
+                             "cfg_scale": cfg, "temperature": 1.0, "topk": 50, "codec_steps": codec_steps,
+                             "dtype": "auto"}},
+            "2": {"class_type": "SaveAudio", "inputs": {"audio": ["1", 0], "filename_prefix": prefix}}}
+
+
 def flux2_t2i(loader="core", quant="Q4_K_M", width=64, height=64, steps=4, seed=1027111520328378, prefix="flux2",
               preset="flux2-dev-q4_k_m", overrides=None):
     if loader == "lockn":

@@ -5,6 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import comfy_seam as seam
 from .brief import BRIEF_NODES
 from .choice import CHOICE_NODES
+from .heartmula import HEARTMULA_NODES, register_folder
 from .loaders import LOADER_NODES
 from .loras import LORA_NODES
 from .media import MEDIA_NODES, install_example_datasets, install_example_inputs
@@ -13,6 +14,9 @@ from .sdcpp import SDCPP_NODES
 from .step_cache import STEP_CACHE_NODES
 from .training import TRAINING_NODES
 from .upscale import UPSCALE_NODES
+
+
+register_folder()                       # models/HeartMuLa, before the nodes list their choices
 
 
 class LockNGenExtension(ComfyExtension):
@@ -27,7 +31,7 @@ class LockNGenExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*LOADER_NODES, *LORA_NODES, *RESIDENCY_NODES, *MEDIA_NODES, *BRIEF_NODES, *UPSCALE_NODES,
-                *STEP_CACHE_NODES, *TRAINING_NODES, *SDCPP_NODES, *CHOICE_NODES]
+                *STEP_CACHE_NODES, *TRAINING_NODES, *SDCPP_NODES, *CHOICE_NODES, *HEARTMULA_NODES]
 
 
 async def comfy_entrypoint() -> ComfyExtension:

@@ -9,6 +9,7 @@
 #   LOCKN_SETUP_SDCPP=1  also build and install stable-diffusion.cpp's Python binding (optional second image engine;
 #                        CPU unless CMAKE_ARGS says otherwise, e.g. CMAKE_ARGS="-DSD_CUDA=ON"); the wheel is kept in
 #                        ~/.cache/lockn-gen/wheels, so a second set-up on the same machine does not rebuild it
+#   LOCKN_SETUP_HEARTMULA=1  also make HeartMuLa's own Python environment (heartlib; see section 7)
 #   LOCKN_SETUP_DISTRIBUTED=1  also bring ComfyUI-Distributed (robertvoy, v1.4.4 a91f9fb0: several machines, `lockn-gen
 #                        run --master`) into custom_nodes when it is missing (git clone; LOCKN_DISTRIBUTED_REPO overrides
 #                        where from, e.g. a local mirror); pure Python, no extra packages
@@ -168,6 +169,29 @@ if [ "${LOCKN_SETUP_DISTRIBUTED:-0}" = 1 ]; then
   Provide it: git clone https://github.com/robertvoy/ComfyUI-Distributed $DIST_DIR && git -C $DIST_DIR checkout $DIST_COMMIT
   (or LOCKN_DISTRIBUTED_REPO=<a local clone> and run this again)."
     fi
+  fi
+fi
+# ---- 7. HeartMuLa's environment (optional) ---------------------------------------------------------------
+# heartlib is not on PyPI and pins numpy 2.0.2 / transformers 4.57.0, which would move ComfyUI's own packages; so it
+# gets a Python of its own (one for every ComfyUI on the machine), driven by the HeartMuLa node as a worker process.
+# torch is pinned to ComfyUI's tested 2.9.1 trio (inside heartlib's range) so pip's cache serves it.
+HEARTLIB_COMMIT=3981c52f2cab175c6cef67e4061e92988db1bdf4            # HeartMuLa/heartlib, 2026-03-05
+HM_VENV=${LOCKN_HEARTMULA_VENV:-$HOME/.local/share/lockn-gen/heartmula-venv}
+HM_SOURCE=${LOCKN_HEARTLIB_SOURCE:-git+https://github.com/HeartMuLa/heartlib@$HEARTLIB_COMMIT}
+if [ "${LOCKN_SETUP_HEARTMULA:-0}" = 1 ]; then
+  hm_stamp=$HM_VENV/.lockn-gen-heartlib
+  if [ -f "$hm_stamp" ] && [ "$(cat "$hm_stamp")" = "$HEARTLIB_COMMIT" ] && "$HM_VENV/bin/python" -c "import heartlib, torchtune" 2>/dev/null; then
+    say "HeartMuLa environment present ($HM_VENV)"
+  else
+    say "making HeartMuLa's own Python environment at $HM_VENV (heartlib ${HEARTLIB_COMMIT:0:8} from $HM_SOURCE; several GB, once)"
+    [ -x "$HM_VENV/bin/python" ] || python3 -m venv "$HM_VENV" || die "could not create $HM_VENV with python3 -m venv"
+    HPIP=("$HM_VENV/bin/python" -m pip install --disable-pip-version-check -q)
+    "${HPIP[@]}" torch==2.9.1 torchvision==0.24.1 'torchaudio==2.9.*' || die "pip could not install torch 2.9.1 into $HM_VENV"
+    "${HPIP[@]}" "$HM_SOURCE" torch==2.9.1 torchvision==0.24.1 'torchaudio==2.9.*' \
+      || die "pip could not install heartlib from $HM_SOURCE into $HM_VENV (no network? LOCKN_HEARTLIB_SOURCE=<a local copy of
+  github.com/HeartMuLa/heartlib at $HEARTLIB_COMMIT> and run this again)"
+    "$HM_VENV/bin/python" -c "import heartlib, torchtune" || die "heartlib does not import in $HM_VENV after installing it"
+    echo "$HEARTLIB_COMMIT" > "$hm_stamp"
   fi
 fi
 echo "$PY"

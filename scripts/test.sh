@@ -6,7 +6,8 @@
 #   LOCKN_TEST_THREADS  torch threads per test ComfyUI (default 1: see lockn_testing/harness/__init__.py)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=$(LOCKN_SETUP_TEST=1 LOCKN_SETUP_SDCPP=${LOCKN_SETUP_SDCPP:-1} LOCKN_SETUP_DISTRIBUTED=${LOCKN_SETUP_DISTRIBUTED:-1} bash "$here/scripts/setup.sh")
+PY=$(LOCKN_SETUP_TEST=1 LOCKN_SETUP_SDCPP=${LOCKN_SETUP_SDCPP:-1} LOCKN_SETUP_DISTRIBUTED=${LOCKN_SETUP_DISTRIBUTED:-1} \
+     LOCKN_SETUP_HEARTMULA=${LOCKN_SETUP_HEARTMULA:-1} bash "$here/scripts/setup.sh")
 cd "$here"
 cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)   # nproc obeys OMP_NUM_THREADS
 export LOCKN_TEST_THREADS=${LOCKN_TEST_THREADS:-1}

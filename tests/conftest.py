@@ -138,7 +138,27 @@ def bad_models(tiny_models, tmp_path_factory) -> Path:
     (dm / "flux2_dev_a_directory.safetensors").mkdir()
     (dm / "flux2_dev_broken_link.safetensors").symlink_to(root / "gone" / "flux2_dev_fp8mixed.safetensors")
     _broken_family_files(tiny_models, root)
+    _broken_heartmula(tiny_models, root)
     return root
+
+
+def _broken_heartmula(tiny_models, root):
+    """HeartMuLa model folders beside a whole codec and tokenizer (tests/test_heartmula_server.py): one whose weights
+    are an interrupted download, one whose weights were never downloaded. Nothing without the tiny HeartMuLa set."""
+    src = tiny_models / "HeartMuLa"
+    if not src.is_dir():
+        return
+    dst = root / "HeartMuLa"
+    shutil.copytree(src / "HeartCodec-oss", dst / "HeartCodec-oss")
+    for name in ("tokenizer.json", "gen_config.json"):
+        shutil.copy(src / name, dst / name)
+    for what in ("interrupted", "not-downloaded"):
+        d = dst / f"HeartMuLa-oss-3B-{what}"
+        d.mkdir()
+        shutil.copy(src / "HeartMuLa-oss-3B" / "config.json", d / "config.json")
+        if what == "interrupted":
+            data = (src / "HeartMuLa-oss-3B" / "model.safetensors").read_bytes()
+            (d / "model.safetensors").write_bytes(data[: len(data) // 2])
 
 
 # the families of issue 24: each gets a preset whose main file is an interrupted download ("broken-FAMILY") and
@@ -186,7 +206,8 @@ def comfy_server(tiny_models, bad_models, start_image):
     whose files are not in the tiny set)."""
     from lockn_testing.harness.server import serving
     env = {"LOCKN_GEN_CATALOG": os.pathsep.join([str(Path(__file__).parent / "fixtures" / "user_catalog.toml"),
-                                                 str(bad_models / "catalog.toml")])}
+                                                 str(bad_models / "catalog.toml")]),
+           "LOCKN_HEARTMULA_PRELOAD": "lockn_testing.tiny.heartmula"}      # the tiny HeartMuLa sizes, in its worker
     with serving(tiny_models, {"start.png": start_image}, extra_model_dirs=(str(bad_models),), env=env) as srv:
         yield srv
 

@@ -88,10 +88,13 @@ def test_models_not_offered_are_answered_with_the_reason(cat, asked, capsys, tmp
     with pytest.raises(KeyError) as e:
         cat.preset(asked)
     why = e.value.args[0]
-    assert "not offered" in why and "unknown preset" not in why
+    said = "not a catalog preset" if "heartmula" in asked.lower() else "not offered"
+    assert said in why and "unknown preset" not in why
     assert cli.main(["models", "pull", asked, "--models-dir", str(tmp_path)]) == 2     # the command says it too
-    assert "not offered" in capsys.readouterr().err and not list(tmp_path.iterdir())
-    assert "heartlib" in catalog.not_offered("heartmula") and "numpy 2.4.6 -> 2.0.2" in catalog.not_offered("heartmula")
+    assert said in capsys.readouterr().err and not list(tmp_path.iterdir())
+    hm = catalog.not_offered("heartmula")              # HeartMuLa: the node that runs it, its set-up and its files
+    assert "HeartMuLa Music (LockN)" in hm and "LOCKN_SETUP_HEARTMULA=1" in hm and "numpy 2.4.6 -> 2.0.2" in hm
+    assert "hf download HeartMuLa/HeartMuLaGen --local-dir models/HeartMuLa" in hm
 
 
 # ---- the chains' stage alternatives --------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class ComfyServer:
                 for folder in ("checkpoints", "diffusion_models", "text_encoders", "vae", "latent_upscale_models", "loras",
                                "clip_vision", "upscale_models"):
                     lines.append(f"  {folder}: {folder}")
+                lines.append("  heartmula: HeartMuLa")         # the pack's HeartMuLa folder (nodes/heartmula.py)
             cfg.write_text("\n".join(lines) + "\n")
             cmd += ["--extra-model-paths-config", str(cfg)]
         # LOCKN_COMFY_EXTRA_ARGS: arguments for every test server (e.g. --disable-dynamic-vram on a GPU box)

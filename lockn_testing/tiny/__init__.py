@@ -45,6 +45,7 @@ def ensure(python: str = sys.executable, quiet: bool = False) -> Path:
     """The models folder of the tiny set, generated if missing. Returns `<cache>/<key>/models`."""
     final = cache_root() / cache_key()
     if (final / "COMPLETE").is_file():
+        ensure_heartmula(final / "models", quiet=quiet)
         return final / "models"
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f"{final.name}.partial-{os.getpid()}"
@@ -62,7 +63,39 @@ def ensure(python: str = sys.executable, quiet: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
         print(f"tiny models generated in {time.time() - t0:.1f}s: {final / 'models'}", file=sys.stderr)
+    ensure_heartmula(final / "models", quiet=quiet)
     return final / "models"
+
+
+def ensure_heartmula(models: Path, quiet: bool = False) -> bool:
+    """The tiny HeartMuLa set at `models`/HeartMuLa, made once by HeartMuLa's own Python (heartlib is not in ComfyUI's:
+    lockn_gen/heartmula.py) when that Python has heartlib; whether it is there. Made beside and renamed into place."""
+    final = models / "HeartMuLa"
+    if final.is_dir():
+        return True
+    from lockn_gen import heartmula
+    python = heartmula.worker_python()
+    if not heartmula.installed(python):
+        if not quiet:
+            print(f"tiny HeartMuLa set not made: {python} has no heartlib (LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh)",
+                  file=sys.stderr)
+        return False
+    tmp = models.parent / f"heartmula.partial-{os.getpid()}"
+    t0 = time.time()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([python, "-m", "lockn_testing.tiny.heartmula", "--out", str(tmp)], env=env,
+                         capture_output=True, text=True, cwd=str(HERE.parent.parent))
+    if res.returncode != 0:
+        raise RuntimeError(f"tiny HeartMuLa generation failed with {python}:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
+    try:
+        os.replace(tmp / "HeartMuLa", final)
+    except OSError:          # another process finished first
+        pass
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not quiet:
+        print(f"tiny HeartMuLa set generated in {time.time() - t0:.1f}s: {final}", file=sys.stderr)
+    return True
 
 
 def generate(out: str, families=FAMILIES, seed: int = SEED) -> dict:

@@ -1,0 +1,114 @@
+"""HeartMuLa (issue 24) in a real ComfyUI server: the LockN HeartMuLa node drives heartlib's real architectures (tiny,
+random weights: lockn_testing/tiny/heartmula.py) in a worker process in HeartMuLa's own Python.
+
+- A song of the asked length reaches Save Audio as 48 kHz stereo; the node's progress goes to the last step; the model
+  is a registry entry (family heartmula, music, the worker's bytes), loaded once for two runs (the second, another
+  seed, is another song); `/free` ends the worker and drops the entry.
+- Bad input is a clear error before anything loads, and the server keeps serving: an interrupted download (the file,
+  "truncated", and the download command) and weights never downloaded (the file missing, where it looked).
+- Without heartlib in the worker's Python the engine says how to make the environment.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from lockn_testing import graphs
+from lockn_testing.harness.server import PromptError
+from lockn_testing.media import probe_media
+
+pytestmark = pytest.mark.comfy
+
+
+@pytest.fixture(scope="module")
+def server(comfy_server, tiny_models):
+    if not (tiny_models / "HeartMuLa").is_dir():
+        from lockn_gen import heartmula
+        pytest.fail(f"no tiny HeartMuLa set: {heartmula.worker_python()} has no heartlib; make HeartMuLa's environment "
+                    f"with LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh (scripts/test.sh does)")
+    return comfy_server
+
+
+def _entries(srv) -> list[dict]:
+    return [e for e in srv.get("/lockn/residency")["entries"] if e["role"] == "heartmula"]
+
+
+def _workers(srv) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == srv.proc.pid and b"lockn_gen.heartmula_worker" in cmd:
+            out.append(int(pid))
+    return out
+
+
+def _song(srv, res):
+    (path,) = srv.output_files(res, "2")
+    return probe_media(path)["audio"], path.read_bytes()
+
+
+def test_songs_from_a_resident_model_and_free(server):
+    srv = server
+    res = srv.run(graphs.heartmula_song(seconds=2.0, seed=3), timeout=300)
+    a, first = _song(srv, res)
+    assert a["sample_rate"] == 48000 and a["channels"] == 2 and a["finite"] and a["peak"] > 0
+    assert a["duration"] == pytest.approx(2.0, abs=0.05)
+    prog = [(m["data"]["value"], m["data"]["max"]) for m in res.messages
+            if m.get("type") == "progress" and str(m["data"].get("node")) == "1"]
+    assert prog and prog[-1][0] == prog[-1][1] == 2.0 / 0.08 + 2                 # one step a frame, and the codec
+    [e] = _entries(srv)
+    assert e["family"] == "heartmula" and e["mode"] == "music" and e["loads_from_disk"] == 1
+    assert e["tier"] != "dropped" and e["bytes"] > 50 * 2**20 and e["device"] == "cpu"
+    assert len(_workers(srv)) == 1
+    # another seed: another song, from the same worker (nothing read again)
+    res = srv.run(graphs.heartmula_song(seconds=2.0, seed=4), timeout=300)
+    _, second = _song(srv, res)
+    assert second != first
+    [e] = _entries(srv)
+    assert e["loads_from_disk"] == 1 and len(_workers(srv)) == 1
+    # /free: the worker ends and the entry reads dropped; the next run loads again
+    status, _ = srv.post("/free", {"free_memory": True, "unload_models": True})
+    assert status == 200
+    deadline = time.time() + 30
+    while time.time() < deadline and (_workers(srv) or any(e["tier"] != "dropped" for e in _entries(srv))):
+        time.sleep(0.2)
+    assert not _workers(srv) and [e["tier"] for e in _entries(srv)] == ["dropped"]
+    # (that the next run loads again is the shared worker plumbing's, lockn_gen/workers.py: test_sdcpp_server.py runs
+    # it; a second HeartMuLa load here would cost CI another ~15 s of importing torch and heartlib)
+
+
+@pytest.mark.parametrize("model,says", [
+    ("HeartMuLa-oss-3B-interrupted", ("HeartMuLa-oss-3B-interrupted", "model.safetensors", "truncated")),
+    ("HeartMuLa-oss-3B-not-downloaded", ("missing:", "HeartMuLa-oss-3B-not-downloaded/model.safetensors")),
+])
+def test_a_broken_or_missing_model_is_named_before_anything_loads(server, model, says):
+    srv = server
+    before = [e["loads_from_disk"] for e in _entries(srv)]
+    with pytest.raises(PromptError) as e:
+        srv.run(graphs.heartmula_song(model=model), timeout=120)
+    msg = str(e.value)
+    assert all(s in msg for s in says), msg
+    assert "hf download HeartMuLa/HeartMuLaGen" in msg and "HeartMuLa/HeartCodec-oss-20260123" in msg
+    assert [e["loads_from_disk"] for e in _entries(srv)] == before            # nothing was loaded
+    assert srv.get("/system_stats")                                          # and the server serves on
+
+
+def test_without_heartlib_the_engine_says_how_to_make_its_environment(tiny_models):
+    from lockn_gen import heartmula
+    from lockn_gen.preflight import LockNError
+    if not (tiny_models / "HeartMuLa").is_dir():
+        pytest.skip("no tiny HeartMuLa set")
+    lay = heartmula.check(str(tiny_models / "HeartMuLa"))
+    eng = heartmula.Engine(lay, python=sys.executable)               # ComfyUI's Python: no heartlib
+    with pytest.raises(LockNError, match="LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh"):
+        eng.start()
+    assert not eng.alive()
