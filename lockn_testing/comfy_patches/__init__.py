@@ -59,6 +59,25 @@ def _current(key):
     return _active[-1].get(key) if _active else None
 
 
+def take_tiny_sizes(module, name: str, tag: str, adjust) -> None:
+    """Replace `module.<name>`, a ComfyUI class whose constructor is handed full-size widths whatever the weights say,
+    by a subclass that passes its arguments through `adjust(*args, **kwargs) -> (args, kwargs)` first: the tiny
+    marker's sizes (read with _current) while a marked file loads, else the arguments unchanged. ComfyUI builds it
+    by the module's name, so the subclass is found there; `tag` marks it, so a second install changes nothing."""
+    Orig = getattr(module, name)
+    if getattr(Orig, tag, False):
+        return
+
+    class Tiny(Orig):
+        def __init__(self, *a, **kw):
+            a, kw = adjust(*a, **kw)
+            super().__init__(*a, **kw)
+
+    setattr(Tiny, tag, True)
+    Tiny.__name__ = Tiny.__qualname__ = Orig.__name__
+    setattr(module, name, Tiny)
+
+
 # ---- 1. text encoders: detection and config --------------------------------------------------------
 # Reason: detect_te_model picks the class by exact full-size widths (sd.py ~1282), and the only config
 # hook, model_options["<name>_model_config"] (sd1_clip.py ~105), is never set by CLIPLoader.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from . import MARKER_KEY, _Active, _active, _current, _patch_spec
+from . import MARKER_KEY, _Active, _active, _current, _patch_spec, take_tiny_sizes
 
 
 def _enclosing(key):
@@ -93,19 +93,8 @@ def _patch_sd3_clip():
 # weights say (only the decoder's width is read, sd.py:567), 34M parameters; the marker gives the tiny width.
 def _patch_vae_encoder():
     import comfy.ldm.modules.diffusionmodules.model as ddm
-
-    Orig = ddm.Encoder
-    if getattr(Orig, "_lockn", False):
-        return
-
-    class Encoder(Orig):
-        _lockn = True
-
-        def __init__(self, **kw):
-            super().__init__(**{**kw, **(_enclosing("vae_encoder") or {})})
-
-    Encoder.__name__ = Encoder.__qualname__ = "Encoder"
-    ddm.Encoder = Encoder       # autoencoder.py instantiates "comfy.ldm.modules.diffusionmodules.model.Encoder" by name
+    # autoencoder.py instantiates "comfy.ldm.modules.diffusionmodules.model.Encoder" by name
+    take_tiny_sizes(ddm, "Encoder", "_lockn", lambda **kw: ((), {**kw, **(_enclosing("vae_encoder") or {})}))
 
 
 # ---- 4. checkpoints (CheckpointLoaderSimple): model detection and embedded text encoder config ----------------

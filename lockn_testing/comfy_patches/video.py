@@ -91,63 +91,34 @@ def _vid2_diffusion_loader():
 # embedding as MLPProj(1280, dim): the CLIP ViT-H width, not read from the weights.
 def _vid2_wan_clip_dim():
     import comfy.ldm.wan.model as wan
+    from . import _current, take_tiny_sizes
 
-    Orig = wan.MLPProj
-    if getattr(Orig, "_lockn_vid2", False):
-        return
-    from . import _current
-
-    class MLPProj(Orig):
-        _lockn_vid2 = True
-
-        def __init__(self, in_dim, out_dim, *a, **kw):
-            tiny = _current("wan_clip_dim")
-            super().__init__(tiny if tiny and in_dim == 1280 else in_dim, out_dim, *a, **kw)
-
-    MLPProj.__name__ = MLPProj.__qualname__ = "MLPProj"
-    wan.MLPProj = MLPProj
+    def adjust(in_dim, out_dim, *a, **kw):
+        tiny = _current("wan_clip_dim")
+        return (tiny if tiny and in_dim == 1280 else in_dim, out_dim, *a), kw
+    take_tiny_sizes(wan, "MLPProj", "_lockn_vid2", adjust)
 
 
 # Reason: comfy/ldm/hunyuan_video/model.py (HunyuanVideo.__init__, ~line 258) builds the byT5 mapper as
 # ByT5Mapper(in_dim=1472, out_dim=2048, hidden_dim=2048, ...) (7.3M parameters), whatever the weights say.
 def _vid2_hy_byt5_mapper():
     import comfy.ldm.hunyuan_video.model as hy
+    from . import _current, take_tiny_sizes
 
-    Orig = hy.ByT5Mapper
-    if getattr(Orig, "_lockn_vid2", False):
-        return
-    from . import _current
-
-    class ByT5Mapper(Orig):
-        _lockn_vid2 = True
-
-        def __init__(self, in_dim, out_dim, hidden_dim, out_dim1, *a, **kw):
-            tiny = _current("hy_byt5_mapper") or {}
-            super().__init__(tiny.get("in_dim", in_dim), tiny.get("out_dim", out_dim), tiny.get("hidden_dim", hidden_dim),
-                             out_dim1, *a, **kw)
-
-    ByT5Mapper.__name__ = ByT5Mapper.__qualname__ = "ByT5Mapper"
-    hy.ByT5Mapper = ByT5Mapper
+    def adjust(in_dim, out_dim, hidden_dim, out_dim1, *a, **kw):
+        tiny = _current("hy_byt5_mapper") or {}
+        return (tiny.get("in_dim", in_dim), tiny.get("out_dim", out_dim), tiny.get("hidden_dim", hidden_dim), out_dim1,
+                *a), kw
+    take_tiny_sizes(hy, "ByT5Mapper", "_lockn_vid2", adjust)
 
 
 # Reason: comfy/text_encoders/llama.py (Qwen25_7BVLI.__init__, 0.20.1 ~1061, 0.33 ~1257) builds the Qwen2.5-VL vision
 # tower at its full default size (32 layers of width 1280, 670M parameters) whatever the weights say.
 def _vid2_qwen25_visual():
     import comfy.text_encoders.qwen_vl as qwen_vl
-
-    Orig = qwen_vl.Qwen2VLVisionTransformer
-    if getattr(Orig, "_lockn_vid2", False):
-        return
-    from . import _current
-
-    class Qwen2VLVisionTransformer(Orig):
-        _lockn_vid2 = True
-
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **{**kw, **(_current("qwen25_visual") or {})})
-
-    Qwen2VLVisionTransformer.__name__ = Qwen2VLVisionTransformer.__qualname__ = "Qwen2VLVisionTransformer"
-    qwen_vl.Qwen2VLVisionTransformer = Qwen2VLVisionTransformer
+    from . import _current, take_tiny_sizes
+    take_tiny_sizes(qwen_vl, "Qwen2VLVisionTransformer", "_lockn_vid2",
+                    lambda *a, **kw: (a, {**kw, **(_current("qwen25_visual") or {})}))
 
 
 # Reason: comfy/sd.py (VAE.__init__, 0.20.1 ~528, 0.33 ~646) builds the HunyuanVideo 1.5 VAE with block_out_channels
@@ -155,23 +126,13 @@ def _vid2_qwen25_visual():
 # patch in __init__.py makes the marker's spec current while the VAE is built).
 def _vid2_hy15_vae():
     import comfy.ldm.hunyuan_video.vae_refiner as vr
+    from . import _current, take_tiny_sizes
 
-    if getattr(vr.Encoder, "_lockn_vid2", False):
-        return
-    from . import _current
-
-    def tiny(Orig):
-        class Tiny(Orig):
-            _lockn_vid2 = True
-
-            def __init__(self, *a, **kw):
-                over = _current("hy15_vae") if not kw.get("refiner_vae", True) else None
-                super().__init__(*a, **{**kw, **(over or {})})
-
-        Tiny.__name__ = Tiny.__qualname__ = Orig.__name__
-        return Tiny
-
-    vr.Encoder, vr.Decoder = tiny(vr.Encoder), tiny(vr.Decoder)
+    def adjust(*a, **kw):
+        over = _current("hy15_vae") if not kw.get("refiner_vae", True) else None
+        return a, {**kw, **(over or {})}
+    take_tiny_sizes(vr, "Encoder", "_lockn_vid2", adjust)
+    take_tiny_sizes(vr, "Decoder", "_lockn_vid2", adjust)
 
 
 def _vid2_install():
@@ -221,20 +182,9 @@ def _vid1_stable_audio():
 # conditioners as NumberConditioner(768): T5-base's width, not read from the weights.
 def _vid1_number_conditioner():
     import comfy.ldm.audio.embedders as emb
-
-    Orig = emb.NumberConditioner
-    if getattr(Orig, "_lockn_vid1", False):
-        return
-    from . import _current
-
-    class NumberConditioner(Orig):
-        _lockn_vid1 = True
-
-        def __init__(self, output_dim, *a, **kw):
-            super().__init__(_current("sa_number_dim") or output_dim, *a, **kw)
-
-    NumberConditioner.__name__ = NumberConditioner.__qualname__ = "NumberConditioner"
-    emb.NumberConditioner = NumberConditioner
+    from . import _current, take_tiny_sizes
+    take_tiny_sizes(emb, "NumberConditioner", "_lockn_vid1",
+                    lambda output_dim, *a, **kw: ((_current("sa_number_dim") or output_dim, *a), kw))
 
 
 def _vid1_install():
@@ -295,23 +245,14 @@ def _sky_diffusion_loader():
 # patch in __init__.py makes the marker's spec current while the VAE is built).
 def _sky_hy_vae():
     import comfy.sd
+    from . import _current, take_tiny_sizes
 
-    Orig = comfy.sd.AutoencoderKL
-    if getattr(Orig, "_lockn_sky", False):
-        return
-    from . import _current
-
-    class AutoencoderKL(Orig):
-        _lockn_sky = True
-
-        def __init__(self, **kw):
-            over = _current("sky_hy_vae")
-            if over and kw.get("ddconfig", {}).get("conv3d"):
-                kw = {**kw, "ddconfig": {**kw["ddconfig"], **over}}
-            super().__init__(**kw)
-
-    AutoencoderKL.__name__ = AutoencoderKL.__qualname__ = "AutoencoderKL"
-    comfy.sd.AutoencoderKL = AutoencoderKL
+    def adjust(**kw):
+        over = _current("sky_hy_vae")
+        if over and kw.get("ddconfig", {}).get("conv3d"):
+            kw = {**kw, "ddconfig": {**kw["ddconfig"], **over}}
+        return (), kw
+    take_tiny_sizes(comfy.sd, "AutoencoderKL", "_lockn_sky", adjust)
 
 
 def _sky_install():
