@@ -736,6 +736,8 @@ def notes(name: str, g: Graph) -> list[tuple[str, str]]:
     """(title, markdown) of the notes beside a workflow's stages."""
     if name in training_workflows.WORKFLOWS:
         return training_workflows.notes(name, g)
+    if name in FW.NOTES:
+        return FW.NOTES[name](g)
     return [("Start here", _start_note(name, g)), ("Model files", _files_note(g)),
             ("Time and memory", _time_note(g))]
 

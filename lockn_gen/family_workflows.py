@@ -246,6 +246,45 @@ def stable_audio_music(g, seconds, preset="stable-audio-open-1.0", seed=0, promp
     return audio
 
 
+def heartmula_song(g, seconds, tags="pop,piano,happy,calm", lyrics=None, seed=0, prefix="", title="HeartMuLa"):
+    """HeartMuLa as heartlib's example runs it (issue 24): the LockN HeartMuLa node (its own Python, a worker) with
+    heartlib's defaults: cfg 1.5, temperature 1.0, top-k 50, HeartCodec 10 steps; 48 kHz stereo."""
+    lyrics = HEARTMULA_LYRICS if lyrics is None else lyrics
+    n = g.add("LockNHeartMuLa", f"{title} song", model="HeartMuLa-oss-3B", tags=tags, lyrics=lyrics, seconds=seconds,
+              seed=seed, cfg_scale=1.5, temperature=1.0, topk=50, codec_steps=10, dtype="auto")
+    _faces(g, prefix, [(n, "tags", "tags"), (n, "lyrics", "lyrics"), (n, "seed", "seed"), (n, "codec_steps", "codec_steps"),
+                       (n, 0, "music")])
+    return n
+
+
+HEARTMULA_LYRICS = ("[Verse]\nThe tide comes in across the sand\nA lantern swinging in my hand\n\n"
+                    "[Chorus]\nHold the light until the morning\nHold the light for me")
+
+
+def heartmula_notes(g) -> list[tuple[str, str]]:
+    """HeartMuLa's notes: its files are whole Hugging Face repositories (not catalog presets), and it needs its own
+    Python (lockn_gen/heartmula.py)."""
+    from . import heartmula as hm
+    root = "ComfyUI/models/HeartMuLa"
+    start = C._start_note("heartmula_text_to_music", g) + (
+        "\n\nOnce, before the first run: HeartMuLa runs in a Python of its own (heartlib would change ComfyUI's numpy "
+        "and transformers): `LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh` in the LockN Gen folder, then restart "
+        "ComfyUI.")
+    files = ["## Model files", "", f"Three Hugging Face repositories, as heartlib's README downloads them into {root} "
+             "(the node reads every file before it loads and names a missing or cut one):", ""]
+    files += [f"    {c}" for c in hm.download_commands(root)]
+    files += ["", "| folder | repository | size |", "|---|---|---|",
+              f"| {root}/ (tokenizer.json, gen_config.json) | [{hm.REPOS['']}](https://huggingface.co/{hm.REPOS['']}) | ~9 MB |",
+              f"| {root}/HeartMuLa-oss-3B | [{hm.REPOS['HeartMuLa-oss-3B']}](https://huggingface.co/{hm.REPOS['HeartMuLa-oss-3B']}) | not confirmed (a public conversion of these weights is 15.75 GB) |",
+              f"| {root}/HeartCodec-oss | [{hm.REPOS[hm.CODEC]}](https://huggingface.co/{hm.REPOS[hm.CODEC]}) | not confirmed |"]
+    time = ["## Time and memory", "", "| stage | model files | GPU memory (estimate) | time on one H100 (estimate) |",
+            "|---|---|---|---|", f"| Music | ~16 GB + the codec (not confirmed) | not measured (model bfloat16, codec float32) | "
+            f"{TIME_ESTIMATES['heartmula']} |",
+            "", "The model stays loaded in its worker between runs and counts against LockN's budgets like any model; "
+            "`/free` or an eviction ends the worker. No step cache: HeartMuLa samples frame by frame, not by steps."]
+    return [("Start here", start), ("Model files", "\n".join(files)), ("Time and memory", "\n".join(time))]
+
+
 # ---- the chains' stage alternatives -------------------------------------------------------------------------
 CHAIN_FACES = ("preset", "steps", "seed", "width", "height", "super_resolution")   # what an alternative shows on the face
 
@@ -309,7 +348,7 @@ def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
 # ---- one workflow per family ------------------------------------------------------------------------------------
 STAGE_TITLES = {"flux1": "Image (Flux.1)", "sd35": "Image (SD3.5)", "sdxl": "Image (SDXL)", "ltxv": "Video (LTX-Video)",
                 "wan21": "Video (Wan2.1)", "hunyuan15": "Video (HunyuanVideo 1.5)",
-                "stable_audio": "Music (Stable Audio Open)"}
+                "stable_audio": "Music (Stable Audio Open)", "heartmula": "Music (HeartMuLa)"}
 
 
 def _image_workflow(family: str, build):
@@ -344,6 +383,16 @@ def stable_audio_text_to_music():
     return g
 
 
+def heartmula_text_to_music():
+    g = C.Graph()
+    with g.stage(C.MUSIC, STAGE_TITLES["heartmula"]):
+        dur = g.add("PrimitiveFloat", "Duration (s)", value=30.0)
+        g.face(dur, "value", "duration")
+        audio = heartmula_song(g, [dur, 0])
+    g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/heartmula", quality="V0")
+    return g
+
+
 WORKFLOWS = {
     "flux1_text_to_image": _image_workflow("flux1", flux1_image),
     "sd35_text_to_image": _image_workflow("sd35", lambda g: sd_image(g, "sd35", "sd35-large-fp8")),
@@ -352,7 +401,9 @@ WORKFLOWS = {
     "wan21_image_to_video": _video_workflow("wan21", wan21_video),
     "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
     "stable_audio_text_to_music": stable_audio_text_to_music,
+    "heartmula_text_to_music": heartmula_text_to_music,
 }
+NOTES = {"heartmula_text_to_music": heartmula_notes}      # workflows whose models are not catalog presets
 # the families' template times on one H100 (public figures where known; else scaled, and said so)
 TIME_ESTIMATES = {
     "flux1": "~2-10 s: 1024 x 1024, schnell 4 steps / dev 20 steps (estimate)",
@@ -362,4 +413,5 @@ TIME_ESTIMATES = {
     "wan21": "~2-5 min: 512 x 512 x 33, 20 steps (estimate from Wan2.2's public 480p figure)",
     "hunyuan15": "~3-6 min: 1280 x 720 x 121, 20 steps (estimate)",
     "stable_audio": "~10 s: 47 s of audio, 50 steps (estimate)",
+    "heartmula": "about the song's own length (heartlib's README: real-time factor ~1; not measured here)",
 }

@@ -3,7 +3,8 @@ random weights: lockn_testing/tiny/heartmula.py) in a worker process in HeartMuL
 
 - A song of the asked length reaches Save Audio as 48 kHz stereo; the node's progress goes to the last step; the model
   is a registry entry (family heartmula, music, the worker's bytes), loaded once for two runs (the second, another
-  seed, is another song); `/free` ends the worker and drops the entry.
+  seed, is another song), and the shipped workflow (workflows/heartmula_text_to_music.json, through the client) runs
+  on the same worker to an MP3; `/free` ends the worker and drops the entry.
 - Bad input is a clear error before anything loads, and the server keeps serving: an interrupted download (the file,
   "truncated", and the download command) and weights never downloaded (the file missing, where it looked).
 - Without heartlib in the worker's Python the engine says how to make the environment.
@@ -14,13 +15,18 @@ import os
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 
+from lockn_gen import client
+from lockn_gen.demo_sets import TINY
 from lockn_testing import graphs
 from lockn_testing.harness.server import PromptError
 from lockn_testing.media import probe_media
 
 pytestmark = pytest.mark.comfy
+WF = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def _song(srv, res):
     return probe_media(path)["audio"], path.read_bytes()
 
 
-def test_songs_from_a_resident_model_and_free(server):
+def test_songs_from_a_resident_model_and_free(server, tmp_path):
     srv = server
     res = srv.run(graphs.heartmula_song(seconds=2.0, seed=3), timeout=300)
     a, first = _song(srv, res)
@@ -73,6 +79,16 @@ def test_songs_from_a_resident_model_and_free(server):
     res = srv.run(graphs.heartmula_song(seconds=2.0, seed=4), timeout=300)
     _, second = _song(srv, res)
     assert second != first
+    [e] = _entries(srv)
+    assert e["loads_from_disk"] == 1 and len(_workers(srv)) == 1
+    # the shipped workflow, through the client (API form, its tiny settings): an MP3 of the asked length, same worker
+    (run,) = client.run_workflow(str(WF / "api" / "heartmula_text_to_music.json"), TINY["heartmula_text_to_music"],
+                                 [srv.url], out_dir=tmp_path, timeout=300)
+    assert run.ok, f"{run.error}\n{srv.log_tail(3000)}"
+    (mp3,) = [Path(f) for f in run.files]
+    a = probe_media(mp3)["audio"]
+    assert mp3.suffix == ".mp3" and a["sample_rate"] == 48000 and a["duration"] == pytest.approx(2.0, abs=0.1)
+    assert a["finite"] and a["peak"] > 0
     [e] = _entries(srv)
     assert e["loads_from_disk"] == 1 and len(_workers(srv)) == 1
     # /free: the worker ends and the entry reads dropped; the next run loads again

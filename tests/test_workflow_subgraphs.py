@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lockn_gen import catalog, chains, training_workflows
+from lockn_gen import catalog, chains, family_workflows, heartmula, training_workflows
 from lockn_gen import workflow as W
 from lockn_gen.demo_sets import TINY
 
@@ -150,6 +150,8 @@ def test_stage_faces_carry_the_widgets_a_user_changes(name):
         if inst["title"] == "Video" and not any(n["type"].startswith("LockN") and n["type"].endswith("Loader")
                                                 for n in sg["nodes"]):
             expected = expected - {"preset"}
+        if any(n["type"] == "LockNHeartMuLa" for n in sg["nodes"]):   # no preset (its own files) and no steps (frames)
+            expected = expected - {"preset", "steps"}
         assert expected <= shown, (inst["title"], expected - shown)
 
 
@@ -157,6 +159,12 @@ def test_stage_faces_carry_the_widgets_a_user_changes(name):
 def test_notes_list_every_model_file_with_its_size_and_the_pull_command(name):
     ui, api = ui_file(name), api_file(name)
     notes = "\n".join(n["widgets_values"][0] for n in ui["nodes"] if n["type"] == "MarkdownNote")
+    if name in family_workflows.NOTES:          # HeartMuLa: whole Hugging Face repositories, not catalog presets
+        for repo in heartmula.REPOS.values():
+            assert f"hf download {repo} --local-dir" in notes and f"(https://huggingface.co/{repo})" in notes, repo
+        assert "LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh" in notes and "GB" in notes
+        assert "## Time and memory" in notes and "estimate" in notes and "## Start here" in notes and "--set" in notes
+        return
     cat = catalog.builtin()
     presets = [n["inputs"]["preset"] for n in api.values() if n["class_type"].startswith("LockN") and "preset" in n["inputs"]]
     assert presets
