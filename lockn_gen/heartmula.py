@@ -51,6 +51,9 @@ INSTALL = ("HeartMuLa runs in a Python environment of its own (heartlib would ch
            "once), or point LOCKN_HEARTMULA_PYTHON at a Python that has heartlib.")
 
 
+NO_HEARTLIB = "heartlib does not import"       # the worker's first answer in a Python without it
+
+
 def venv() -> str:
     return os.environ.get("LOCKN_HEARTMULA_VENV") or os.path.join(os.path.expanduser("~"), ".local", "share",
                                                                     "lockn-gen", "heartmula-venv")
@@ -200,7 +203,9 @@ class Engine(Worker):
         self.load_seconds = 0.0
 
     def start(self) -> float:
-        if not installed(self.python):
+        # heartlib's import is the worker's own first step (8 s of torch and transformers): a Python without it
+        # answers so at once, and is told apart in `failed` (no second import here just to ask)
+        if not os.path.isfile(self.python):
             raise LockNError(install_message(self.python))
         self.spawn()
         try:
@@ -230,6 +235,8 @@ class Engine(Worker):
             return np.load(ev["path"]), int(ev["sample_rate"])
 
     def failed(self, message: str, what: str) -> LockNError:
+        if message.startswith(NO_HEARTLIB):
+            return LockNError(install_message(self.python) + f" ({message})")
         if what == "loading":
             return LockNError(f"HeartMuLa could not load {self.layout.names()}: {message}. Check that the folders hold "
                               f"the files of {', '.join(REPOS.values())} (heartlib {HEARTLIB_COMMIT[:8]} reads them)")

@@ -35,7 +35,7 @@ def main(fd: int) -> int:
         from tokenizers import Tokenizer
         from heartlib.pipelines import music_generation as mg
     except ImportError as e:
-        send(event="error", message=f"heartlib does not import in {sys.executable} ({e})")
+        send(event="error", message=f"heartlib does not import in {sys.executable} ({e})")   # heartmula.NO_HEARTLIB
         return 2
     preload = os.environ.get("LOCKN_HEARTMULA_PRELOAD")
     if preload:

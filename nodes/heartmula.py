@@ -14,7 +14,6 @@ import os
 from comfy_api.latest import io
 
 from ..lockn_gen import heartmula as hm
-from ..lockn_gen.preflight import LockNError
 from . import comfy_models as cm
 from . import comfy_seam as seam
 from .residency import REGISTRY, load
@@ -120,10 +119,7 @@ class LockNHeartMuLa(io.ComfyNode):
                 dtype="auto") -> io.NodeOutput:
         import torch
         lay = layout(model)                       # before anything loads: every file there and whole
-        python = hm.worker_python()
-        if not hm.installed(python):
-            raise LockNError(hm.install_message(python))
-        eng = _engine(lay, dtype)
+        eng = _engine(lay, dtype)                 # (a Python without heartlib is said by its worker, at once)
         bar = seam.progress_bar(max(1, int(round(seconds / hm.FRAME_SECONDS)) + 2))
         try:
             wav, rate = eng.generate(tags, lyrics.strip() or "[Instrumental]", seconds, seed, cfg=cfg_scale,
