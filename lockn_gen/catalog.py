@@ -36,10 +36,6 @@ NOT_OFFERED = {
         "hf download HeartMuLa/HeartMuLaGen --local-dir models/HeartMuLa && "
         "hf download HeartMuLa/HeartMuLa-oss-3B-happy-new-year --local-dir models/HeartMuLa/HeartMuLa-oss-3B && "
         "hf download HeartMuLa/HeartCodec-oss-20260123 --local-dir models/HeartMuLa/HeartCodec-oss"),
-    "skyreels": (
-        "SkyReels V1 I2V is not offered yet: ComfyUI core loads it (HunyuanVideoSkyreelsI2V), but its text encoder needs "
-        "ComfyUI's bundled Llama 3 tokenizer, which the ComfyUI copies LockN Gen is tested on lack, so it cannot be "
-        "tested here yet (docs/catalog_pending.toml has its files). Use HunyuanVideo 1.5 or Wan2.2 for image to video."),
     "cogvideox": (
         "CogVideoX-5B I2V is not offered: ComfyUI core has the architecture but loads only its own key layout, the "
         "public I2V files are in diffusers' layout (made for a wrapper node pack), and core has no CogVideoX "

@@ -160,6 +160,42 @@ def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512,
     return frames, n_len, n_fps
 
 
+SKYREELS_NEGATIVE = ("Aerial view, aerial view, overexposed, low quality, deformation, a poor composition, bad hands, "
+                     "bad teeth, bad eyes, bad limbs, distortion")
+
+
+def skyreels_video(g, image, preset="skyreels-i2v-q4_k_s", width=960, height=544, length=97, fps=24.0, seed=0,
+                   prompt=None, prefix="", title="SkyReels", n_len=None, n_fps=None):
+    """SkyReels V1 I2V (HunyuanVideo 1.0 architecture, 32 input channels) on ComfyUI's native HunyuanVideo nodes, as
+    Kijai's native example runs it: UNETLoader/UnetLoaderGGUF, DualCLIPLoader (clip_l + llava-llama3, hunyuan_video),
+    VAELoader; FluxGuidance 1.0 (the embedded guidance; SkyReels samples with real CFG), the start image's latent
+    through InstructPixToPixConditioning (ComfyUI scales it to the video's latent and pads it with zeros after the
+    first frame: model_base.concat_cond), EmptyHunyuanLatentVideo, ModelSamplingSD3 shift 7, KSampler 30 steps
+    cfg 6 euler/simple, VAEDecodeTiled as HunyuanVideo's template, 24 fps; SkyReels' own negative prompt."""
+    st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
+    m = C._loader(g, "skyreels", preset, f"{title} models")
+    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=SKYREELS_NEGATIVE, clip=[m, 1])
+    gpos = g.add("FluxGuidance", None, conditioning=[pos, 0], guidance=float(st["guidance"]))
+    gneg = g.add("FluxGuidance", None, conditioning=[neg, 0], guidance=float(st["guidance"]))
+    ip2p = g.add("InstructPixToPixConditioning", f"{title} start image", positive=[gpos, 0], negative=[gneg, 0],
+                 vae=[m, 2], pixels=image)
+    lat = g.add("EmptyHunyuanLatentVideo", f"{title} size", width=width, height=height, length=[n_len, 0], batch_size=1)
+    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
+    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[ip2p, 0], negative=[ip2p, 1],
+               latent_image=[lat, 0], denoise=1.0)
+    frames = g.add("VAEDecodeTiled", None, samples=[ks, 0], vae=[m, 2], tile_size=256, overlap=64, temporal_size=64,
+                   temporal_overlap=8)
+    _faces(g, prefix, [(ip2p, "pixels", "start_image"), (pos, "text", "prompt"), (lat, "width", "width"),
+                       (lat, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
+                       (ks, "steps", "steps"), (ks, "seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
+                       (n_fps, 0, "fps")])
+    return frames, n_len, n_fps
+
+
 def hunyuan15_video(g, image, preset="hunyuan15-720p-i2v", width=1280, height=720, length=121, fps=24.0, seed=0,
                     prompt=None, prefix="", title="HunyuanVideo 1.5", n_len=None, n_fps=None,
                     sr_preset="hunyuan15-1080p-sr"):
@@ -347,7 +383,7 @@ def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
 
 # ---- one workflow per family ------------------------------------------------------------------------------------
 STAGE_TITLES = {"flux1": "Image (Flux.1)", "sd35": "Image (SD3.5)", "sdxl": "Image (SDXL)", "ltxv": "Video (LTX-Video)",
-                "wan21": "Video (Wan2.1)", "hunyuan15": "Video (HunyuanVideo 1.5)",
+                "wan21": "Video (Wan2.1)", "hunyuan15": "Video (HunyuanVideo 1.5)", "skyreels": "Video (SkyReels V1)",
                 "stable_audio": "Music (Stable Audio Open)", "heartmula": "Music (HeartMuLa)"}
 
 
@@ -400,6 +436,7 @@ WORKFLOWS = {
     "ltxv_image_to_video": _video_workflow("ltxv", ltxv_video),
     "wan21_image_to_video": _video_workflow("wan21", wan21_video),
     "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
+    "skyreels_image_to_video": _video_workflow("skyreels", skyreels_video),
     "stable_audio_text_to_music": stable_audio_text_to_music,
     "heartmula_text_to_music": heartmula_text_to_music,
 }
@@ -412,6 +449,7 @@ TIME_ESTIMATES = {
     "ltxv": "~5-20 s: 768 x 512 x 97 (estimate)",
     "wan21": "~2-5 min: 512 x 512 x 33, 20 steps (estimate from Wan2.2's public 480p figure)",
     "hunyuan15": "~3-6 min: 1280 x 720 x 121, 20 steps (estimate)",
+    "skyreels": "~6-8 min: 960 x 544 x 97, 30 steps with CFG (estimate from Wan2.2's public 480p figure)",
     "stable_audio": "~10 s: 47 s of audio, 50 steps (estimate)",
     "heartmula": "about the song's own length (heartlib's README: real-time factor ~1; not measured here)",
 }

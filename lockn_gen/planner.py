@@ -66,7 +66,7 @@ class FamilyEstimate:
 
 # quality_rank: the plan's order within a mode, as its prior (the plan we build from: video quality "Wan2.2 >
 # HunyuanVideo-1.5 > SkyReels > LTX-2 > CogVideoX > LTX", speed the other way; Wan2.1, which it does not rank,
-# goes under HunyuanVideo 1.5 as Wan2.2's predecessor; image: Flux.2, then Flux.1, SD3.5, SDXL; music: ACE-Step 1.5,
+# goes under HunyuanVideo 1.5 as Wan2.2's predecessor, above SkyReels; image: Flux.2, then Flux.1, SD3.5, SDXL; music: ACE-Step 1.5,
 # then Stable Audio Open, its alternative). Speed comes from step_s, not from the rank.
 FAMILY_ESTIMATES = {
     "flux2": FamilyEstimate(1.0, 3.0, 2.5, 0.46, 32.0, 3.0, 4,
@@ -82,6 +82,9 @@ FAMILY_ESTIMATES = {
     "hunyuan15": FamilyEstimate(1.5, 8.0, 8.0, 12.0, 8.3, 20.0, 6,
                                 "none of its own: Wan2.2's public figure scaled by parameters and tokens "
                                 "(8.3B at 1280x720x121 against 14B at 480p x 81)"),
+    "skyreels": FamilyEstimate(2.0, 6.0, 6.0, 15.0, 13.0, 15.0, 4,
+                               "none of its own: Wan2.2's public figure scaled by parameters and tokens "
+                               "(13B at 960x544x97 against 14B at 480p x 81)"),
     "wan21": FamilyEstimate(1.0, 4.0, 4.0, 3.0, 14.0, 10.0, 5,
                             "Wan2.1/2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe, scaled to 512x512x33"),
     "ltx2": FamilyEstimate(1.5, 4.0, 4.0, 1.63, 19.0, 6.0, 3,

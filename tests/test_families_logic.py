@@ -12,7 +12,7 @@ from lockn_gen.demo_sets import TINY
 from lockn_gen.family_workflows import STAGE_CHOICES, WORKFLOWS
 from tests.test_catalog_fileinfo import _safetensors
 
-NEW = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "hunyuan15", "stable_audio")
+NEW = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "hunyuan15", "skyreels", "stable_audio")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_shared_files_pass_for_every_family_that_uses_them_and_look_alikes_do_no
         fileinfo.check_identity(hy, "flux1", "diffusion_model")         # Flux-like key names, not a Flux.1 model
 
 
-@pytest.mark.parametrize("asked", ["heartmula-3b", "HeartMuLa", "skyreels-i2v-bf16", "cogvideox-5b-i2v"])
+@pytest.mark.parametrize("asked", ["heartmula-3b", "HeartMuLa", "cogvideox-5b-i2v"])
 def test_models_not_offered_are_answered_with_the_reason(cat, asked, capsys, tmp_path):
     with pytest.raises(KeyError) as e:
         cat.preset(asked)

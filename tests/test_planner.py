@@ -435,13 +435,13 @@ def test_the_cycle_step_by_step_with_pins_and_priorities_is_the_registrys(cat):
 @pytest.mark.parametrize("budget,image,video,music", [
     (40, "flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-xl-turbo"),
     (19, "flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-xl-turbo"),
-    (14, "flux2-klein-4b", "ltxv-2b-0.9.8-distilled-fp8", "ace15-xl-turbo"),     # no 14B, HunyuanVideo or LTX-2 fits
+    (14, "flux2-klein-4b", "skyreels-i2v-q4_k_s", "ace15-xl-turbo"),     # no 14B, HunyuanVideo or LTX-2 fits; staged
     (5, "flux2-klein-4b-fp8", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0"),
     (3, "flux1-schnell-q4_k_s", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0"),
 ])
 def test_quality_across_all_families_follows_the_budget(cat, budget, image, video, music):
     """The README's table of what the planner takes per GPU budget (quality, no streaming): the best family that
-    fits, the plan's order as the prior (Wan2.2 > HunyuanVideo 1.5 > Wan2.1 > LTX-2 > LTX-Video; Flux.2 > Flux.1 >
+    fits, the plan's order as the prior (Wan2.2 > HunyuanVideo 1.5 > Wan2.1 > SkyReels > LTX-2 > LTX-Video; Flux.2 > Flux.1 >
     SD3.5 > SDXL; ACE-Step 1.5 > Stable Audio Open), the smaller files of a family as the budget shrinks."""
     m = Machine(gpu_gb=budget + 2, used_gb=0, reserve_gb=2, ram_gb=256)
     c = by_mode(choose_presets(cat, m, "quality", max_slowdown=1.0))

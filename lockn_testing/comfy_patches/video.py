@@ -255,9 +255,91 @@ def _sky_hy_vae():
     take_tiny_sizes(comfy.sd, "AutoencoderKL", "_lockn_sky", adjust)
 
 
+# Reason: comfy/text_encoders/hunyuan_video.py (LLAMA3Tokenizer, 0.20.1 and 0.33 ~line 28) reads ComfyUI's bundled
+# Llama 3 tokenizer from comfy/text_encoders/llama_tokenizer/tokenizer.json, a 9 MB file the ComfyUI copies of the test
+# machines lack (written out without the blobs of 4 MiB and more: ../shared/ENVIRONMENT.md); 0.33 stops there and
+# 0.20.1's transformers builds a tokenizer without a vocabulary. While a tiny llava-llama3 file loads (its marker says
+# llama_standin_tokenizer), a MISSING tokenizer.json is replaced by a stand-in: byte-level, every UTF-8 byte a token,
+# with Llama 3's special tokens at their real ids (from the bundled tokenizer_config.json) and <|begin_of_text|> first.
+# A ComfyUI that has the file uses it; real files never take this path.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
+                r"\s+(?!\S)|\s+")
+
+
+def _standin_llama3_tokenizer(real_dir: str) -> str:
+    import hashlib
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    from tokenizers import pre_tokenizers
+    cfg_path = os.path.join(real_dir, "tokenizer_config.json")
+    with open(cfg_path, "rb") as f:
+        raw = f.read()
+    out = os.path.join(tempfile.gettempdir(), "lockn-llama3-standin-" + hashlib.sha256(b"3" + raw).hexdigest()[:12])
+    if os.path.isfile(os.path.join(out, "tokenizer.json")):
+        return out
+    cfg = json.loads(raw)
+    bos = cfg.get("bos_token") or "<|begin_of_text|>"
+    added = [{"id": int(i), "content": t["content"], "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True}
+             for i, t in sorted(cfg["added_tokens_decoder"].items(), key=lambda kv: int(kv[0]))]
+    bos_id = next(t["id"] for t in added if t["content"] == bos)
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+    # Llama 3's own pre-tokenizer: its split pattern, then bytes (0.33's own BPE reader, bpe_tokenizer.py, needs it)
+    split = {"type": "Split", "behavior": "Isolated", "invert": False, "pattern": {"Regex": LLAMA3_SPLIT}}
+    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [split, byte_level]}, "decoder": byte_level,
+           "post_processor": {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}}},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                     "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                     "vocab": {**{ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))},
+                               **{t["content"]: t["id"] for t in added}},   # (else transformers renumbers them)
+                     "merges": []}}
+    tmp = f"{out}.partial-{os.getpid()}"
+    os.makedirs(tmp, exist_ok=True)
+    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
+        json.dump(tok, f)
+    shutil.copy(cfg_path, os.path.join(tmp, "tokenizer_config.json"))
+    try:
+        os.replace(tmp, out)
+    except OSError:                 # another process made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _sky_llama_tokenizer():
+    import os
+
+    import comfy.text_encoders.hunyuan_video as hv
+    from . import _current
+
+    Orig = hv.LlamaTokenizerFast
+    if getattr(Orig, "_lockn_sky", False):
+        return
+
+    class LlamaTokenizerFast(Orig):
+        _lockn_sky = True
+
+        @classmethod
+        def from_pretrained(cls, path, *a, **kw):
+            if _current("llama_standin_tokenizer") and not os.path.isfile(os.path.join(str(path), "tokenizer.json")):
+                path = _standin_llama3_tokenizer(str(path))
+            return Orig.from_pretrained(path, *a, **kw)
+
+    LlamaTokenizerFast.__name__ = LlamaTokenizerFast.__qualname__ = Orig.__name__
+    hv.LlamaTokenizerFast = LlamaTokenizerFast
+
+
 def _sky_install():
     _sky_diffusion_loader()
     _sky_hy_vae()
+    _sky_llama_tokenizer()
 
 
 def install():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FAMILIES = ("flux2", "wan22", "ltx2", "ace15",
-            "encoders", "flux1", "sd35", "sdxl", "ltxv", "stable_audio", "wan21", "hunyuan15")   # issue 24
+            "encoders", "flux1", "sd35", "sdxl", "ltxv", "stable_audio", "wan21", "hunyuan15", "skyreels")   # issue 24
 SEED = 0
 _SOURCES = [*sorted(HERE.glob("*.py")), HERE.parent / "gguf_writer.py", HERE.parent / "kquants.py",
             *sorted((HERE.parent / "comfy_patches").glob("*.py")), HERE.parent / "comfy_boot.py"]

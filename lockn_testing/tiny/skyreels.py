@@ -1,10 +1,8 @@
 """Tiny SkyReels V1 I2V (HunyuanVideo 1.0 fine-tune with 32 input channels), as ComfyUI core loads it:
 
-NOT YET IN THE SET (tiny.FAMILIES) nor a catalog family: its text encoder's tokenizer is ComfyUI's bundled Llama 3
-tokenizer.json, which the ComfyUI snapshots of this machine lack (../shared/ENVIRONMENT.md: files of 4 MiB and more),
-so on 0.33 its DualCLIPLoader stops (FileNotFoundError) and on 0.20.1 transformers builds a degenerate tokenizer. The
-files and the graph were proven otherwise (2026-12-07: 5 frames at 64x64 on both versions, bf16, Q4_K_S, Q8_0, with a
-stand-in tokenizer on 0.33); docs/catalog_pending.toml has its public files.
+Its text encoder's tokenizer is ComfyUI's bundled Llama 3 tokenizer.json, which the ComfyUI copies of the test machines
+lack (../shared/ENVIRONMENT.md: files of 4 MiB and more are not written out); the tiny llava-llama3 file's marker asks
+for a stand-in where it is missing (lockn_testing.comfy_patches.video._sky_llama_tokenizer). Users' ComfyUI has it.
 
 supported_models.HunyuanVideoSkyreelsI2V / model_base.HunyuanVideoSkyreelsI2V (concat_keys ("concat_image",): the start
 image's latent, given by InstructPixToPixConditioning's concat_latent_image, is concatenated to the 16 noise channels).
@@ -112,7 +110,8 @@ def make_llama(seed: int) -> dict:
     m = init_state(llama.Llama2(dict(LLAMA), torch.float32, "cpu", comfy.ops.disable_weight_init), seed)
     with torch.no_grad():
         m.model.embed_tokens.weight.mul_(LLAMA["hidden_size"] ** 0.5)    # fan-in init leaves an embedding near zero
-    return with_marker(m.state_dict(), FAMILY, "text_encoder", {"model_config": {"llama": LLAMA}})
+    return with_marker(m.state_dict(), FAMILY, "text_encoder", {"model_config": {"llama": LLAMA},
+                                                                  "llama_standin_tokenizer": True})
 
 
 def make_vae(seed: int) -> dict:
