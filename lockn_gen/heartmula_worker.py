@@ -21,13 +21,11 @@ import os
 import sys
 import time
 
+from .workers import event_channel
+
 
 def main(fd: int) -> int:
-    out = os.fdopen(fd, "w", buffering=1)
-
-    def send(**event):
-        out.write(json.dumps(event) + "\n")
-        out.flush()
+    send = event_channel(fd)
 
     try:
         import numpy as np

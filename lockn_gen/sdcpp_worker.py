@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+from .workers import event_channel
+
 
 def _device(sdcpp) -> str:
     """Where the build computes: the name of its first GPU or accelerator backend (ggml's device registry), else "cpu"."""
@@ -41,11 +43,7 @@ def _device(sdcpp) -> str:
 
 
 def main(fd: int) -> int:
-    out = os.fdopen(fd, "w", buffering=1)
-
-    def send(**event):
-        out.write(json.dumps(event) + "\n")
-        out.flush()
+    send = event_channel(fd)
 
     try:
         import numpy as np

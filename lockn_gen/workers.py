@@ -22,6 +22,16 @@ from .preflight import LockNError
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def event_channel(fd: int):
+    """The worker's side: `send(**event)` writes one JSON line to the engine's file descriptor `fd`, at once."""
+    out = os.fdopen(fd, "w", buffering=1)
+
+    def send(**event):
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+    return send
+
+
 class Interrupted(Exception):
     """The run was stopped; the worker and what it held are gone."""
 

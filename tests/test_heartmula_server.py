@@ -11,7 +11,6 @@ random weights: lockn_testing/tiny/heartmula.py) in a worker process in HeartMuL
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -43,18 +42,7 @@ def _entries(srv) -> list[dict]:
 
 
 def _workers(srv) -> list[int]:
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == srv.proc.pid and b"lockn_gen.heartmula_worker" in cmd:
-            out.append(int(pid))
-    return out
+    return srv.children(b"lockn_gen.heartmula_worker")
 
 
 def _song(srv, res):

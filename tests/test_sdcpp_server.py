@@ -35,19 +35,7 @@ def _entries(srv) -> list[dict]:
 
 
 def _workers(srv) -> list[int]:
-    """Worker processes of this server (children running lockn_gen.sdcpp_worker)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == srv.proc.pid and b"lockn_gen.sdcpp_worker" in cmd:
-            out.append(int(pid))
-    return out
+    return srv.children(b"lockn_gen.sdcpp_worker")
 
 
 def _progress(res, node="1") -> list[tuple[int, int]]:

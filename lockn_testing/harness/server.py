@@ -82,6 +82,22 @@ class ComfyServer:
         # LOCKN_COMFY_EXTRA_ARGS: arguments for every test server (e.g. --disable-dynamic-vram on a GPU box)
         return cmd + list(self.extra_args) + os.environ.get("LOCKN_COMFY_EXTRA_ARGS", "").split()
 
+    def children(self, marker: bytes) -> list[int]:
+        """Process ids of this server's children whose command line contains `marker` (its worker processes:
+        b"lockn_gen.sdcpp_worker", b"lockn_gen.heartmula_worker")."""
+        out = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if self.proc is not None and ppid == self.proc.pid and marker in cmd:
+                out.append(int(pid))
+        return out
+
     # ---- life cycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> "ComfyServer":
         """Start the server; a port another process took between free_port() and the bind (parallel test
