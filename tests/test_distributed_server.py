@@ -142,7 +142,7 @@ def test_a_mixed_queue_reads_each_model_once(pool3, tmp_path):
                 read.setdefault(f, set()).add(name)
     # each model file read on one worker of the pool only (a second read there would be ComfyUI's own memory
     # management on a crowded test box, not the choice: the pool sent every job for it to that worker)
-    assert read and all(len(w) == 1 for w in read.values()), (read, said)
+    assert read and all(len(w) == 1 for w in read.values()), f"files read on both workers: {read}\n" + "\n".join(said)
     where = {r.label: r.server.split(" ")[0] for r in results}
     assert where["image1"] == where["image2"] != where["music1"] == where["music2"], where
     assert all(len(r.files) == 1 for r in results)
