@@ -29,12 +29,18 @@ WF = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server, tiny_models):
+def server(tiny_models, bad_models):
+    """A server of its own (the tiny set, the broken HeartMuLa folders of `bad_models`, the tiny sizes preloaded in
+    the worker): once, at the end of a 0.33 suite, the first song waited past its timeout on the shared session
+    server (2026-12-08, not seen alone nor in three other suites); kept apart until that is understood."""
     if not (tiny_models / "HeartMuLa").is_dir():
         from lockn_gen import heartmula
         pytest.fail(f"no tiny HeartMuLa set: {heartmula.worker_python()} has no heartlib; make HeartMuLa's environment "
                     f"with LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh (scripts/test.sh does)")
-    return comfy_server
+    from lockn_testing.harness.server import serving
+    with serving(tiny_models, extra_model_dirs=(str(bad_models),),
+                 env={"LOCKN_HEARTMULA_PRELOAD": "lockn_testing.tiny.heartmula"}) as srv:
+        yield srv
 
 
 def _entries(srv) -> list[dict]:
