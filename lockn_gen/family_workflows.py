@@ -409,24 +409,16 @@ def _video_workflow(family: str, build):
     return make
 
 
-def stable_audio_text_to_music():
-    g = C.Graph()
-    with g.stage(C.MUSIC, STAGE_TITLES["stable_audio"]):
-        dur = g.add("PrimitiveFloat", "Duration (s)", value=30.0)
-        g.face(dur, "value", "duration")
-        audio = stable_audio_music(g, [dur, 0])
-    g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/stable_audio", quality="V0")
-    return g
-
-
-def heartmula_text_to_music():
-    g = C.Graph()
-    with g.stage(C.MUSIC, STAGE_TITLES["heartmula"]):
-        dur = g.add("PrimitiveFloat", "Duration (s)", value=30.0)
-        g.face(dur, "value", "duration")
-        audio = heartmula_song(g, [dur, 0])
-    g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix="LockN/heartmula", quality="V0")
-    return g
+def _music_workflow(family: str, build):
+    def make():
+        g = C.Graph()
+        with g.stage(C.MUSIC, STAGE_TITLES[family]):
+            dur = g.add("PrimitiveFloat", "Duration (s)", value=30.0)
+            g.face(dur, "value", "duration")
+            audio = build(g, [dur, 0])
+        g.add("SaveAudioMP3", "Save MP3", audio=[audio, 0], filename_prefix=f"LockN/{family}", quality="V0")
+        return g
+    return make
 
 
 WORKFLOWS = {
@@ -437,8 +429,8 @@ WORKFLOWS = {
     "wan21_image_to_video": _video_workflow("wan21", wan21_video),
     "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
     "skyreels_image_to_video": _video_workflow("skyreels", skyreels_video),
-    "stable_audio_text_to_music": stable_audio_text_to_music,
-    "heartmula_text_to_music": heartmula_text_to_music,
+    "stable_audio_text_to_music": _music_workflow("stable_audio", stable_audio_music),
+    "heartmula_text_to_music": _music_workflow("heartmula", heartmula_song),
 }
 NOTES = {"heartmula_text_to_music": heartmula_notes}      # workflows whose models are not catalog presets
 # the families' template times on one H100 (public figures where known; else scaled, and said so)
