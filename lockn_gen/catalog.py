@@ -18,6 +18,7 @@ FORMATS = ("safetensors", "gguf")
 # What runs a preset: ComfyUI's own models (with ComfyUI-GGUF), or stable-diffusion.cpp (the LockN sd.cpp image node,
 # issue 27), which takes the Flux.2 diffusion model and VAE files ComfyUI uses but its text encoders as llama.cpp GGUFs.
 ENGINES = ("comfy", "sdcpp")
+TASKS = ("", "text_to_video")   # a family's task besides its mode's usual (Family.task)
 # ComfyUI model folders a catalog file may name.
 FOLDERS = ("diffusion_models", "unet", "checkpoints", "text_encoders", "clip", "vae",
            "latent_upscale_models", "loras", "upscale_models", "clip_vision")
@@ -127,6 +128,9 @@ class Family:
     status: str = ""                      # what works on which ComfyUI version, for the README's table
     description: str = ""                 # the loader node's description (the editor's node info)
     default_preset: str = ""              # the loader node's preset when it is added
+    # what its workflow starts from when that is not its mode's usual (image and music: a prompt; video: a start
+    # image): "text_to_video" (Wan2.1 T2V). No chain stage takes such a family: the planner ranks it apart.
+    task: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,9 +258,13 @@ def _parse(doc: dict, source: str, families: dict, files: dict, presets: dict, l
                                    inputs=tuple(f.get("inputs", ())), clip_type=f.get("clip_type", ""),
                                    text_encoders=tuple(f.get("text_encoders", ())), outputs=tuple(f.get("outputs", ())),
                                    checkpoint_clip=bool(f.get("checkpoint_clip", False)), status=f.get("status", ""),
-                                   description=f.get("description", ""), default_preset=f.get("default_preset", ""))
+                                   description=f.get("description", ""), default_preset=f.get("default_preset", ""),
+                                   task=f.get("task", ""))
         except KeyError as e:
             raise CatalogError(f"{source}: family {fid!r} lacks {e.args[0]!r}") from None
+        if families[fid].task not in TASKS:
+            raise CatalogError(f"{source}: family {fid!r}: task {families[fid].task!r} is not one of "
+                               f"{', '.join(repr(t) for t in TASKS)} (leave it out for its mode's usual)")
     for name, f in (doc.get("files") or {}).items():
         where = f"{source}: file {name!r}"
         try:

@@ -42,6 +42,7 @@ TINY.update({
     "wan21_image_to_video": _vid("Wan2.1", 5, "Wan2.1 seed and steps"),
     "hunyuan15_image_to_video": _vid("HunyuanVideo 1.5", 5, "HunyuanVideo 1.5 steps"),
     "skyreels_image_to_video": _vid("SkyReels", 5, "SkyReels seed and steps"),
+    "wan21_text_to_video": _vid("Wan2.1 T2V", 5, "Wan2.1 T2V seed and steps"),
     "stable_audio_text_to_music": ["Duration (s).value=2.0", "Stable Audio seed and steps.steps=2"],
     "heartmula_text_to_music": ["Duration (s).value=2.0", "HeartMuLa song.codec_steps=2"],   # codec: 10 steps -> 2
 })

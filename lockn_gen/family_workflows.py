@@ -160,6 +160,33 @@ def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512,
     return frames, n_len, n_fps
 
 
+# the official text_to_video_wan template's prompt (the chains' video prompt describes their start image)
+T2V_PROMPT = "a fox moving quickly in a beautiful winter scenery nature trees mountains daytime tracking camera"
+
+
+def wan21_t2v_video(g, preset="wan21-t2v-14b-q4_k_m", width=832, height=480, length=33, fps=16.0, seed=0, prompt=None,
+                    prefix="", title="Wan2.1 T2V"):
+    """Wan2.1 text to video as text_to_video_wan.json: UNETLoader, CLIPLoader (umt5, wan), VAELoader;
+    EmptyHunyuanLatentVideo 832 x 480 x 33, ModelSamplingSD3 shift 8, KSampler 30 steps cfg 6 uni_pc/simple, 16 fps.
+    No start image: the clip comes from the prompt alone."""
+    st, prompt = settings(preset), T2V_PROMPT if prompt is None else prompt
+    m = C._loader(g, "wan21_t2v", preset, f"{title} models")
+    n_len = g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=C.WAN_NEGATIVE, clip=[m, 1])
+    lat = g.add("EmptyHunyuanLatentVideo", f"{title} size", width=width, height=height, length=[n_len, 0], batch_size=1)
+    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
+    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[pos, 0], negative=[neg, 0],
+               latent_image=[lat, 0], denoise=1.0)
+    frames = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    _faces(g, prefix, [(pos, "text", "prompt"), (lat, "width", "width"), (lat, "height", "height"),
+                       (n_len, "value", "length"), (n_fps, "value", "fps"), (ks, "steps", "steps"), (ks, "seed", "seed"),
+                       (m, "preset", "preset"), (frames, 0, "frames"), (n_fps, 0, "fps")])
+    return frames, n_len, n_fps
+
+
 SKYREELS_NEGATIVE = ("Aerial view, aerial view, overexposed, low quality, deformation, a poor composition, bad hands, "
                      "bad teeth, bad eyes, bad limbs, distortion")
 
@@ -384,6 +411,7 @@ def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
 # ---- one workflow per family ------------------------------------------------------------------------------------
 STAGE_TITLES = {"flux1": "Image (Flux.1)", "sd35": "Image (SD3.5)", "sdxl": "Image (SDXL)", "ltxv": "Video (LTX-Video)",
                 "wan21": "Video (Wan2.1)", "hunyuan15": "Video (HunyuanVideo 1.5)", "skyreels": "Video (SkyReels V1)",
+                "wan21_t2v": "Video (Wan2.1 T2V)",
                 "stable_audio": "Music (Stable Audio Open)", "heartmula": "Music (HeartMuLa)"}
 
 
@@ -403,6 +431,17 @@ def _video_workflow(family: str, build):
         start = g.add("LoadImage", "Start image", image="lockn_start.png")
         with g.stage(C.VIDEO, STAGE_TITLES[family]):
             frames, _, n_fps = build(g, [start, 0])
+            vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
+        g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix=f"LockN/{family}", format="mp4", codec="h264")
+        return g
+    return make
+
+
+def _text_to_video_workflow(family: str, build):
+    def make():
+        g = C.Graph()
+        with g.stage(C.VIDEO, STAGE_TITLES[family]):
+            frames, _, n_fps = build(g)
             vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
         g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix=f"LockN/{family}", format="mp4", codec="h264")
         return g
@@ -429,6 +468,7 @@ WORKFLOWS = {
     "wan21_image_to_video": _video_workflow("wan21", wan21_video),
     "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
     "skyreels_image_to_video": _video_workflow("skyreels", skyreels_video),
+    "wan21_text_to_video": _text_to_video_workflow("wan21_t2v", wan21_t2v_video),
     "stable_audio_text_to_music": _music_workflow("stable_audio", stable_audio_music),
     "heartmula_text_to_music": _music_workflow("heartmula", heartmula_song),
 }
@@ -440,6 +480,7 @@ TIME_ESTIMATES = {
     "sdxl": "~4 s: 1024 x 1024, 25 steps (estimate)",
     "ltxv": "~5-20 s: 768 x 512 x 97 (estimate)",
     "wan21": "~2-5 min: 512 x 512 x 33, 20 steps (estimate from Wan2.2's public 480p figure)",
+    "wan21_t2v": "~3-6 min: 832 x 480 x 33, 30 steps (14B; the 1.3B ~10x faster; estimate from Wan2.2's public 480p figure)",
     "hunyuan15": "~3-6 min: 1280 x 720 x 121, 20 steps (estimate)",
     "skyreels": "~6-8 min: 960 x 544 x 97, 30 steps with CFG (estimate from Wan2.2's public 480p figure)",
     "stable_audio": "~10 s: 47 s of audio, 50 steps (estimate)",

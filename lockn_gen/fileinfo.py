@@ -213,7 +213,7 @@ class Identity:
 
 UNKNOWN = Identity("", "", "a file LockN Gen does not recognise")
 # families whose text encoders include a T5 (t5xxl, t5-base, umt5, byT5): one kind of file to the header check
-T5_FAMILIES = ("wan21", "flux1", "sd35", "ltxv", "stable_audio", "hunyuan15")
+T5_FAMILIES = ("wan21", "wan21_t2v", "flux1", "sd35", "ltxv", "stable_audio", "hunyuan15")
 _PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.")
 
 
@@ -263,12 +263,13 @@ def identify(info: FileInfo) -> Identity:
         if any(x.startswith("img_emb.") for x in k):
             return Identity("wan21", "diffusion_model", "a Wan2.1 image-to-video diffusion model (with CLIP vision input)")
         kind = {36: "image-to-video (A14B expert)", 16: "text-to-video", 48: "TI2V 5B"}.get(cin, "video")
-        return Identity("wan22", "diffusion_model", f"a Wan {kind} diffusion model", also=("wan21",) if cin == 16 else ())
+        return Identity("wan22", "diffusion_model", f"a Wan {kind} diffusion model",
+                        also=("wan21_t2v",) if cin == 16 else ())
     if "decoder.layers.0.self_attn.q_proj.weight" in k and "decoder.condition_embedder.weight" in k or arch == "ace":
         return Identity("ace15", "diffusion_model", "an ACE-Step 1.5 diffusion model")
     # VAEs
     if "decoder.head.0.gamma" in keys or "decoder.head.0.gamma" in k:
-        return Identity("wan22", "vae", "a Wan VAE", also=("wan21",))
+        return Identity("wan22", "vae", "a Wan VAE", also=("wan21", "wan21_t2v"))
     if "bn.running_mean" in keys and "decoder.conv_in.weight" in keys:
         return Identity("flux2", "vae", "a Flux.2 VAE")
     conv_in = info.tensors.get("decoder.conv_in.weight")

@@ -22,6 +22,7 @@ recently used (see cycle_steps).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sys
@@ -87,6 +88,9 @@ FAMILY_ESTIMATES = {
                                "(13B at 960x544x97 against 14B at 480p x 81)"),
     "wan21": FamilyEstimate(1.0, 4.0, 4.0, 3.0, 14.0, 10.0, 5,
                             "Wan2.1/2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe, scaled to 512x512x33"),
+    # text to video: ranked apart from the chains' image-to-video families (choose_others)
+    "wan21_t2v": FamilyEstimate(1.0, 5.0, 5.0, 4.6, 14.0, 10.0, 5,
+                                "Wan2.1/2.2 14B I2V 480p, 30 steps: ~5 min on an H100 PCIe, scaled to 832x480x33"),
     "ltx2": FamilyEstimate(1.5, 4.0, 4.0, 1.63, 19.0, 6.0, 3,
                            "LTX-2 I2V one stage 768x512x121, 40 steps: 65.1 s on an H100 NVL"),
     "ltxv": FamilyEstimate(0.5, 2.0, 2.0, 0.14, 2.0, 2.0, 1,
@@ -220,6 +224,7 @@ class Plan:
     notes: list[str]
     first_cycle_disk_bytes: int = 0      # from a cold start every file is read from disk once
     first_cycle_disk_s: float = 0.0
+    others: list[Choice] = field(default_factory=list)   # families with a task of their own (not a chain stage)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -320,8 +325,8 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
     budget, out = machine.budget_gb, []
     for mode in modes:
         cands = [preset_plan(catalog, p.id, machine) for p in sorted(catalog.presets.values(), key=lambda p: p.id)
-                 if catalog.families[p.family].mode == mode and p.engine == "comfy" and p.standalone
-                 and all(f.repo for f in catalog.preset_files(p.id).values())]
+                 if catalog.families[p.family].mode == mode and not catalog.families[p.family].task
+                 and p.engine == "comfy" and p.standalone and all(f.repo for f in catalog.preset_files(p.id).values())]
         fits = [c for c in cands if affordable(c, max_slowdown)]
         runnable = [c for c in cands if c.est_run_s is not None]
         if not runnable:
@@ -364,6 +369,21 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
         out.append(Choice(mode, best.id, reason))
     return out
 
+
+
+def choose_others(catalog, machine: Machine | None = None, target: str = "quality",
+                  max_slowdown: float = MAX_SLOWDOWN) -> list[Choice]:
+    """For each task that no chain stage takes (Family.task: text to video), the preset choose_presets would take
+    among its families; Choice.mode names the task ("text_to_video")."""
+    out = []
+    for task in sorted({f.task for f in catalog.families.values() if f.task}):
+        fams = {k: f for k, f in catalog.families.items() if f.task == task}
+        sub = catalog_mod.Catalog({k: dataclasses.replace(f, task="") for k, f in fams.items()}, catalog.files,
+                                  {k: p for k, p in catalog.presets.items() if p.family in fams}, catalog.loras)
+        for mode in dict.fromkeys(f.mode for f in fams.values()):
+            (c,) = choose_presets(sub, machine, target, (mode,), max_slowdown)
+            out.append(Choice(task, c.preset, c.reason.replace(f"no {mode} preset", f"no {task.replace('_', ' ')} preset")))
+    return out
 
 
 def stage_models(catalog, machine: Machine, stages: dict, target: str = "quality",
@@ -577,8 +597,10 @@ def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None =
     machine = machine or Machine()
     _check_machine(machine)
     choices: list[Choice] = []
+    also: list[Choice] = []
     if not preset_ids:
         choices = choose_presets(catalog, machine, target or "quality", modes, max_slowdown)
+        also = choose_others(catalog, machine, target or "quality", max_slowdown)
         preset_ids = [c.preset for c in choices if c.preset]
     else:
         target = None
@@ -649,7 +671,7 @@ def plan(catalog, preset_ids: list[str] | None = None, machine: Machine | None =
                 all_at_once_bytes=all_at_once, ram_needed_bytes=ram_needed, ram_fits=not disk,
                 disk_files=sorted(disk), switches=switches, cycle_s=round(sum(s.seconds for s in switches), 3),
                 notes=notes, first_cycle_disk_bytes=first_disk,
-                first_cycle_disk_s=round(first_disk / (machine.disk_gbps * GB), 3))
+                first_cycle_disk_s=round(first_disk / (machine.disk_gbps * GB), 3), others=also)
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -673,6 +695,9 @@ def format_plan(p: Plan) -> str:
     lines += _table(rows)
     if p.choices:
         lines += ["", "Chosen:"] + [f"  {c.mode}: {c.preset or '(none)'}: {c.reason}" for c in p.choices]
+    if p.others:
+        lines += ["", "Also ranked, not a chain stage (no start image; the modes' cycle above leaves them out):"] + [
+            f"  {c.mode.replace('_', ' ')}: {c.preset or '(none)'}: {c.reason}" for c in p.others]
     lines += ["", "On the GPU all cycle: " + (", ".join(p.gpu_resident) or "(nothing)"),
               "Swap through RAM: " + (", ".join(p.swapped) or "(nothing)")
               + ("  -- everything fits at once" if p.all_fit else ""),

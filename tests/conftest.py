@@ -164,7 +164,7 @@ def _broken_heartmula(tiny_models, root):
 # the families of issue 24: each gets a preset whose main file is an interrupted download ("broken-FAMILY") and
 # one whose main file was never downloaded ("missing-FAMILY"), in a catalog beside the broken files (the session
 # server reads it: LOCKN_GEN_CATALOG)
-NEW_FAMILIES = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "hunyuan15", "skyreels", "stable_audio")
+NEW_FAMILIES = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "wan21_t2v", "hunyuan15", "skyreels", "stable_audio")
 
 
 def _broken_family_files(tiny_models, root):

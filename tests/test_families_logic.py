@@ -12,7 +12,7 @@ from lockn_gen.demo_sets import TINY
 from lockn_gen.family_workflows import STAGE_CHOICES, WORKFLOWS
 from tests.test_catalog_fileinfo import _safetensors
 
-NEW = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "hunyuan15", "skyreels", "stable_audio")
+NEW = ("flux1", "sd35", "sdxl", "ltxv", "wan21", "wan21_t2v", "hunyuan15", "skyreels", "stable_audio")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_identity_of_the_new_families(tmp_path, tensors, family, role):
 
 def test_shared_files_pass_for_every_family_that_uses_them_and_look_alikes_do_not(tmp_path):
     t5 = fileinfo.read_header(str(_safetensors(tmp_path / "t5.safetensors", {"encoder.block.0.layer.0.SelfAttention.q.weight": ("F16", (2, 2))})))
-    for fam in ("wan22", "wan21", "flux1", "sd35", "ltxv", "stable_audio", "hunyuan15"):
+    for fam in ("wan22", "wan21", "wan21_t2v", "flux1", "sd35", "ltxv", "stable_audio", "hunyuan15"):
         fileinfo.check_identity(t5, fam, "text_encoder")
     with pytest.raises(fileinfo.FileProblem, match="umt5/T5"):
         fileinfo.check_identity(t5, "ace15", "text_encoder")
@@ -81,6 +81,36 @@ def test_shared_files_pass_for_every_family_that_uses_them_and_look_alikes_do_no
         "double_blocks.0.img_attn.qkv.weight": ("F16", (3, 3))})))
     with pytest.raises(fileinfo.FileProblem, match="HunyuanVideo 1.5 diffusion model"):
         fileinfo.check_identity(hy, "flux1", "diffusion_model")         # Flux-like key names, not a Flux.1 model
+
+
+def test_wan21_text_and_image_models_are_told_apart(tmp_path):
+    """A T2V file (in_dim 16, no image embedding) is taken by the Wan2.1 T2V loader and refused by the I2V one, and
+    the other way round: each would fail inside ComfyUI's sampler, after everything was loaded."""
+    def wan(name, cin, img):
+        tensors = {"patch_embedding.weight": ("F16", (8, cin, 1, 2, 2)), "blocks.0.self_attn.q.weight": ("F16", (8, 8))}
+        if img:
+            tensors["img_emb.proj.0.weight"] = ("F16", (2,))
+        return fileinfo.read_header(str(_safetensors(tmp_path / name, tensors)))
+    t2v, i2v = wan("t2v.safetensors", 16, False), wan("i2v.safetensors", 36, True)
+    assert fileinfo.check_identity(t2v, "wan21_t2v", "diffusion_model").detail == "a Wan text-to-video diffusion model"
+    with pytest.raises(fileinfo.FileProblem, match="text-to-video diffusion model .* of a Wan2.1 model"):
+        fileinfo.check_identity(t2v, "wan21", "diffusion_model", "Wan2.1")
+    with pytest.raises(fileinfo.FileProblem, match="Wan2.1 image-to-video diffusion model .* of a Wan2.1 T2V model"):
+        fileinfo.check_identity(i2v, "wan21_t2v", "diffusion_model", "Wan2.1 T2V")
+
+
+def test_a_family_with_a_task_of_its_own_is_no_chain_stage(cat, tmp_path):
+    """Wan2.1 T2V makes video from the prompt alone: no chain's video stage (they start from the chain's image) offers
+    it, and its workflow has no start image."""
+    assert cat.families["wan21_t2v"].task == "text_to_video" and cat.families["wan21_t2v"].mode == "video"
+    assert all("wan21_t2v" not in fams for fams in STAGE_CHOICES.values())
+    g = chains.WORKFLOWS["wan21_text_to_video"]()
+    kinds = {n["class_type"] for n in g.nodes.values()}
+    assert "LoadImage" not in kinds and {"LockNWan21T2VLoader", "EmptyHunyuanLatentVideo", "SaveVideo"} <= kinds
+    user = tmp_path / "x.toml"
+    user.write_text('[families.x]\ndisplay_name = "X"\nmode = "video"\nroles = ["vae"]\ntask = "image_to_text"\n')
+    with pytest.raises(catalog.CatalogError, match=f"{user}: family 'x': task 'image_to_text' is not one of"):
+        catalog.load([user], include_env=False)
 
 
 @pytest.mark.parametrize("asked", ["heartmula-3b", "HeartMuLa", "cogvideox-5b-i2v"])

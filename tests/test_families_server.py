@@ -27,6 +27,7 @@ FAMILIES = {
     "wan21": ("wan21_image_to_video", "video"),
     "hunyuan15": ("hunyuan15_image_to_video", "video"),
     "skyreels": ("skyreels_image_to_video", "video"),
+    "wan21_t2v": ("wan21_text_to_video", "video"),
     "stable_audio": ("stable_audio_text_to_music", "audio"),
 }
 
@@ -81,6 +82,7 @@ def _check_output(kind, files, sets, family=""):
 SEEDS = {"flux1": "Flux.1 seed and steps.seed", "sd35": "SD3.5 seed and steps.seed", "sdxl": "SDXL seed and steps.seed",
          "ltxv": "LTX-Video seed.noise_seed", "wan21": "Wan2.1 seed and steps.seed",
          "hunyuan15": "HunyuanVideo 1.5 seed.noise_seed", "skyreels": "SkyReels seed and steps.seed",
+         "wan21_t2v": "Wan2.1 T2V seed and steps.seed",
          "stable_audio": "Stable Audio seed and steps.seed"}
 
 
