@@ -136,9 +136,37 @@ def _weights(folder: str) -> list[str]:
     return [os.path.join(folder, "model.safetensors")]
 
 
+def _signature(root: str, model: str) -> tuple:
+    """What a set's check depends on, by stat only: name, size and mtime of the files at the top of `root` and in
+    the model's and the codec's folders (a replaced, grown or cut file changes it)."""
+    sig = []
+    for d in (root, os.path.join(root, model), os.path.join(root, CODEC)):
+        try:
+            with os.scandir(d) as it:
+                sig += sorted((e.path, st.st_size, st.st_mtime_ns) for e in it if e.is_file()
+                              for st in (e.stat(),))
+        except OSError:
+            sig.append((d, None))
+    return tuple(sig)
+
+
+_CHECKED: dict = {}       # (root, model) -> (signature, Layout) of the last set that passed
+
+
 def check(root: str, model: str = MODELS[0]) -> Layout:
     """Every piece of one HeartMuLa set, read before anything is loaded; a LockNError names each missing or broken
-    piece, where it was looked for and how to get it."""
+    piece, where it was looked for and how to get it. A set that passed is not read again while its files are
+    unchanged (ComfyUI asks for the node's fingerprint on every prompt; tokenizer.json alone is 9 MB of JSON)."""
+    sig = _signature(root, model)
+    hit = _CHECKED.get((root, model))
+    if hit and hit[0] == sig:
+        return hit[1]
+    lay = _check(root, model)
+    _CHECKED[(root, model)] = (sig, lay)
+    return lay
+
+
+def _check(root: str, model: str) -> Layout:
     lay = Layout(root, os.path.join(root, model), os.path.join(root, CODEC), os.path.join(root, "tokenizer.json"),
                  os.path.join(root, "gen_config.json"))
     missing, broken, weights = [], [], []

@@ -88,6 +88,7 @@ class LoadSpec:
     files: tuple         # ((folder, full path), ...)
     options: tuple = ()  # ((key, value), ...) sorted
     mode: str = "image"  # the family's mode (catalog): image | video | music
+    label: str = ""      # what the residency report calls it, where its file names would not say (HeartMuLa's shards)
 
     def option(self, key, default=None):
         return dict(self.options).get(key, default)
@@ -98,7 +99,7 @@ class LoadSpec:
 
     @property
     def display_name(self) -> str:
-        return " + ".join(os.path.basename(p) for p in self.paths)
+        return self.label or " + ".join(os.path.basename(p) for p in self.paths)
 
     def identity(self) -> tuple:
         """Same model = same files (resolved path, size, mtime) and the same load options."""

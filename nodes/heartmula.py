@@ -52,7 +52,8 @@ def layout(model: str) -> hm.Layout:
 def spec_for(lay: hm.Layout, dtype: str) -> cm.LoadSpec:
     """The registry's unit: the model's and the codec's weight files together (what the worker holds)."""
     return cm.LoadSpec(kind="heartmula_worker", family="heartmula", role="heartmula",
-                       files=tuple((hm.FOLDER_KEY, p) for p in lay.weights), options=(("dtype", dtype),), mode="music")
+                       files=tuple((hm.FOLDER_KEY, p) for p in lay.weights), options=(("dtype", dtype),), mode="music",
+                       label=f"{os.path.basename(lay.model)} + {os.path.basename(lay.codec)}")
 
 
 def _engine(lay: hm.Layout, dtype: str) -> hm.Engine:

@@ -82,3 +82,18 @@ def test_the_worker_python_and_the_install_message(monkeypatch, tmp_path):
     assert "LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh" in msg and str(tmp_path / "venv") in msg
     monkeypatch.setenv("LOCKN_HEARTMULA_PYTHON", "/opt/hm/bin/python")
     assert hm.worker_python() == "/opt/hm/bin/python"
+
+
+def test_a_set_that_passed_is_not_read_again_until_a_file_changes(root, monkeypatch):
+    """ComfyUI asks for the node's fingerprint on every prompt: an unchanged set is not parsed again, but a file
+    cut or replaced since is (by size and mtime), and refused."""
+    reads = []
+    real = hm.fileinfo.read_safetensors_header
+    monkeypatch.setattr(hm.fileinfo, "read_safetensors_header", lambda p: reads.append(p) or real(p))
+    first = hm.check(str(root))
+    assert len(reads) == 3
+    assert hm.check(str(root)) == first and len(reads) == 3                    # nothing read the second time
+    shard = root / "HeartMuLa-oss-3B" / "model-00002-of-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:20])                                 # cut, as a failed download leaves it
+    msg = _refused(root)
+    assert "model-00002-of-00002.safetensors" in msg and len(reads) == 6

@@ -67,6 +67,7 @@ def test_songs_from_a_resident_model_and_free(server, tmp_path):
     assert prog and prog[-1][0] == prog[-1][1] == 2.0 / 0.08 + 2                 # one step a frame, and the codec
     [e] = _entries(srv)
     assert e["family"] == "heartmula" and e["mode"] == "music" and e["loads_from_disk"] == 1
+    assert e["name"] == "HeartMuLa-oss-3B + HeartCodec-oss"          # its folders, not its weight shards' names
     assert e["tier"] != "dropped" and e["bytes"] > 50 * 2**20 and e["device"] == "cpu"
     assert len(_workers(srv)) == 1
     # another seed: another song, from the same worker (nothing read again)
