@@ -338,11 +338,14 @@ def heartmula_notes(g) -> list[tuple[str, str]]:
     files += [f"    {c}" for c in hm.download_commands(root)]
     files += ["", "| folder | repository | size |", "|---|---|---|",
               f"| {root}/ (tokenizer.json, gen_config.json) | [{hm.REPOS['']}](https://huggingface.co/{hm.REPOS['']}) | ~9 MB |",
-              f"| {root}/HeartMuLa-oss-3B | [{hm.REPOS['HeartMuLa-oss-3B']}](https://huggingface.co/{hm.REPOS['HeartMuLa-oss-3B']}) | not confirmed (a public conversion of these weights is 15.75 GB) |",
-              f"| {root}/HeartCodec-oss | [{hm.REPOS[hm.CODEC]}](https://huggingface.co/{hm.REPOS[hm.CODEC]}) | not confirmed |"]
+              f"| {root}/HeartMuLa-oss-3B | [{hm.REPOS['HeartMuLa-oss-3B']}](https://huggingface.co/{hm.REPOS['HeartMuLa-oss-3B']}) | ~{hm.PARAMS['HeartMuLa-oss-3B'] * 4 / 1e9:.2f} GB |",
+              f"| {root}/HeartCodec-oss | [{hm.REPOS[hm.CODEC]}](https://huggingface.co/{hm.REPOS[hm.CODEC]}) | ~{hm.PARAMS[hm.CODEC] * 4 / 1e9:.1f} GB |",
+              "", "Sizes: float32 weights of the parameters heartlib's own configurations build (not confirmed on the "
+              "hub; the model's matches a public conversion, 15.75 GB)."]
+    gpu = (hm.GPU_BYTES + hm.WORKING_BYTES) / 1e9
     time = ["## Time and memory", "", "| stage | model files | GPU memory (estimate) | time on one H100 (estimate) |",
-            "|---|---|---|---|", f"| Music | ~16 GB + the codec (not confirmed) | not measured (model bfloat16, codec float32) | "
-            f"{TIME_ESTIMATES['heartmula']} |",
+            "|---|---|---|---|", f"| Music | ~{(hm.PARAMS['HeartMuLa-oss-3B'] + hm.PARAMS[hm.CODEC]) * 4 / 1e9:.1f} GB | "
+            f"~{gpu:.0f} GB (model bfloat16, codec float32, both loaded) | {TIME_ESTIMATES['heartmula']} |",
             "", "The model stays loaded in its worker between runs and counts against LockN's budgets like any model; "
             "`/free` or an eviction ends the worker. No step cache: HeartMuLa samples frame by frame, not by steps."]
     return [("Start here", start), ("Model files", "\n".join(files)), ("Time and memory", "\n".join(time))]

@@ -44,6 +44,15 @@ REPOS = {"": "HeartMuLa/HeartMuLaGen", "HeartMuLa-oss-3B": "HeartMuLa/HeartMuLa-
 SAMPLE_RATE = 48000                           # HeartCodec's output: 48 kHz stereo
 FRAME_SECONDS = 0.08                          # one generated frame of 8 codebooks (12.5 Hz)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Parameters, counted from heartlib's own configurations at HEARTLIB_COMMIT (its classes built on the meta device:
+# HeartMuLaConfig() = llama-3B backbone + llama-300M decoder, HeartCodecConfig()); the published weights are float32
+# (3.94e9 x 4 B = 15.75 GB, the byte count of a public conversion of HeartMuLa-oss-3B: 15,752,483,328). Sizes on
+# the hub are not confirmed. On a GPU LockN's worker holds both at once (heartlib's lazy_load off): the model in
+# bfloat16, the codec in float32, as heartlib runs them.
+PARAMS = {"HeartMuLa-oss-3B": 3_938_113_536, CODEC: 1_655_308_877}
+GPU_BYTES = PARAMS["HeartMuLa-oss-3B"] * 2 + PARAMS[CODEC] * 4
+WORKING_BYTES = 1_500_000_000                 # ESTIMATE: KV cache of a 4-minute song with CFG, codec activations
+REAL_TIME_FACTOR = 1.0                        # heartlib's README: about real time on a GPU (not measured here)
 
 INSTALL = ("HeartMuLa runs in a Python environment of its own (heartlib would change ComfyUI's numpy and transformers), "
            "and {python} has no working heartlib. Make it with the pack's set-up: LOCKN_SETUP_HEARTMULA=1 bash "

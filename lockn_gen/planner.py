@@ -371,10 +371,30 @@ def choose_presets(catalog, machine: Machine | None = None, target: str = "quali
 
 
 
+OTHER_TASKS = {"text_to_video": "text to video", "songs_in_many_languages": "songs in many languages (HeartMuLa)"}
+
+
+def heartmula_choice(machine: Machine, song_s: float = 30.0) -> Choice:
+    """HeartMuLa 3B, the plan's music model "only if multilingual lyrics are critical": not a catalog preset (its own
+    node and Python), one stage (LockN's worker holds the model and its codec together). ESTIMATES from its parameter
+    counts (lockn_gen/heartmula.py) and heartlib's real-time factor."""
+    from . import heartmula as hm
+    need = hm.GPU_BYTES + hm.WORKING_BYTES
+    sizes = (f"model {_gb(hm.PARAMS['HeartMuLa-oss-3B'] * 2)} GB (bfloat16) + codec {_gb(hm.PARAMS[hm.CODEC] * 4)} GB "
+             f"(float32) + ~{_gb(hm.WORKING_BYTES)} GB working = {_gb(need)} GB")
+    if need > machine.budget_bytes:
+        return Choice("songs_in_many_languages", None, f"needs {sizes} on the GPU, the budget is "
+                      f"{machine.budget_gb:.1f} GB (its worker holds model and codec together; on the CPU it runs, slowly)")
+    return Choice("songs_in_many_languages", "heartmula-3b",
+                  f"fits: {sizes} of {machine.budget_gb:.1f} GB; est {song_s * hm.REAL_TIME_FACTOR:.0f} s for a "
+                  f"{song_s:.0f} s song (heartlib's README: about real time); the HeartMuLa Music node, not a catalog preset")
+
+
 def choose_others(catalog, machine: Machine | None = None, target: str = "quality",
                   max_slowdown: float = MAX_SLOWDOWN) -> list[Choice]:
-    """For each task that no chain stage takes (Family.task: text to video), the preset choose_presets would take
-    among its families; Choice.mode names the task ("text_to_video")."""
+    """For each task that no chain stage takes, what fits: the preset choose_presets would take among the families
+    of a catalog task (Family.task: text to video), and HeartMuLa for songs in many languages. Choice.mode names the
+    task (OTHER_TASKS)."""
     out = []
     for task in sorted({f.task for f in catalog.families.values() if f.task}):
         fams = {k: f for k, f in catalog.families.items() if f.task == task}
@@ -382,8 +402,8 @@ def choose_others(catalog, machine: Machine | None = None, target: str = "qualit
                                   {k: p for k, p in catalog.presets.items() if p.family in fams}, catalog.loras)
         for mode in dict.fromkeys(f.mode for f in fams.values()):
             (c,) = choose_presets(sub, machine, target, (mode,), max_slowdown)
-            out.append(Choice(task, c.preset, c.reason.replace(f"no {mode} preset", f"no {task.replace('_', ' ')} preset")))
-    return out
+            out.append(Choice(task, c.preset, c.reason.replace(f"no {mode} preset", f"no {OTHER_TASKS[task]} preset")))
+    return out + [heartmula_choice(machine or Machine())]
 
 
 def stage_models(catalog, machine: Machine, stages: dict, target: str = "quality",
@@ -696,8 +716,8 @@ def format_plan(p: Plan) -> str:
     if p.choices:
         lines += ["", "Chosen:"] + [f"  {c.mode}: {c.preset or '(none)'}: {c.reason}" for c in p.choices]
     if p.others:
-        lines += ["", "Also ranked, not a chain stage (no start image; the modes' cycle above leaves them out):"] + [
-            f"  {c.mode.replace('_', ' ')}: {c.preset or '(none)'}: {c.reason}" for c in p.others]
+        lines += ["", "Also ranked, not a chain stage (the modes' cycle above leaves them out):"] + [
+            f"  {OTHER_TASKS.get(c.mode, c.mode)}: {c.preset or '(none)'}: {c.reason}" for c in p.others]
     lines += ["", "On the GPU all cycle: " + (", ".join(p.gpu_resident) or "(nothing)"),
               "Swap through RAM: " + (", ".join(p.swapped) or "(nothing)")
               + ("  -- everything fits at once" if p.all_fit else ""),

@@ -432,25 +432,28 @@ def test_the_cycle_step_by_step_with_pins_and_priorities_is_the_registrys(cat):
         assert any(st.cycling for st in steps) and any(st.switch.evictions for st in steps if st.cycling)
 
 
-@pytest.mark.parametrize("budget,image,video,music,t2v", [
-    (40, "flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-xl-turbo", "wan21-t2v-14b-fp16"),
-    (19, "flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-xl-turbo", "wan21-t2v-14b-q4_k_m"),
-    (14, "flux2-klein-4b", "skyreels-i2v-q4_k_s", "ace15-xl-turbo", "wan21-t2v-1.3b-fp16"),   # no 14B, HunyuanVideo or LTX-2 fits; staged
-    (5, "flux2-klein-4b-fp8", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0", None),
-    (3, "flux1-schnell-q4_k_s", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0", None),
+@pytest.mark.parametrize("budget,image,video,music,t2v,songs", [
+    (40, "flux2-dev-q8_0", "wan22-i2v-a14b-q8_0", "ace15-xl-turbo", "wan21-t2v-14b-fp16", "heartmula-3b"),
+    (19, "flux2-klein-4b", "wan22-i2v-a14b-q4_k_m", "ace15-xl-turbo", "wan21-t2v-14b-q4_k_m", "heartmula-3b"),
+    (14, "flux2-klein-4b", "skyreels-i2v-q4_k_s", "ace15-xl-turbo", "wan21-t2v-1.3b-fp16", None),   # no 14B, HunyuanVideo or LTX-2 fits; staged
+    (5, "flux2-klein-4b-fp8", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0", None, None),
+    (3, "flux1-schnell-q4_k_s", "ltxv-2b-0.9.8-distilled-fp8", "stable-audio-open-1.0", None, None),
 ])
-def test_quality_across_all_families_follows_the_budget(cat, budget, image, video, music, t2v):
+def test_quality_across_all_families_follows_the_budget(cat, budget, image, video, music, t2v, songs):
     """The README's table of what the planner takes per GPU budget (quality, no streaming): the best family that
     fits, the plan's order as the prior (Wan2.2 > HunyuanVideo 1.5 > Wan2.1 > SkyReels > LTX-2 > LTX-Video; Flux.2 > Flux.1 >
     SD3.5 > SDXL; ACE-Step 1.5 > Stable Audio Open), the smaller files of a family as the budget shrinks. Text to video
-    (Wan2.1 T2V) is ranked apart: the chains' video stage starts from their image, so it never takes it."""
+    (Wan2.1 T2V) is ranked apart: the chains' video stage starts from their image, so it never takes it; so is
+    HeartMuLa, for songs in many languages (its own node; model and codec on the GPU together, ~16 GB)."""
     m = Machine(gpu_gb=budget + 2, used_gb=0, reserve_gb=2, ram_gb=256)
     c = by_mode(choose_presets(cat, m, "quality", max_slowdown=1.0))
     assert (c["image"].preset, c["video"].preset, c["music"].preset) == (image, video, music)
-    (other,) = planner.choose_others(cat, m, "quality", max_slowdown=1.0)
-    assert (other.mode, other.preset) == ("text_to_video", t2v)
+    other = by_mode(planner.choose_others(cat, m, "quality", max_slowdown=1.0))
+    assert (other["text_to_video"].preset, other["songs_in_many_languages"].preset) == (t2v, songs)
     if t2v is None:
-        assert other.reason == f"no text to video preset can run in a {budget:.1f} GB budget"
+        assert other["text_to_video"].reason == f"no text to video preset can run in a {budget:.1f} GB budget"
+    if songs is None:
+        assert f"= 16.0 GB on the GPU, the budget is {budget:.1f} GB" in other["songs_in_many_languages"].reason
 
 
 def test_text_to_video_is_listed_apart_and_left_out_of_the_cycle(cat):
@@ -458,9 +461,10 @@ def test_text_to_video_is_listed_apart_and_left_out_of_the_cycle(cat):
     for target in ("quality", "speed"):
         p = plan(cat, machine=m, target=target)
         assert not any(pp.family == "wan21_t2v" for pp in p.presets)           # not in the modes' cycle
-        assert [c.mode for c in p.others] == ["text_to_video"] and p.others[0].preset.startswith("wan21-t2v-")
-        text = format_plan(p)
-        assert f"text to video: {p.others[0].preset}: " in text.split("Also ranked, not a chain stage")[1]
+        assert [c.mode for c in p.others] == ["text_to_video", "songs_in_many_languages"]
+        assert p.others[0].preset.startswith("wan21-t2v-") and p.others[1].preset == "heartmula-3b"
+        text = format_plan(p).split("Also ranked, not a chain stage")[1]
+        assert f"text to video: {p.others[0].preset}: " in text and "songs in many languages (HeartMuLa): heartmula-3b: fits" in text
         assert p.to_dict()["others"][0]["preset"] == p.others[0].preset
     assert plan(cat, machine=m, target="speed").others[0].preset == "wan21-t2v-1.3b-fp16"   # 1.3B: the fastest
     assert plan(cat, ["wan21-t2v-14b-q4_k_m"], machine=m).others == []        # asked presets: planned as given
