@@ -175,8 +175,11 @@ class LockNPresetPlanner(io.ComfyNode):
         cat = get_catalog()
         picks = planner.pick_paths(cat, machine, target)
         models = planner.stage_models(cat, machine, STAGE_MODELS, target)
+        others = planner.choose_others(cat, machine, "speed" if target == "speed" else "quality")
         text = picks["text"] + "\nthe chains' stages: " + "; ".join(
             f"{mode}: {fam} ({pid}: {why})" for mode, (fam, pid, why) in models.items())
+        text += "\nalso ranked, not a chain stage: " + "; ".join(
+            f"{planner.OTHER_TASKS[c.mode]}: {c.preset or '(none)'} ({c.reason})" for c in others)
         return io.NodeOutput(picks["path"], picks["flux2"], picks["wan22"], picks["ltx2"], picks["ace15"], text,
                              *(models[mode][0] for mode in STAGE_MODELS), ui=ui.PreviewText(text))
 

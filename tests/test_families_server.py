@@ -181,8 +181,10 @@ def test_missing_and_broken_files_are_named_with_the_pull_command(comfy_server, 
 
 
 # ---- the planner picks the stages' models from the budget --------------------------------------------------------
-@pytest.mark.parametrize("budget,models", [(40, ("flux2", "wan22", "ace15")), (3, ("flux1", "ltxv", "ace15"))])
-def test_the_preset_planner_node_picks_the_stages_models_from_the_budget(comfy_server, budget, models):
+@pytest.mark.parametrize("budget,models,others", [
+    (40, ("flux2", "wan22", "ace15"), "text to video: wan21-t2v-14b-fp16 (highest quality that fits"),
+    (3, ("flux1", "ltxv", "ace15"), "text to video: (none) (no text to video preset can run in a 3.0 GB budget)")])
+def test_the_preset_planner_node_picks_the_stages_models_from_the_budget(comfy_server, budget, models, others):
     """Preset Planner (LockN) in a real server: its image/video/music_model outputs (for the chains' model nodes)
     follow the GPU budget as lockn_gen.planner.stage_models does (quality, streaming up to x2)."""
     prompt = {"1": {"class_type": "LockNPresetPlanner", "inputs": {"target": "quality", "gpu_gb": budget + 2.0,
@@ -193,5 +195,7 @@ def test_the_preset_planner_node_picks_the_stages_models_from_the_budget(comfy_s
     res = comfy_server.run(prompt)
     shown = tuple(res.outputs[str(10 + i)]["text"][0] for i in range(3))
     assert shown == models
-    plan = res.outputs["1"]["text"][0] if "1" in res.outputs else ""
-    assert not plan or f"video: {models[1]}" in plan
+    plan = res.outputs["1"]["text"][0]
+    assert f"video: {models[1]}" in plan
+    also = plan.split("also ranked, not a chain stage: ")[1]        # text to video and HeartMuLa, each with its reason
+    assert also.startswith(others) and "songs in many languages (HeartMuLa): " in also
