@@ -33,7 +33,8 @@ NOT_OFFERED = {
         "heartlib (not on PyPI) would change ComfyUI's own packages (numpy 2.4.6 -> 2.0.2, transformers 5.14.1 -> 4.57.0), "
         "so the HeartMuLa Music (LockN) node runs it in a Python of its own: make that with LOCKN_SETUP_HEARTMULA=1 "
         "bash scripts/setup.sh (heartlib 3981c52f from github.com/HeartMuLa/heartlib). Its files are three whole "
-        "Hugging Face repositories, downloaded as heartlib's README says into ComfyUI's models/HeartMuLa: "
+        "Hugging Face repositories: `lockn-gen models pull heartmula-3b` downloads them (resumable, verified) into "
+        "ComfyUI's models/HeartMuLa as heartlib's README lays them out, as do "
         "hf download HeartMuLa/HeartMuLaGen --local-dir models/HeartMuLa && "
         "hf download HeartMuLa/HeartMuLa-oss-3B-happy-new-year --local-dir models/HeartMuLa/HeartMuLa-oss-3B && "
         "hf download HeartMuLa/HeartCodec-oss-20260123 --local-dir models/HeartMuLa/HeartCodec-oss"),

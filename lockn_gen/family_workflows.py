@@ -334,7 +334,9 @@ def heartmula_notes(g) -> list[tuple[str, str]]:
         "and transformers): `LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh` in the LockN Gen folder, then restart "
         "ComfyUI.")
     files = ["## Model files", "", f"Three Hugging Face repositories, as heartlib's README downloads them into {root} "
-             "(the node reads every file before it loads and names a missing or cut one):", ""]
+             "(the node reads every file before it loads and names a missing or cut one). One command downloads them "
+             "(resumable, size and SHA-256 checked):", "", "    lockn-gen models pull heartmula-3b", "",
+             "or by hand, with Hugging Face's own tool:", ""]
     files += [f"    {c}" for c in hm.download_commands(root)]
     files += ["", "| folder | repository | size |", "|---|---|---|",
               f"| {root}/ (tokenizer.json, gen_config.json) | [{hm.REPOS['']}](https://huggingface.co/{hm.REPOS['']}) | ~9 MB |",

@@ -41,6 +41,9 @@ MODELS = ("HeartMuLa-oss-3B",)
 # the folder -> the repository heartlib's README (at HEARTLIB_COMMIT) downloads into it: its recommended versions
 REPOS = {"": "HeartMuLa/HeartMuLaGen", "HeartMuLa-oss-3B": "HeartMuLa/HeartMuLa-oss-3B-happy-new-year",
          CODEC: "HeartMuLa/HeartCodec-oss-20260123"}
+# `lockn-gen models pull heartmula-3b` (lockn_gen/repo_pull.py): each repository into its folder under models/
+PULL_IDS = ("heartmula-3b", "heartmula")
+PULL_TARGETS = tuple((REPOS[k], "/".join(x for x in (FOLDER, k) if x)) for k in ("", MODELS[0], CODEC))
 SAMPLE_RATE = 48000                           # HeartCodec's output: 48 kHz stereo
 FRAME_SECONDS = 0.08                          # one generated frame of 8 codebooks (12.5 Hz)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -220,7 +223,10 @@ def _check(root: str, model: str) -> Layout:
         if broken:
             what.append("broken: " + "; ".join(broken))
         raise LockNError(f"HeartMuLa ({model}): {'. '.join(what)}. Looked in {root} (ComfyUI's models/{FOLDER}). "
-                         f"Download the set (delete a broken file first) with: " + " && ".join(download_commands(root, model)))
+                         f"Download the set (delete a broken file first) with: "
+                         + (f"lockn-gen models pull heartmula-3b --models-dir {os.path.dirname(os.path.abspath(root))} "
+                            f"(resumable, verified), or: " if model == MODELS[0] else "")
+                         + " && ".join(download_commands(root, model)))
     return Layout(**{**lay.__dict__, "weights": tuple(weights)})
 
 

@@ -664,8 +664,15 @@ def pull_files(catalog: Catalog, names: Iterable[str], models_dir: os.PathLike |
 
     Stops at the first "hub unreachable" failure (the rest are marked ``skipped``).
     """
+    return pull_entries(resolve_files(catalog, files=names), models_dir, verify=verify, retries=retries,
+                        retry_wait=retry_wait, progress=progress, token=token, timeout=timeout)
+
+
+def pull_entries(entries: list[FileEntry], models_dir: os.PathLike | str | None = None, *, verify: bool = False,
+                 retries: int = 5, retry_wait: float = 1.0, progress: bool = True, token: str | bool | None = None,
+                 timeout: float | None = None) -> list[PullResult]:
+    """pull_files for entries that need not be in a catalog (the files of a whole repository: repo_pull)."""
     models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
-    entries = resolve_files(catalog, files=names)
     results: list[PullResult] = []
     for i, entry in enumerate(entries):
         if not models_dir.is_dir():
@@ -861,10 +868,16 @@ def _cmd_pull(cat: Catalog, models_dir: Path, args) -> int:
     if not args.presets and not args.files:
         _err("error: name at least one preset or --file NAME (see `lockn-gen models list`)")
         return 2
-    names = [f.name for f in resolve_files(cat, args.presets, args.files, args.include_optional)]
+    from . import repo_pull
+    sets = [p for p in args.presets if p.lower() in repo_pull.SETS]        # whole repositories (HeartMuLa)
+    names = [f.name for f in resolve_files(cat, [p for p in args.presets if p not in sets], args.files,
+                                           args.include_optional)]
     _info(f"models folder: {models_dir}")
     results = pull_files(cat, names, models_dir, verify=args.verify, retries=max(0, args.retries),
                          progress=not args.no_progress)
+    for name in dict.fromkeys(p.lower() for p in sets):
+        results += repo_pull.pull_set(name, models_dir, verify=args.verify, retries=max(0, args.retries),
+                                      progress=not args.no_progress)
     for r in results:
         if r.ok:
             _info(f"[{r.status}] {r.message}")

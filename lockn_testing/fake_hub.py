@@ -10,6 +10,7 @@ and ``lockn_gen.hub``):
   fake "CDN", the way the real hub redirects to its storage. The real CDN lives on another host, which
   ``huggingface_hub`` does not follow for ``HEAD``; here it is the same host, which it does follow, so
   the CDN answers carry the hub headers too (metadata reads the same either way).
+* ``GET /api/models/{repo_id}/tree/{revision}`` (what ``list_repo_tree`` asks): the repo's files, sizes, LFS sha256.
 * ``Range: bytes=N-`` / ``bytes=N-M`` answered with ``206`` and ``Content-Range``; ``416`` past the end.
 * errors the way the hub shapes them: ``404`` with ``X-Error-Code: RepoNotFound`` / ``RevisionNotFound``
   / ``EntryNotFound``, ``401``/``403`` (optionally ``X-Error-Code: GatedRepo``).
@@ -221,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._cdn(path, head, req)
             elif "/resolve/" in path:
                 self._resolve(path, head, req)
+            elif path.startswith("/api/models/") and "/tree/" in path:
+                self._tree(path, req)
             else:
                 self._error(req, 404, "", "Not a route of the fake hub")
         except (BrokenPipeError, ConnectionResetError):
@@ -249,6 +252,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._serve(f, head, req, repo.commit)
+
+    def _tree(self, path: str, req: Request) -> None:
+        """The tree API (``list_repo_tree``, recursive): every file with its size, and its LFS sha256 where it is
+        an LFS file, as the hub lists them (folders are left out: callers skip them anyway)."""
+        import json
+        repo_id, _, revision = path[len("/api/models/"):].partition("/tree/")
+        repo = self.fake_hub.repos.get(repo_id)
+        if repo is None:
+            return self._error(req, 404, "RepoNotFound", f"Repository {repo_id} not found")
+        if revision.strip("/") not in (repo.revision, repo.commit):
+            return self._error(req, 404, "RevisionNotFound", f"Invalid rev id: {revision}", repo.commit)
+        items = [{"type": "file", "oid": git_blob_sha1(f.data), "size": len(f.data), "path": p,
+                  **({"lfs": {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}} if f.lfs else {})}
+                 for p, f in sorted(repo.files.items())]
+        body = json.dumps(items).encode()
+        self.send_response(200)
+        req.status = 200
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _cdn(self, path: str, head: bool, req: Request) -> None:
         try:

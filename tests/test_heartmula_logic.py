@@ -58,6 +58,7 @@ def test_no_folder_at_all_names_every_piece_and_the_downloads(tmp_path):
     for piece in ("tokenizer.json", "gen_config.json", "HeartMuLa-oss-3B", "HeartCodec-oss"):
         assert piece in msg
     assert "HeartMuLa/HeartMuLa-oss-3B-happy-new-year" in msg and "HeartMuLa/HeartCodec-oss-20260123" in msg
+    assert f"lockn-gen models pull heartmula-3b --models-dir {tmp_path} (resumable, verified)" in msg
 
 
 def test_a_missing_shard_a_cut_file_and_foreign_pieces_are_named(root):

@@ -376,3 +376,57 @@ def test_fake_hub_serves_hf_hub_download(env):
     assert Path(p).read_bytes() == b'{"a": 1}'
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download(REPO, "nope.bin", local_dir=d, endpoint=env.hub.endpoint)
+
+
+# ---- whole repositories: HeartMuLa's set ----------------------------------------------------------------------
+def _safetensors_bytes(tmp: Path, name: str, n: int) -> bytes:
+    import numpy as np
+    from safetensors.numpy import save_file
+    save_file({name: np.arange(n, dtype=np.float32)}, str(tmp / "st"))
+    return (tmp / "st").read_bytes()
+
+
+def test_heartmula_set_is_pulled_whole_into_heartlibs_layout(env, capsys):
+    """`models pull heartmula-3b` lists each of HeartMuLa's three repositories on the hub and downloads every file
+    (resumed, sha256-verified) into models/HeartMuLa as heartlib's README lays them out: the node's own check then
+    passes. A second pull reads nothing; a repository the hub does not list is named, and the rest is skipped."""
+    import json
+    from lockn_gen import heartmula as hm
+    gen, mula, codec = (r for r, _ in hm.PULL_TARGETS)
+    shards = [_safetensors_bytes(env.tmp, f"w{i}", 50_000 + i) for i in range(2)]
+    names = [f"model-0000{i + 1}-of-00002.safetensors" for i in range(2)]
+    env.hub.add(gen, "tokenizer.json", json.dumps({"model": {"vocab": list(range(3000))}}).encode())
+    env.hub.add(gen, "gen_config.json", b'{"text_bos_id": 1, "text_eos_id": 2, "audio_eos_id": 3, "empty_id": 0}', lfs=False)
+    env.hub.add(gen, ".gitattributes", b"*.json filter=lfs\n", lfs=False)
+    env.hub.add(mula, "config.json", b'{"model_type": "heartmula"}', lfs=False)
+    env.hub.add(mula, "model.safetensors.index.json",
+                json.dumps({"weight_map": {"w0": names[0], "w1": names[1]}}).encode(), lfs=False)
+    for n, data in zip(names, shards):
+        env.hub.add(mula, n, data)
+    env.hub.file(mula, names[1]).cut_after = 120_000            # dropped once mid-body: resumed in the same run
+    env.hub.add(codec, "config.json", b'{"model_type": "heartcodec"}', lfs=False)
+    env.hub.add(codec, "model.safetensors", _safetensors_bytes(env.tmp, "c", 30_000))
+
+    assert cli(env, "pull", "heartmula-3b") == 0
+    out, err = capsys.readouterr()
+    root = env.models / "HeartMuLa"
+    assert sorted(p.relative_to(root).as_posix() for p in files_under(root)) == [
+        "HeartCodec-oss/config.json", "HeartCodec-oss/model.safetensors", "HeartMuLa-oss-3B/config.json",
+        f"HeartMuLa-oss-3B/{names[0]}", f"HeartMuLa-oss-3B/{names[1]}", "HeartMuLa-oss-3B/model.safetensors.index.json",
+        "gen_config.json", "tokenizer.json"]                       # not .gitattributes; nothing left in staging
+    assert (root / "HeartMuLa-oss-3B" / names[1]).read_bytes() == shards[1]
+    assert f"sha256 {sha(shards[1])} verified against the hub LFS etag" in out
+    assert any(r.range == "bytes=120000-" for r in env.hub.requests)
+    lay = hm.check(str(root))                                       # the node's own reading of the set passes
+    assert [Path(w).name for w in lay.weights] == [*names, "model.safetensors"]
+
+    env.hub.clear_requests()
+    assert cli(env, "pull", "HeartMuLa") == 0                       # the family's name asks for the same set
+    out, _ = capsys.readouterr()
+    assert out.count("already present") == 8
+    assert all("/tree/" in r.path for r in env.hub.requests)        # only the three listings
+
+    del env.hub.repos[codec]
+    assert cli(env, "pull", "heartmula-3b") == 1
+    _, err = capsys.readouterr()
+    assert f"{codec}: the hub ({env.hub.endpoint}) did not list its files (HTTP 404" in err
