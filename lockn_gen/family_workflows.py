@@ -134,6 +134,16 @@ def ltxv_video(g, image, preset="ltxv-2b-0.9.8-distilled-fp8", width=768, height
     return frames, n_len, n_fps
 
 
+def _wan_sampling(g, title, m, st, seed, positive, negative, latent):
+    """Wan2.1's sampling as its templates: ModelSamplingSD3 (shift), KSampler (steps, cfg, sampler, scheduler of the
+    preset's settings), VAEDecode: (the KSampler, the decoded frames)."""
+    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
+    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
+               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=positive, negative=negative,
+               latent_image=latent, denoise=1.0)
+    return ks, g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+
+
 def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512, length=33, fps=16.0, seed=0,
                 prompt=None, prefix="", title="Wan2.1", n_len=None, n_fps=None):
     """Wan2.1 I2V 14B as image_to_video_wan.json: UNETLoader, CLIPLoader (umt5, wan), VAELoader and
@@ -148,11 +158,7 @@ def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512,
     cv = g.add("CLIPVisionEncode", None, clip_vision=[m, 3], image=image, crop="none")
     i2v = g.add("WanImageToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2], width=width,
                 height=height, length=[n_len, 0], batch_size=1, clip_vision_output=[cv, 0], start_image=image)
-    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
-    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
-               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[i2v, 0], negative=[i2v, 1],
-               latent_image=[i2v, 2], denoise=1.0)
-    frames = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    ks, frames = _wan_sampling(g, title, m, st, seed, [i2v, 0], [i2v, 1], [i2v, 2])
     _faces(g, prefix, [(i2v, "start_image", "start_image"), (pos, "text", "prompt"), (i2v, "width", "width"),
                        (i2v, "height", "height"), (n_len, "value", "length"), (n_fps, "value", "fps"),
                        (ks, "steps", "steps"), (ks, "seed", "seed"), (m, "preset", "preset"), (frames, 0, "frames"),
@@ -176,11 +182,7 @@ def wan21_t2v_video(g, preset="wan21-t2v-14b-q4_k_m", width=832, height=480, len
     pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
     neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=C.WAN_NEGATIVE, clip=[m, 1])
     lat = g.add("EmptyHunyuanLatentVideo", f"{title} size", width=width, height=height, length=[n_len, 0], batch_size=1)
-    ms = g.add("ModelSamplingSD3", None, model=[m, 0], shift=float(st["shift"]))
-    ks = g.add("KSampler", f"{title} seed and steps", model=[ms, 0], seed=seed, steps=int(st["steps"]), cfg=float(st["cfg"]),
-               sampler_name=st["sampler"], scheduler=st["scheduler"], positive=[pos, 0], negative=[neg, 0],
-               latent_image=[lat, 0], denoise=1.0)
-    frames = g.add("VAEDecode", None, samples=[ks, 0], vae=[m, 2])
+    ks, frames = _wan_sampling(g, title, m, st, seed, [pos, 0], [neg, 0], [lat, 0])
     _faces(g, prefix, [(pos, "text", "prompt"), (lat, "width", "width"), (lat, "height", "height"),
                        (n_len, "value", "length"), (n_fps, "value", "fps"), (ks, "steps", "steps"), (ks, "seed", "seed"),
                        (m, "preset", "preset"), (frames, 0, "frames"), (n_fps, 0, "fps")])
