@@ -46,7 +46,8 @@ class Worker:
     def __init__(self, python: str):
         self.python = python
         self.proc: subprocess.Popen | None = None
-        self._events = None
+        self._events: int | None = None                # the read end of the events pipe (a raw descriptor)
+        self._pending = b""                             # bytes read from it, not yet a whole line
         self._log = None
         self.device = ""                                # where it computes ("cpu", "cuda0", ...), once loaded
         self.gpu_bytes = 0                              # what it says it put on a GPU, once loaded
@@ -65,7 +66,7 @@ class Worker:
                                      stdout=subprocess.DEVNULL, stderr=self._log, pass_fds=(w,), cwd=REPO, env=env,
                                      text=True)
         os.close(w)
-        self._events = os.fdopen(r, "r")
+        self._events, self._pending = r, b""
 
     def rss(self) -> int:
         """The worker's resident memory in bytes (0 when it is not running)."""
@@ -99,10 +100,11 @@ class Worker:
                 except OSError:
                     pass
             self.proc.wait()
-        for f in (self._events, self._log):
-            if f is not None:
-                f.close()
-        self.proc, self._events, self._log = None, None, None
+        if self._events is not None:
+            os.close(self._events)
+        if self._log is not None:
+            self._log.close()
+        self.proc, self._events, self._log, self._pending = None, None, None, b""
 
     # ---- plumbing ------------------------------------------------------------------------------------------
     def send(self, **cmd) -> None:
@@ -112,6 +114,23 @@ class Worker:
         except (BrokenPipeError, OSError):
             pass                                        # next_event reports the dead worker with its log
 
+    def _line(self, timeout: float) -> str | None:
+        """The next whole line from the events pipe, waiting at most `timeout` s for more bytes; None when none came
+        (or the worker closed the pipe). Read raw, never through a buffered file: a buffered readline takes every
+        line the pipe holds, and select() then waits on an empty pipe while the answer sits in the buffer (the
+        HeartMuLa run that hung at the end of a loaded suite, 2026-12-08)."""
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self._events], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self._events, 1 << 16)
+            if not chunk:                               # the worker closed its end: it is ending
+                time.sleep(0.05)
+                return None
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode("utf-8")
+
     def next_event(self, should_stop, on_step, what: str) -> dict:
         """The worker's next answer: log lines are kept (`said`), steps go to `on_step(step, steps)`; `should_stop()`
         is polled and, when it says so, the worker is killed and Interrupted raised."""
@@ -119,9 +138,8 @@ class Worker:
             if should_stop is not None and should_stop():
                 self.close()
                 raise Interrupted(f"{self.what_it_is} stopped while {what}")
-            ready, _, _ = select.select([self._events], [], [], 0.1)
-            if ready:
-                line = self._events.readline()
+            line = self._line(0.1)
+            if line is not None:
                 if line:
                     ev = json.loads(line)
                     if ev["event"] == "log":
