@@ -453,11 +453,12 @@ def _image_stage(g: Graph, b: str) -> str:
 
 
 def _music_stage(g: Graph, b: str, secs: str) -> str:
-    """The chains' Music stage: ACE-Step 1.5 from the Brief's words, or Stable Audio Open from its tags."""
+    """The chains' Music stage: ACE-Step 1.5 from the Brief's words, Stable Audio Open from its tags, or HeartMuLa
+    from its tags and lyrics."""
     model = FW.choice(g, "music", "Music model")
     with g.stage(MUSIC, ACE15):
         music = ace15_music(g, [secs, 0], brief=b)
-        return FW.music_alternative(g, model, music, [secs, 0], [b, BRIEF_OUT["tags"]])
+        return FW.music_alternative(g, model, music, [secs, 0], b)
 
 
 def chain_quality() -> Graph:
@@ -611,6 +612,12 @@ def _files_note(g: Graph) -> str:
                 link = f"[{f.name}]({f.url('https://huggingface.co')})" if f.repo else f.name
                 head = f"**{stage}** `{pid}`" if i == 0 else ""
                 lines.append(f"| {head} | {link} | {f.folder} | {'' if f.size_exact else '~'}{_gb(f.size)} |")
+    if any(n["class_type"] == "LockNHeartMuLa" for n in g.nodes.values()):
+        from . import heartmula as hm
+        gb = sum(hm.PARAMS.values()) * 4 / 1e9
+        lines += ["", f"HeartMuLa on the Music stage (only when chosen): three whole repositories, ~{gb:.0f} GB, and a "
+                  "Python of its own, made once by `LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh`:", "",
+                  "    lockn-gen models pull heartmula-3b"]
     lines += ["", "~: the catalog's size, rounded. Other presets: `lockn-gen models list --family wan22` "
               "(flux2, ltx2, ace15, ...); choose one in the stage's *preset*."]
     return "\n".join(lines)

@@ -31,8 +31,10 @@ STAGE_CHOICES = {
     "image": ("flux2", "flux1", "sd35"),
     "quality_video": ("wan22", "hunyuan15"),
     "fast_video": ("ltx2", "ltxv"),
-    "music": ("ace15", "stable_audio"),
+    "music": ("ace15", "stable_audio", "heartmula"),
 }
+# the stages' models that are no catalog family (their own node, not a LockN loader), by the name users know
+NOT_CATALOG = {"heartmula": "HeartMuLa"}
 # mode -> every family a chain's stage of that mode can run (the Image/Video/Music Model nodes' options)
 MODE_CHOICES = {mode: tuple(dict.fromkeys(f for k, fams in STAGE_CHOICES.items() if k.endswith(mode) for f in fams))
                 for mode in ("image", "video", "music")}
@@ -407,12 +409,18 @@ def video_alternative(g, model: str, family: str, default_frames: str, image, pr
     return pick(g, model, "Video: the chosen model's frames", {default: [default_frames, 0], family: [frames, 0]})
 
 
-def music_alternative(g, model: str, ace_audio: str, seconds, prompt) -> str:
-    """Stable Audio Open beside ACE-Step 1.5 (the Brief's tags as its prompt, the clip's length): the picked audio."""
+def music_alternative(g, model: str, ace_audio: str, seconds, brief: str) -> str:
+    """Stable Audio Open (the Brief's tags as its prompt) and HeartMuLa (the Brief's tags and lyrics: songs in many
+    languages) beside ACE-Step 1.5, for the clip's length: the picked audio."""
     before = set(g.faces)
-    sa = stable_audio_music(g, seconds, prompt=prompt, prefix="stable_audio_")
+    sa = stable_audio_music(g, seconds, prompt=[brief, C.BRIEF_OUT["tags"]], prefix="stable_audio_")
     _keep_faces(g, before, "stable_audio_")
-    return pick(g, model, "Music: the chosen model's audio", {"ace15": [ace_audio, 0], "stable_audio": [sa, 0]}, "Audio")
+    before = set(g.faces)
+    hm = heartmula_song(g, seconds, tags=[brief, C.BRIEF_OUT["tags"]], lyrics=[brief, C.BRIEF_OUT["lyrics"]],
+                        prefix="heartmula_")
+    _keep_faces(g, before, "heartmula_")
+    return pick(g, model, "Music: the chosen model's audio",
+                {"ace15": [ace_audio, 0], "stable_audio": [sa, 0], "heartmula": [hm, 0]}, "Audio")
 
 
 # ---- one workflow per family ------------------------------------------------------------------------------------

@@ -412,6 +412,7 @@ def stage_models(catalog, machine: Machine, stages: dict, target: str = "quality
     the target within the budget, chosen among those families only: {mode: (family, preset id, reason)}."""
     out = {}
     for mode, families in stages.items():
+        families = [f for f in families if f in catalog.families]     # (HeartMuLa: no catalog preset; ranked apart)
         sub = catalog_mod.Catalog({f: catalog.families[f] for f in families}, catalog.files,
                                   {k: p for k, p in catalog.presets.items() if p.family in families}, catalog.loras)
         (c,) = choose_presets(sub, machine, "speed" if target == "speed" else "quality", (mode,), max_slowdown)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lockn_gen import catalog as catalog_mod
-from ..lockn_gen.family_workflows import MODE_CHOICES, MODE_OF_CHOICE, STAGE_CHOICES
+from ..lockn_gen.family_workflows import MODE_CHOICES, MODE_OF_CHOICE, NOT_CATALOG, STAGE_CHOICES
 from ..lockn_gen.preflight import LockNError
 
 CATEGORY = "LockN Gen/chains"
@@ -18,7 +18,7 @@ FAMILIES = tuple(dict.fromkeys(f for fams in STAGE_CHOICES.values() for f in fam
 
 def _name(family: str) -> str:
     fam = catalog_mod.builtin().families.get(family)
-    return fam.display_name if fam else family
+    return fam.display_name if fam else NOT_CATALOG.get(family, family)
 
 
 class _ModelChoice(io.ComfyNode):

@@ -4,7 +4,8 @@ random weights: lockn_testing/tiny/heartmula.py) in a worker process in HeartMuL
 - A song of the asked length reaches Save Audio as 48 kHz stereo; the node's progress goes to the last step; the model
   is a registry entry (family heartmula, music, the worker's bytes), loaded once for two runs (the second, another
   seed, is another song), and the shipped workflow (workflows/heartmula_text_to_music.json, through the client) runs
-  on the same worker to an MP3; `/free` ends the worker and drops the entry.
+  on the same worker to an MP3, and so does the quality chain with HeartMuLa on its Music stage (an MP4 with its
+  song); `/free` ends the worker and drops the entry.
 - Bad input is a clear error before anything loads, and the server keeps serving: an interrupted download (the file,
   "truncated", and the download command) and weights never downloaded (the file missing, where it looked).
 - Without heartlib in the worker's Python the engine says how to make the environment.
@@ -29,18 +30,15 @@ WF = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_models, bad_models):
-    """A server of its own (the tiny set, the broken HeartMuLa folders of `bad_models`, the tiny sizes preloaded in
-    the worker): once, at the end of a 0.33 suite, the first song waited past its timeout on the shared session
-    server (2026-12-08, not seen alone nor in three other suites); kept apart until that is understood."""
+def server(comfy_server, tiny_models):
+    """The shared session server (its worker preloads the tiny HeartMuLa sizes). These tests had a server of their own
+    for a while (914bb4d): a song hung until its timeout at the end of loaded suites, here too; the cause was the
+    workers' buffered events pipe (lockn_gen/workers.py, tests/test_workers.py), not the sharing."""
     if not (tiny_models / "HeartMuLa").is_dir():
         from lockn_gen import heartmula
         pytest.fail(f"no tiny HeartMuLa set: {heartmula.worker_python()} has no heartlib; make HeartMuLa's environment "
                     f"with LOCKN_SETUP_HEARTMULA=1 bash scripts/setup.sh (scripts/test.sh does)")
-    from lockn_testing.harness.server import serving
-    with serving(tiny_models, extra_model_dirs=(str(bad_models),),
-                 env={"LOCKN_HEARTMULA_PRELOAD": "lockn_testing.tiny.heartmula"}) as srv:
-        yield srv
+    return comfy_server
 
 
 def _entries(srv) -> list[dict]:
@@ -84,6 +82,20 @@ def test_songs_from_a_resident_model_and_free(server, tmp_path):
     a = probe_media(mp3)["audio"]
     assert mp3.suffix == ".mp3" and a["sample_rate"] == 48000 and a["duration"] == pytest.approx(2.0, abs=0.1)
     assert a["finite"] and a["peak"] > 0
+    [e] = _entries(srv)
+    assert e["loads_from_disk"] == 1 and len(_workers(srv)) == 1
+    # the quality chain with HeartMuLa on its Music stage (the Brief's tags and lyrics): its song is the MP4's sound,
+    # as long as the clip, from the same worker; ACE-Step's music branch did not run
+    (run,) = client.run_workflow(str(WF / "chain_quality.json"), [*TINY["chain_quality"], "Music model.model=heartmula"],
+                                 [srv.url], out_dir=tmp_path / "chain", timeout=300)
+    assert run.ok, f"{run.error}\n{srv.log_tail(3000)}"
+    prompt = srv.get(f"/history/{run.prompt_id}")[run.prompt_id]["prompt"][2]
+    ran = {prompt[n]["class_type"] for n in run.result.executed}
+    assert "LockNHeartMuLa" in ran and not {"LockNAceStep15Loader", "TextEncodeAceStepAudio1.5", "EmptyLatentAudio"} & ran
+    info = probe_media(run.files[0])
+    frames, fps = int(dict(x.split("=", 1) for x in TINY["chain_quality"])["Length (frames).value"]), 16.0
+    assert info["video"]["frames"] == frames and info["n_audio_streams"] == 1
+    assert info["audio"]["duration"] == pytest.approx(frames / fps, abs=1 / fps) and info["audio"]["peak"] > 0
     [e] = _entries(srv)
     assert e["loads_from_disk"] == 1 and len(_workers(srv)) == 1
     # /free: the worker ends and the entry reads dropped; the next run loads again
