@@ -440,23 +440,14 @@ def _image_workflow(family: str, build):
     return make
 
 
-def _video_workflow(family: str, build):
+def _video_workflow(family: str, build, start_image: bool = True):
+    """A video family's workflow: its stage (from the start image, or with `start_image` False from the prompt alone:
+    text to video) to an MP4."""
     def make():
         g = C.Graph()
-        start = g.add("LoadImage", "Start image", image="lockn_start.png")
+        start = [[g.add("LoadImage", "Start image", image="lockn_start.png"), 0]] if start_image else []
         with g.stage(C.VIDEO, STAGE_TITLES[family]):
-            frames, _, n_fps = build(g, [start, 0])
-            vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
-        g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix=f"LockN/{family}", format="mp4", codec="h264")
-        return g
-    return make
-
-
-def _text_to_video_workflow(family: str, build):
-    def make():
-        g = C.Graph()
-        with g.stage(C.VIDEO, STAGE_TITLES[family]):
-            frames, _, n_fps = build(g)
+            frames, _, n_fps = build(g, *start)
             vid = g.add("CreateVideo", None, images=[frames, 0], fps=[n_fps, 0])
         g.add("SaveVideo", "Save MP4", video=[vid, 0], filename_prefix=f"LockN/{family}", format="mp4", codec="h264")
         return g
@@ -483,7 +474,7 @@ WORKFLOWS = {
     "wan21_image_to_video": _video_workflow("wan21", wan21_video),
     "hunyuan15_image_to_video": _video_workflow("hunyuan15", hunyuan15_video),
     "skyreels_image_to_video": _video_workflow("skyreels", skyreels_video),
-    "wan21_text_to_video": _text_to_video_workflow("wan21_t2v", wan21_t2v_video),
+    "wan21_text_to_video": _video_workflow("wan21_t2v", wan21_t2v_video, start_image=False),
     "stable_audio_text_to_music": _music_workflow("stable_audio", stable_audio_music),
     "heartmula_text_to_music": _music_workflow("heartmula", heartmula_song),
 }
