@@ -2,9 +2,9 @@
 
 Most of the pack's files are catalog entries, one file each. HeartMuLa's are three whole repositories laid out as
 heartlib's README downloads them (`hf download REPO --local-dir DIR`, lockn_gen/heartmula.py). This lists each
-repository's files on the hub (its tree API, with sizes and LFS sha256) and downloads every one through
-lockn_gen.hub's own machinery: resumed where an interrupted download stopped, verified (size, sha256) before it
-takes its final name, never a half-written file under the real name. Plain module: nothing from ComfyUI.
+repository's files on the hub (its tree API: paths and sizes) and downloads every one through lockn_gen.hub's own
+machinery: resumed where an interrupted download stopped, verified (the listed size, the sha256 of the hub's LFS
+etag) before it takes its final name, never a half-written file under the real name. Plain module: nothing from ComfyUI.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .catalog import FileEntry
 
 # what `models pull` takes as a whole set -> (repository, folder under the models folder), in download order
 SETS = {pid: hm.PULL_TARGETS for pid in hm.PULL_IDS}
-SKIP = (".gitattributes",)           # git's own bookkeeping, which `hf download` leaves out of use too
+SKIP = (".gitattributes",)           # git's own bookkeeping: of no use in a models folder
 
 
 def repo_entries(repo: str, folder: str, revision: str = "main", token: str | bool | None = None) -> list[FileEntry]:
@@ -25,6 +25,7 @@ def repo_entries(repo: str, folder: str, revision: str = "main", token: str | bo
     HubError (network=True) when the hub cannot be reached or does not list the repository."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.hf_api import RepoFile
     endpoint = hub.hub_endpoint()
     try:
         items = list(HfApi(endpoint=endpoint).list_repo_tree(repo, recursive=True, revision=revision, token=token))
@@ -38,7 +39,7 @@ def repo_entries(repo: str, folder: str, revision: str = "main", token: str | bo
                            f"run the command again to go on where it stopped.", network=True) from None
     out = []
     for it in items:
-        if not hasattr(it, "size") or not hasattr(it, "lfs") or it.path in SKIP:      # folders have no size
+        if not isinstance(it, RepoFile) or it.path in SKIP:          # (folders are listed too)
             continue
         sub, _, name = it.path.rpartition("/")
         out.append(FileEntry(
