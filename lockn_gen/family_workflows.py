@@ -108,6 +108,17 @@ def sd_image(g, family, preset, width=1024, height=1024, seed=0, prompt=None, ba
 
 
 # ---- video ------------------------------------------------------------------------------------------------
+def _video_start(g, family, preset, title, prompt, negative, length, fps, n_len=None, n_fps=None):
+    """What every video builder starts with: the family's LockN loader, the clip's length and frame rate (the
+    chain's own when it passes them) and the prompt pair: (loader, length, fps, positive, negative) node ids."""
+    m = C._loader(g, family, preset, f"{title} models")
+    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
+    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
+    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
+    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=negative, clip=[m, 1])
+    return m, n_len, n_fps, pos, neg
+
+
 def ltxv_video(g, image, preset="ltxv-2b-0.9.8-distilled-fp8", width=768, height=512, length=97, fps=24.0, seed=0,
                prompt=None, prefix="", title="LTX-Video", n_len=None, n_fps=None):
     """LTX-Video 0.9.x image to video as ltxv_image_to_video.json: CheckpointLoaderSimple (model + VAE) and
@@ -115,11 +126,7 @@ def ltxv_video(g, image, preset="ltxv-2b-0.9.8-distilled-fp8", width=768, height
     LTXVScheduler (30 steps, shift 2.05 / 0.95, stretched, terminal 0.1), SamplerCustom cfg 3, euler.
     The distilled 0.9.8 presets sample 8 steps at cfg 1 (their `defaults`)."""
     st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
-    m = C._loader(g, "ltxv", preset, f"{title} models")
-    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
-    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
-    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
-    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=LTXV_NEGATIVE, clip=[m, 1])
+    m, n_len, n_fps, pos, neg = _video_start(g, "ltxv", preset, title, prompt, LTXV_NEGATIVE, length, fps, n_len, n_fps)
     i2v = g.add("LTXVImgToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2], image=image,
                 width=width, height=height, length=[n_len, 0], batch_size=1, strength=float(st["image_strength"]))
     cond = g.add("LTXVConditioning", None, positive=[i2v, 0], negative=[i2v, 1], frame_rate=[n_fps, 0])
@@ -152,11 +159,7 @@ def wan21_video(g, image, preset="wan21-i2v-480p-q4_k_m", width=512, height=512,
     CLIPVisionLoader (clip_vision_h); CLIPVisionEncode (crop none) of the start image into WanImageToVideo,
     ModelSamplingSD3 shift 8, KSampler 20 steps cfg 6 uni_pc/simple, 16 fps."""
     st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
-    m = C._loader(g, "wan21", preset, f"{title} models")
-    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
-    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
-    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
-    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=C.WAN_NEGATIVE, clip=[m, 1])
+    m, n_len, n_fps, pos, neg = _video_start(g, "wan21", preset, title, prompt, C.WAN_NEGATIVE, length, fps, n_len, n_fps)
     cv = g.add("CLIPVisionEncode", None, clip_vision=[m, 3], image=image, crop="none")
     i2v = g.add("WanImageToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2], width=width,
                 height=height, length=[n_len, 0], batch_size=1, clip_vision_output=[cv, 0], start_image=image)
@@ -178,11 +181,7 @@ def wan21_t2v_video(g, preset="wan21-t2v-14b-q4_k_m", width=832, height=480, len
     EmptyHunyuanLatentVideo 832 x 480 x 33, ModelSamplingSD3 shift 8, KSampler 30 steps cfg 6 uni_pc/simple, 16 fps.
     No start image: the clip comes from the prompt alone."""
     st, prompt = settings(preset), T2V_PROMPT if prompt is None else prompt
-    m = C._loader(g, "wan21_t2v", preset, f"{title} models")
-    n_len = g.add("PrimitiveInt", f"{title} length (frames)", value=length)
-    n_fps = g.add("PrimitiveFloat", f"{title} FPS", value=fps)
-    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
-    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=C.WAN_NEGATIVE, clip=[m, 1])
+    m, n_len, n_fps, pos, neg = _video_start(g, "wan21_t2v", preset, title, prompt, C.WAN_NEGATIVE, length, fps)
     lat = g.add("EmptyHunyuanLatentVideo", f"{title} size", width=width, height=height, length=[n_len, 0], batch_size=1)
     ks, frames = _wan_sampling(g, title, m, st, seed, [pos, 0], [neg, 0], [lat, 0])
     _faces(g, prefix, [(pos, "text", "prompt"), (lat, "width", "width"), (lat, "height", "height"),
@@ -204,11 +203,8 @@ def skyreels_video(g, image, preset="skyreels-i2v-q4_k_s", width=960, height=544
     first frame: model_base.concat_cond), EmptyHunyuanLatentVideo, ModelSamplingSD3 shift 7, KSampler 30 steps
     cfg 6 euler/simple, VAEDecodeTiled as HunyuanVideo's template, 24 fps; SkyReels' own negative prompt."""
     st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
-    m = C._loader(g, "skyreels", preset, f"{title} models")
-    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
-    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
-    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
-    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text=SKYREELS_NEGATIVE, clip=[m, 1])
+    m, n_len, n_fps, pos, neg = _video_start(g, "skyreels", preset, title, prompt, SKYREELS_NEGATIVE, length, fps,
+                                             n_len, n_fps)
     gpos = g.add("FluxGuidance", None, conditioning=[pos, 0], guidance=float(st["guidance"]))
     gneg = g.add("FluxGuidance", None, conditioning=[neg, 0], guidance=float(st["guidance"]))
     ip2p = g.add("InstructPixToPixConditioning", f"{title} start image", positive=[gpos, 0], negative=[gneg, 0],
@@ -242,11 +238,7 @@ def hunyuan15_video(g, image, preset="hunyuan15-720p-i2v", width=1280, height=72
     from a second loader of the family (preset `sr_preset`: the same text encoders, VAE and vision model,
     which the residency registry shares)."""
     st, prompt = settings(preset), C.VIDEO_PROMPT if prompt is None else prompt
-    m = C._loader(g, "hunyuan15", preset, f"{title} models")
-    n_len = n_len or g.add("PrimitiveInt", f"{title} length (frames)", value=length)
-    n_fps = n_fps or g.add("PrimitiveFloat", f"{title} FPS", value=fps)
-    pos = g.add("CLIPTextEncode", f"{title} prompt", text=prompt, clip=[m, 1])
-    neg = g.add("CLIPTextEncode", f"{title} negative prompt", text="", clip=[m, 1])
+    m, n_len, n_fps, pos, neg = _video_start(g, "hunyuan15", preset, title, prompt, "", length, fps, n_len, n_fps)
     cv = g.add("CLIPVisionEncode", None, clip_vision=[m, 3], image=image, crop="center")
     i2v = g.add("HunyuanVideo15ImageToVideo", f"{title} size", positive=[pos, 0], negative=[neg, 0], vae=[m, 2],
                 width=width, height=height, length=[n_len, 0], batch_size=1, start_image=image,
